@@ -1,0 +1,37 @@
+# make run  : create .venv with pinned dependencies, then run the pipeline on the shipped sources
+# make test : create .venv the same way, then lint, type-check and run the whole test suite
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+export PREFECT_SERVER_ANALYTICS_ENABLED := false
+export DO_NOT_TRACK := 1
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: run test lint typecheck generate clean venv
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed")'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	@touch $@
+
+run: venv
+	$(BIN)/curate run
+
+lint: venv
+	$(BIN)/ruff check .
+
+test: lint typecheck
+	$(BIN)/pytest
+
+typecheck: venv
+	$(BIN)/mypy
+
+generate: venv
+	$(BIN)/python -m schemas.generate
+
+clean:
+	rm -rf $(VENV) warehouse/*.duckdb* exports/releases exports/current sources/reports

@@ -1,0 +1,166 @@
+"""The ``curate`` command (CONTRACT section 2).  Paths are handled here and nowhere deeper."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+# Prefect is offline here: no telemetry (set before Prefect is imported anywhere).
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("DO_NOT_TRACK", "1")
+
+from curate.checking import SourceResult, check_source  # noqa: E402
+from curate.settings import Settings  # noqa: E402
+from curate.sources import SourceOptions, discover, load_options, source_id_for  # noqa: E402
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Curate the support directory: ingest, check and publish listings.")
+console = Console(stderr=True)
+out = Console(highlight=False, soft_wrap=True)
+
+SourcesOpt = Annotated[Path | None, typer.Option("--sources", help="Folder of curator files [default: sources/]")]
+ExportsOpt = Annotated[Path | None, typer.Option("--exports", help="Folder of releases [default: exports/]")]
+WarehouseOpt = Annotated[Path | None, typer.Option("--warehouse", help="DuckDB file [default: warehouse/directory.duckdb]")]
+
+
+class Format(str, Enum):
+    text = "text"
+    json = "json"
+
+
+def _settings(sources: Path | None, exports: Path | None, warehouse: Path | None) -> Settings:
+    return Settings.from_env(sources_dir=sources, exports_dir=exports, warehouse_file=warehouse)
+
+
+def _print_summary(summary: object) -> None:
+    from flows.curate_run import RunSummary
+
+    assert isinstance(summary, RunSummary)
+    table = Table(title="Sources read", title_justify="left")
+    for col in ("source", "rows", "accepted", "rejected", "errors", "warnings"):
+        table.add_column(col, justify="left" if col == "source" else "right")
+    for s in summary.sources:
+        table.add_row(str(s["file"]) + ("" if s["usable"] else " (not used)"), *(str(s[k]) for k in ("rows", "accepted", "rejected", "errors", "warnings")))
+    out.print(table)
+    for message in summary.messages:
+        out.print(f"[yellow]![/yellow] {message}")
+    out.print(
+        f"Summary: {len(summary.sources)} sources, {summary.rows_read} rows read, {summary.rows_accepted} accepted, "
+        f"{summary.rows_rejected} rejected; {summary.listings} listings ({summary.public_listings} public) "
+        f"in {summary.locations} locations ({summary.countries} countries); links not checked (link_status unknown)."
+    )
+    out.print(f"Release {summary.release_id} published at {summary.release_path} (exports/current points to it).")
+    out.print("Curator reports: sources/reports/<source>.html and <source>.rejected.csv")
+
+
+@app.command()
+def run(
+    sources: SourcesOpt = None,
+    exports: ExportsOpt = None,
+    warehouse: WarehouseOpt = None,
+    skip_links: Annotated[bool, typer.Option("--skip-links", help="Do not check links (they are not checked by this version yet).")] = False,
+) -> None:
+    """One whole pipeline run: ingest, validate, dedupe, export and publish a release."""
+    settings = _settings(sources, exports, warehouse)
+    from flows.curate_run import curate_run
+
+    start = dt.datetime.now(dt.UTC)
+    try:
+        with console.status("Running the pipeline (ingest, validate, dedupe, export)..."):
+            summary = curate_run(settings)
+    except Exception as exc:  # a failed run must say so and exit 1, never publish
+        console.print(f"[red]The run failed:[/red] {exc}")
+        raise typer.Exit(1) from exc
+    _print_summary(summary)
+    out.print(f"Finished in {(dt.datetime.now(dt.UTC) - start).total_seconds():.1f} s.")
+
+
+@app.command("export")
+def export_cmd(sources: SourcesOpt = None, exports: ExportsOpt = None, warehouse: WarehouseOpt = None) -> None:
+    """Rebuild and publish a release from the warehouse without re-ingesting."""
+    settings = _settings(sources, exports, warehouse)
+    if not settings.warehouse_file.is_file():
+        console.print(f"[red]No warehouse at {settings.warehouse_file}[/red]: run `curate run` first.")
+        raise typer.Exit(1)
+    from flows.curate_export import curate_export
+
+    try:
+        release = curate_export(settings)
+    except Exception as exc:
+        console.print(f"[red]The export failed:[/red] {exc}")
+        raise typer.Exit(1) from exc
+    out.print(f"Release {release.release_id} published at {release.path} with {release.counts['listings']} listings.")
+
+
+def _options_for(path: Path, sources_dir: Path) -> SourceOptions:
+    toml = sources_dir / "sources.toml"
+    if toml.is_file():
+        try:
+            return load_options(toml.read_text(encoding="utf-8")).get(source_id_for(path), SourceOptions())
+        except Exception:  # a broken sources.toml is reported by `curate run`; check with defaults
+            return SourceOptions()
+    return SourceOptions()
+
+
+def _check_one(path: Path, sources_dir: Path, today: dt.date) -> SourceResult:
+    from curate.problems import problem
+
+    sid = source_id_for(path)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        r = SourceResult(sid, path.name, "")
+        r.problems.append(problem(sid, path.name, "unreadable_file", detail=exc.strerror or str(exc)))
+        return r
+    return check_source(data, path.name, sid, _options_for(path, sources_dir), today)
+
+
+@app.command()
+def check(
+    files: Annotated[list[Path], typer.Argument(help="Curator files to check.")],
+    format: Annotated[Format, typer.Option("--format", help="text or json")] = Format.text,
+    sources: SourcesOpt = None,
+    exports: ExportsOpt = None,
+    warehouse: WarehouseOpt = None,
+) -> None:
+    """Check curator files without ingesting anything: every problem with row, column, value and fix.
+
+    Exit 0: all rows valid; 1: some rows invalid; 2: a file could not be used.
+    """
+    settings = _settings(sources, exports, warehouse)
+    today = dt.datetime.now(dt.UTC).date()
+    results = [_check_one(p, settings.sources_dir, today) for p in files]
+    if format is Format.json:
+        doc = {"files": [{
+            "file": str(p), "source": r.source_id, "rows": r.rows_read, "valid_rows": r.rows_accepted,
+            "problems": [{k: v for k, v in x.as_dict().items() if k not in ("source", "file")} for x in r.problems],
+        } for p, r in zip(files, results, strict=True)]}
+        out.print_json(json.dumps(doc, ensure_ascii=False)) if sys.stdout.isatty() else print(json.dumps(doc, ensure_ascii=False, indent=2))
+    else:
+        for p, r in zip(files, results, strict=True):
+            head = f"{p}: {r.rows_read} rows, {r.rows_accepted} valid" if r.usable else f"{p}: cannot be used"
+            out.print(f"[bold]{head}[/bold]", markup=True)
+            for x in r.problems:
+                where = f"row {x.row}" if x.row is not None else "file"
+                col = f", column {x.column}" if x.column else ""
+                out.print(f"  {where}{col}: {x.severity}: {x.message}  Fix: {x.fix}", markup=False)
+    if any(not r.usable for r in results):
+        raise typer.Exit(2)
+    if any(r.rows_rejected for r in results):
+        raise typer.Exit(1)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

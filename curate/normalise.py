@@ -1,0 +1,302 @@
+"""Normalisers: pure, total and idempotent functions from a curator's cell to a canonical value.
+
+Each takes what a curator wrote and returns the canonical form when it can be
+recognised, or the cleaned input unchanged when it cannot (so that validation can
+name the value the curator wrote).  None of them raises, and applying one twice
+gives the same result as applying it once (``tests/test_normalise_properties.py``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import gettext
+import html
+import re
+import unicodedata
+from urllib.parse import urlsplit, urlunsplit
+
+import langcodes
+import phonenumbers
+import pycountry
+from phonenumbers import shortnumberinfo
+
+from schemas import vocabularies
+from schemas.fields import LIST_SEPARATOR
+
+TAG = re.compile(r"<\s*/?\s*[a-zA-Z!][^<>]*>")
+CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2060\ufeff]")
+SPACE = re.compile(r"\s+")
+#: Languages whose country names are accepted, beside English (the header-alias languages and neighbours).
+COUNTRY_NAME_LANGUAGES = ("nb", "nn", "sv", "da", "de", "fr", "es", "it", "nl", "pt", "fi", "pl", "is")
+#: Common English names pycountry does not list.
+COUNTRY_EXTRAS = {"uk": "GB", "great britain": "GB", "england": "GB", "scotland": "GB", "wales": "GB", "northern ireland": "GB",
+                  "usa": "US", "u.s.": "US", "u.s.a.": "US", "america": "US", "south korea": "KR", "korea": "KR",
+                  "russia": "RU", "czech republic": "CZ", "holland": "NL", "the netherlands": "NL", "vietnam": "VN",
+                  "taiwan": "TW", "iran": "IR", "turkey": "TR", "türkiye": "TR", "bolivia": "BO", "venezuela": "VE",
+                  "tanzania": "TZ", "moldova": "MD", "syria": "SY", "laos": "LA", "hong kong": "HK"}
+
+
+def text(value: str | None) -> str | None:
+    """Plain text: markup, entities and control characters removed, white space folded; None when empty."""
+    if value is None:
+        return None
+    out = unicodedata.normalize("NFC", str(value))
+    for _ in range(10):  # entities may hide markup (&lt;b&gt;): unwrap to a fixed point
+        step = CONTROL.sub(" ", TAG.sub(" ", html.unescape(out)))
+        if step == out:
+            break
+        out = step
+    out = SPACE.sub(" ", out).strip()
+    return out or None
+
+
+def has_markup(value: str | None) -> bool:
+    """True when ``text`` would remove markup or control characters (not just fold spaces)."""
+    if not value:
+        return False
+    cleaned = text(value) or ""
+    return cleaned != SPACE.sub(" ", unicodedata.normalize("NFC", value)).strip()
+
+
+def split_list(value: str | None) -> list[str]:
+    """Cells holding several values use ``;`` (commas and slashes are accepted for short lists)."""
+    cleaned = text(value)
+    if not cleaned:
+        return []
+    parts = cleaned.split(LIST_SEPARATOR) if LIST_SEPARATOR in cleaned else re.split(r"[,/|]", cleaned)
+    return [p.strip() for p in parts if p.strip()]
+
+
+def _dedupe(values: list[str]) -> list[str]:
+    return list(dict.fromkeys(values))
+
+
+# --- vocabularies -----------------------------------------------------------------------------
+
+
+@functools.cache
+def _table(name: str) -> dict[str, str]:
+    return vocabularies.lookup_table(getattr(vocabularies, name))
+
+
+def term(value: str | None, vocabulary: str) -> str | None:
+    """The canonical value of a vocabulary (``"KINDS"``, ``"TOPICS"``, ...) or the cleaned input."""
+    cleaned = text(value)
+    if cleaned is None:
+        return None
+    return _table(vocabulary).get(vocabularies.vocabulary_key(cleaned), cleaned)
+
+
+def terms(value: str | None, vocabulary: str) -> list[str]:
+    return _dedupe([t for t in (term(p, vocabulary) for p in split_list(value)) if t])
+
+
+def terms_list(values: list[str], vocabulary: str) -> list[str]:
+    """``terms`` for an already split list (keeps the function idempotent on its own output)."""
+    return _dedupe([t for t in (term(p, vocabulary) for p in values) if t])
+
+
+# --- places -----------------------------------------------------------------------------------
+
+
+def _fold(name: str) -> str:
+    return vocabularies.vocabulary_key(name).replace(",", "")
+
+
+@functools.cache
+def _country_names() -> dict[str, str]:
+    names: dict[str, str] = {}
+    for country in pycountry.countries:
+        for attr in ("name", "official_name", "common_name"):
+            if hasattr(country, attr):
+                names.setdefault(_fold(getattr(country, attr)), country.alpha_2)
+    for lang in COUNTRY_NAME_LANGUAGES:
+        try:
+            tr = gettext.translation("iso3166-1", pycountry.LOCALES_DIR, languages=[lang])
+        except OSError:
+            continue
+        for country in pycountry.countries:
+            for attr in ("name", "common_name"):
+                if hasattr(country, attr):
+                    names.setdefault(_fold(tr.gettext(getattr(country, attr))), country.alpha_2)
+    for name, code in COUNTRY_EXTRAS.items():
+        names.setdefault(_fold(name), code)
+    return names
+
+
+@functools.cache
+def _alpha3() -> dict[str, str]:
+    return {c.alpha_3: c.alpha_2 for c in pycountry.countries}
+
+
+def country(value: str | None) -> str | None:
+    """ISO 3166-1 alpha-2 (``WW`` for worldwide) from a code or an English or local name."""
+    cleaned = text(value)
+    if cleaned is None:
+        return None
+    key = _fold(cleaned)
+    if key in vocabularies.WORLDWIDE:
+        return "WW"
+    upper = cleaned.upper()
+    if len(cleaned) == 2 and pycountry.countries.get(alpha_2=upper):
+        return upper
+    if len(cleaned) == 3 and upper in _alpha3():
+        return _alpha3()[upper]
+    return _country_names().get(key, cleaned)
+
+
+@functools.cache
+def _subdivisions(country_code: str) -> dict[str, str]:
+    found = pycountry.subdivisions.get(country_code=country_code) or []
+    names: dict[str, str] = {}
+    for sub in found:
+        names.setdefault(_fold(sub.name), sub.code)
+        names.setdefault(_fold(sub.code.split("-", 1)[1]), sub.code)
+    return names
+
+
+def region(value: str, country_code: str | None) -> str:
+    """One ISO 3166-2 code from a code or a subdivision name inside ``country_code``."""
+    cleaned = text(value) or ""
+    upper = cleaned.upper()
+    if pycountry.subdivisions.get(code=upper):
+        return upper
+    if country_code and len(country_code) == 2 and country_code != "WW":
+        return _subdivisions(country_code).get(_fold(cleaned), cleaned)
+    return cleaned
+
+
+def regions(value: str | None, country_code: str | None) -> list[str]:
+    return _dedupe([region(p, country_code) for p in split_list(value)])
+
+
+def regions_list(values: list[str], country_code: str | None) -> list[str]:
+    return _dedupe([region(p, country_code) for p in values if p.strip()])
+
+
+def areas(country_code: str | None, region_codes: list[str]) -> list[str]:
+    """Location codes a row serves: its regions, or else its country."""
+    return sorted(region_codes) if region_codes else ([country_code] if country_code else [])
+
+
+# --- languages --------------------------------------------------------------------------------
+
+
+def language(value: str) -> str:
+    """A BCP 47 tag from a tag or an English language name; the cleaned input when unknown."""
+    cleaned = text(value) or ""
+    candidate = cleaned.replace("_", "-")
+    try:
+        if langcodes.tag_is_valid(candidate):
+            return langcodes.standardize_tag(candidate)
+    except (ValueError, LookupError):
+        pass
+    try:
+        return langcodes.find(cleaned).to_tag()
+    except (LookupError, ValueError):
+        return cleaned
+
+
+def languages(value: str | None) -> list[str]:
+    return _dedupe([language(p) for p in split_list(value)])
+
+
+def languages_list(values: list[str]) -> list[str]:
+    return _dedupe([language(p) for p in values if p.strip()])
+
+
+# --- contacts ---------------------------------------------------------------------------------
+
+
+def url(value: str | None) -> str | None:
+    """Canonical http(s) URL: scheme added to bare hosts, scheme and host lowercased, fragment and default port dropped."""
+    cleaned = text(value)
+    if cleaned is None:
+        return None
+    cleaned = cleaned.replace(" ", "")
+    if re.match(r"^(www\.|[a-z0-9-]+(\.[a-z0-9-]+)+(/|$))", cleaned, re.IGNORECASE):
+        cleaned = "https://" + cleaned
+    try:
+        parts = urlsplit(cleaned)
+        port = parts.port
+    except ValueError:
+        return cleaned
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https") or not parts.hostname:
+        return cleaned
+    host = parts.hostname.rstrip(".")
+    try:
+        host = host.encode("idna").decode("ascii") if not host.isascii() else host
+    except UnicodeError:
+        return cleaned
+    netloc = host
+    if parts.username or parts.password:
+        return cleaned  # credentials are refused by validation, shown as written
+    if port and port != {"http": 80, "https": 443}[scheme]:
+        netloc = f"{host}:{port}"
+    path = parts.path if parts.path not in ("", "/") else ""
+    return urlunsplit((scheme, netloc, path, parts.query, ""))
+
+
+def email(value: str | None) -> str | None:
+    cleaned = text(value)
+    if cleaned is None:
+        return None
+    cleaned = cleaned.removeprefix("mailto:").replace(" ", "")
+    local, at, domain = cleaned.rpartition("@")
+    return f"{local}@{domain.lower()}" if at else cleaned
+
+
+def phone(value: str | None, country_code: str | None) -> str | None:
+    """E.164 for a valid number; the digits for a national short number; else the cleaned input."""
+    cleaned = text(value)
+    if cleaned is None:
+        return None
+    digits = re.sub(r"\D", "", cleaned)
+    international = cleaned.startswith("+") or cleaned.startswith("00")
+    region_code = country_code if country_code and len(country_code) == 2 and country_code != "WW" else None
+    if not international and region_code and 3 <= len(digits) <= 8:
+        try:
+            short = phonenumbers.parse(digits, region_code)
+            if shortnumberinfo.is_valid_short_number_for_region(short, region_code):
+                return digits
+        except phonenumbers.NumberParseException:
+            pass
+    try:
+        number = phonenumbers.parse("+" + digits if international else cleaned, None if international else region_code)
+    except phonenumbers.NumberParseException:
+        number = None
+    if number is not None and phonenumbers.is_valid_number(number):
+        return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    if not international and region_code and 3 <= len(digits) <= 6 and re.fullmatch(r"[\d\s().-]+", cleaned):
+        return digits  # a national short code the metadata lacks (the Netherlands' 113)
+    return cleaned
+
+
+def hours(value: str | None) -> str | None:
+    cleaned = text(value)
+    if cleaned is None:
+        return None
+    return "24/7" if vocabularies.vocabulary_key(cleaned) in {vocabularies.vocabulary_key(a) for a in vocabularies.ALWAYS_OPEN} else cleaned
+
+
+DATE_FORMATS = ("%Y-%m-%d", "%Y/%m/%d", "%d.%m.%Y", "%d/%m/%Y", "%d-%m-%Y", "%Y%m%d", "%d %B %Y", "%d %b %Y", "%B %d, %Y", "%b %d, %Y")
+
+
+def date(value: str | None) -> str | None:
+    """ISO date (YYYY-MM-DD) from common notations (day first where ambiguous); else the cleaned input."""
+    cleaned = text(value)
+    if cleaned is None:
+        return None
+    candidate = re.split(r"[T ]\d{1,2}:\d{2}", cleaned)[0].strip()
+    for fmt in DATE_FORMATS:
+        try:
+            return dt.datetime.strptime(candidate, fmt).date().isoformat()
+        except ValueError:
+            continue
+    return cleaned
+
+
+def record_id(value: str | None, row: int) -> str:
+    return text(value) or str(row)

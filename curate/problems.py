@@ -1,0 +1,37 @@
+"""Problems found in curator files: what a curator reads in reports and in ``curate check``."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from schemas.checks import RULES
+from schemas.fields import BY_NAME
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a file or a row.  ``row`` counts as a spreadsheet does (header = 1)."""
+
+    source: str
+    file: str
+    row: int | None
+    column: str | None
+    value: str | None
+    severity: str
+    rule: str
+    message: str
+    fix: str
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def problem(source: str, file: str, rule: str, *, row: int | None = None, column: str | None = None,
+            value: object = None, detail: str = "") -> Problem:
+    """A problem told in the words of ``schemas.checks.RULES`` and the registry's fix for the column."""
+    spec = RULES[rule]
+    shown = "" if value is None else ("; ".join(map(str, value)) if isinstance(value, list) else str(value))
+    fix = spec.fix or (BY_NAME[column].fix if column in BY_NAME else "")
+    fmt = {"column": column or "", "value": shown, "detail": detail}
+    return Problem(source, file, row, column, shown if value is not None else None, spec.severity, rule,
+                   spec.message.format(**fmt), fix.format(**fmt))

@@ -1,0 +1,105 @@
+"""Reading a curator's file: bytes in, a table of strings out (no path, no I/O here).
+
+Encodings (UTF-8 with or without BOM, UTF-16, Windows-1252) and delimiters
+(``,`` ``;`` tab ``|``) are sniffed; fully empty rows and columns are dropped;
+every cell stays a string exactly as written, with ``_row`` the spreadsheet row.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+DELIMITERS = (",", ";", "\t", "|")
+ROW = "_row"
+
+
+@dataclass
+class Table:
+    """What was read from one file."""
+
+    frame: pd.DataFrame | None
+    encoding: str = ""
+    delimiter: str = ""
+    error: str = ""  # why the file could not be read at all
+    empty: bool = False
+    header: list[str] = field(default_factory=list)
+
+
+def decode(data: bytes) -> tuple[str, str]:
+    """The text and the encoding it was read with.  Raises ``UnicodeError`` for binary data."""
+    if data.startswith(b"\xef\xbb\xbf"):
+        return data[3:].decode("utf-8"), "utf-8-sig"
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return data.decode("utf-16"), "utf-16"
+    if b"\x00" in data[:4096]:
+        raise UnicodeError("it looks like a binary file, not text")
+    try:
+        return data.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError:
+        return data.decode("cp1252", errors="strict") if _cp1252_ok(data) else data.decode("latin-1"), "cp1252"
+
+
+def _cp1252_ok(data: bytes) -> bool:
+    try:
+        data.decode("cp1252")
+        return True
+    except UnicodeDecodeError:
+        return False
+
+
+def sniff_delimiter(text: str, suffix: str) -> str:
+    if suffix == ".tsv":
+        return "\t"
+    first = next((line for line in text.splitlines() if line.strip()), "")
+    counts = {d: first.count(d) for d in DELIMITERS}
+    best = max(DELIMITERS, key=lambda d: counts[d])
+    return best if counts[best] else ","
+
+
+def _unique(headers: list[str]) -> list[str]:
+    seen: dict[str, int] = {}
+    out = []
+    for i, h in enumerate(headers):
+        name = h.strip() or f"column_{i + 1}"
+        if name in seen:
+            seen[name] += 1
+            name = f"{name} ({seen[name]})"
+        else:
+            seen[name] = 1
+        out.append(name)
+    return out
+
+
+def read_table(data: bytes, suffix: str) -> Table:
+    """Parse CSV/TSV bytes into a frame of strings with a ``_row`` column."""
+    if not data.strip():
+        return Table(None, empty=True)
+    try:
+        text, encoding = decode(data)
+    except UnicodeError as exc:
+        return Table(None, error=str(exc))
+    control = sum(1 for c in text[:4096] if ord(c) < 32 and c not in "\r\n\t")
+    if control > 8:
+        return Table(None, error="it looks like a binary file, not text")
+    delimiter = sniff_delimiter(text, suffix)
+    try:
+        rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter))
+    except csv.Error as exc:
+        return Table(None, encoding=encoding, delimiter=delimiter, error=f"it is not valid CSV ({exc})")
+    numbered = [(i + 1, r) for i, r in enumerate(rows)]
+    numbered = [(n, r) for n, r in numbered if any(c.strip() for c in r)]
+    if not numbered:
+        return Table(None, encoding=encoding, delimiter=delimiter, empty=True)
+    (_, header), body = numbered[0], numbered[1:]
+    width = max(len(header), *(len(r) for _, r in body)) if body else len(header)
+    header = header + [""] * (width - len(header))
+    cells = [r + [""] * (width - len(r)) for _, r in body]
+    keep = [j for j in range(width) if header[j].strip() or any(r[j].strip() for r in cells)]
+    names = _unique([header[j] for j in keep])
+    frame = pd.DataFrame([[r[j] for j in keep] for r in cells], columns=names, dtype=object)
+    frame[ROW] = [n for n, _ in body]
+    return Table(frame.reset_index(drop=True), encoding=encoding, delimiter=delimiter, empty=not body, header=names)

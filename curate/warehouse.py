@@ -1,0 +1,143 @@
+"""The DuckDB warehouse: the edge where stages' tables are stored and SQL in ``warehouse/sql`` runs.
+
+Layers (STYLE 4): ``raw_<source>`` as read, ``stg_listings`` normalised rows,
+``core_listings`` merged listings with stable ids, ``out_listings`` what a release
+publishes.  ``source_files`` keeps every version of every source by sha256.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+
+from curate.problems import Problem
+from curate.read import ROW
+from schemas.fields import BY_NAME, STAGED_COLUMNS
+from schemas.generate import DUCKDB_TYPES, duckdb_columns
+
+SQL_DIR = Path(__file__).resolve().parent.parent / "warehouse" / "sql"
+
+STG_DDL = f"""
+CREATE TABLE IF NOT EXISTS stg_listings (
+  row_key VARCHAR PRIMARY KEY,
+  source_id VARCHAR NOT NULL,
+  row INTEGER NOT NULL,
+  source_sha256 VARCHAR NOT NULL,
+  priority INTEGER NOT NULL,
+  url_key VARCHAR,
+  completeness INTEGER NOT NULL,
+  {duckdb_columns(STAGED_COLUMNS)}
+);
+"""
+
+
+def run(con: duckdb.DuckDBPyConnection, query: str, params: list[object] | None = None) -> list[tuple[object, ...]]:
+    """Execute and drain: DuckDB keeps a connection busy until a result is fetched to the end."""
+    return con.execute(query, params).fetchall() if params is not None else con.execute(query).fetchall()
+
+
+def sql(name: str) -> str:
+    """The text of ``warehouse/sql/<name>.sql``."""
+    return (SQL_DIR / f"{name}.sql").read_text(encoding="utf-8")
+
+
+def connect(path: Path) -> duckdb.DuckDBPyConnection:
+    """Open (creating if needed) the warehouse file with every persistent table in place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect(str(path))
+    run(con, sql("schema"))
+    run(con, STG_DDL)
+    return con
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def store_version(con: duckdb.DuckDBPyConnection, source_id: str, path: str, data: bytes, now: dt.datetime) -> str:
+    """Keep the bytes of this version of a source (once per content); returns its sha256."""
+    digest = sha256(data)
+    run(
+        con,
+        "INSERT INTO source_files VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (sha256) DO NOTHING",
+        [digest, data, len(data), source_id, path, now],
+    )
+    return digest
+
+
+def version_bytes(con: duckdb.DuckDBPyConnection, digest: str) -> bytes | None:
+    """The raw bytes of a stored source version."""
+    rows = run(con, "SELECT bytes FROM source_files WHERE sha256 = ?", [digest])
+    return bytes(rows[0][0]) if rows else None
+
+
+def raw_table(source_id: str) -> str:
+    return f'"raw_{source_id}"'
+
+
+def write_raw(con: duckdb.DuckDBPyConnection, source_id: str, frame: pd.DataFrame, digest: str) -> None:
+    """``raw_<source>``: the rows exactly as read (all text), with their row number and version."""
+    raw = frame.astype({c: object for c in frame.columns if c != ROW}).assign(_sha256=digest)
+    con.register("raw_frame", raw)
+    run(con, f"CREATE OR REPLACE TABLE {raw_table(source_id)} AS SELECT * FROM raw_frame")
+    con.unregister("raw_frame")
+
+
+def replace_staged(con: duckdb.DuckDBPyConnection, source_id: str, frame: pd.DataFrame, digest: str, priority: int) -> None:
+    """Replace the staged rows of one source by ``frame`` (accepted rows only)."""
+    run(con, "DELETE FROM stg_listings WHERE source_id = ?", [source_id])
+    if frame.empty:
+        return
+    con.register("stg_frame", frame)
+    casts = ", ".join(f"CAST({c} AS {DUCKDB_TYPES[BY_NAME[c].type]}) AS {c}" for c in STAGED_COLUMNS)
+    scalar = [c for c in STAGED_COLUMNS if BY_NAME[c].type not in ("strings",) and c != "always_open"]
+    completeness = " + ".join([*(f"({c} IS NOT NULL)::INT" for c in scalar), *(f"(len({c}) > 0)::INT" for c in ("languages", "topics", "audience"))])
+    run(
+        con,
+        f"""
+        INSERT INTO stg_listings BY NAME
+        SELECT ? || '/' || record_id AS row_key, ? AS source_id, row, ? AS source_sha256, ? AS priority,
+               nullif(rtrim(regexp_replace(lower(url), '^https?://(www\\.)?', ''), '/'), '') AS url_key,
+               {completeness} AS completeness, * EXCLUDE (row)
+        FROM (SELECT {casts}, CAST({ROW} AS INTEGER) AS row FROM stg_frame)
+        """,
+        [source_id, source_id, digest, priority],
+    )
+    con.unregister("stg_frame")
+
+
+def drop_sources_not_in(con: duckdb.DuckDBPyConnection, present: list[str]) -> list[str]:
+    """Forget the staged rows of sources whose file was removed; returns their ids."""
+    gone = [str(r[0]) for r in run(con, "SELECT DISTINCT source_id FROM stg_listings") if r[0] not in present]
+    for source_id in gone:
+        run(con, "DELETE FROM stg_listings WHERE source_id = ?", [source_id])
+    return gone
+
+
+def record_problems(con: duckdb.DuckDBPyConnection, run_id: str, source_id: str, problems: list[Problem]) -> None:
+    run(con, "DELETE FROM problems WHERE source = ?", [source_id])
+    if problems:
+        con.executemany(
+            "INSERT INTO problems VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [[run_id, p.source, p.file, p.row, p.column, p.value, p.severity, p.rule, p.message, p.fix] for p in problems],
+        )
+
+
+def set_run_params(con: duckdb.DuckDBPyConnection, now: dt.datetime, max_verified_age_months: int) -> None:
+    run(con, "CREATE OR REPLACE TEMP TABLE run_params AS SELECT CAST(? AS TIMESTAMP) AS now, CAST(? AS INTEGER) AS max_verified_age_months",
+                [now.replace(tzinfo=None), max_verified_age_months])
+
+
+def build_core(con: duckdb.DuckDBPyConnection, now: dt.datetime, max_verified_age_months: int) -> dict[str, int]:
+    """Run ``core_listings.sql`` and ``out_listings.sql``; returns counts."""
+    set_run_params(con, now, max_verified_age_months)
+    run(con, sql("core_listings"))
+    run(con, sql("out_listings"))
+    counts = run(con, "SELECT (SELECT count(*) FROM stg_listings), (SELECT count(*) FROM core_listings), (SELECT count(*) FROM out_listings)")[0]
+    return {"staged_rows": counts[0], "listings": counts[1], "public_listings": counts[2]}
+
+

@@ -1,0 +1,18 @@
+"""``curate export``: rebuild core and publish a release from the warehouse, without re-ingesting."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from prefect import flow
+
+from curate import export
+from curate.settings import Settings
+from flows.curate_run import build_core, export_release
+
+
+@flow(name="curate-export", validate_parameters=False)
+def curate_export(settings: Settings, now: dt.datetime | None = None) -> export.Release:
+    now = (now or dt.datetime.now(dt.UTC)).replace(microsecond=0)
+    build_core(settings, now)
+    return export_release(settings, now, "export-" + now.strftime("%Y%m%dT%H%M%SZ"), 0)

@@ -1,0 +1,1 @@
+"""The field registry of the listing record and everything generated from it."""

@@ -1,0 +1,188 @@
+"""Everything generated from the field registry: Pandera, DuckDB DDL, JSON Schema, column guide.
+
+``python -m schemas.generate`` rewrites the generated files in ``schemas/``;
+``tests/test_schemas.py`` fails when they drift from the registry.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pandas as pd
+import pandera.pandas as pa
+
+from schemas import checks as c
+from schemas.fields import BY_NAME, CONTACT_FIELDS, CURATOR_COLUMNS, FIELDS, LISTING_FIELDS, STAGED_COLUMNS, Field
+
+HERE = Path(__file__).parent
+JSON_SCHEMA_FILE = HERE / "listing.schema.json"
+COLUMN_GUIDE_FILE = HERE / "COLUMNS.md"
+
+DUCKDB_TYPES = {
+    "string": "VARCHAR",
+    "strings": "VARCHAR[]",
+    "date": "DATE",
+    "boolean": "BOOLEAN",
+    "timestamp": "TIMESTAMP",
+    "sources": "STRUCT(source VARCHAR, record_id VARCHAR)[]",
+}
+
+
+# --- Pandera ----------------------------------------------------------------------------------
+
+
+def value_predicates(f: Field, today: dt.date) -> dict[str, Callable[[str], bool]]:
+    """Rule name -> predicate on one (element of a) value of ``f``."""
+    preds: dict[str, Callable[[str], bool]] = {}
+    if f.vocabulary:
+        vocab = frozenset(f.vocabulary)
+        preds["vocabulary"] = vocab.__contains__
+    for name in f.checks:
+        preds[name] = functools.partial(c.date_not_future, today=today) if name == "date_not_future" else c.VALUE_CHECKS[name]
+    return preds
+
+
+def _each(pred: Callable[[str], bool]) -> Callable[[object], bool]:
+    return lambda values: isinstance(values, list) and all(isinstance(x, str) and pred(x) for x in values)
+
+
+def _has_contact(df: pd.DataFrame) -> pd.Series:
+    return df[list(CONTACT_FIELDS)].notna().any(axis=1)
+
+
+def _region_in_country(df: pd.DataFrame) -> pd.Series:
+    return pd.Series([all(r.startswith(f"{k}-") for r in rs) for rs, k in zip(df["region"], df["country"], strict=True)], index=df.index)
+
+
+def _short_number_has_country(df: pd.DataFrame) -> pd.Series:
+    def ok(number: object, country: object) -> bool:
+        return not (isinstance(number, str) and number.isdigit() and country == "WW")
+
+    return pd.Series([ok(p, k) and ok(s, k) for p, s, k in zip(df["phone"], df["sms"], df["country"], strict=True)], index=df.index)
+
+
+#: Checks across columns of a row: rule -> (the column a problem is shown in, the check).
+ROW_CHECKS: dict[str, tuple[str | None, Callable[[pd.DataFrame], pd.Series]]] = {
+    "contact_required": (None, _has_contact),
+    "region_in_country": ("region", _region_in_country),
+    "short_number_needs_country": ("phone", _short_number_has_country),
+}
+
+
+@functools.cache
+def to_pandera(today: dt.date) -> pa.DataFrameSchema:
+    """The schema of staged rows, generated from the registry (``today`` bounds ``verified_at``)."""
+    columns = {}
+    for name in STAGED_COLUMNS:
+        f = BY_NAME[name]
+        checks = [
+            pa.Check(_each(pred) if f.type == "strings" else pred, element_wise=True, name=rule)
+            for rule, pred in value_predicates(f, today).items()
+        ]
+        nullable = not (f.required or name == "record_id") and f.type != "strings"
+        columns[name] = pa.Column(None, checks, nullable=nullable, required=True)
+    frame_checks = [pa.Check(fn, name=rule) for rule, (_, fn) in ROW_CHECKS.items()]
+    return pa.DataFrameSchema(columns, checks=frame_checks, name="stg_listings")
+
+
+# --- DuckDB -----------------------------------------------------------------------------------
+
+
+def duckdb_columns(names: tuple[str, ...] | list[str]) -> str:
+    """Column definitions for ``CREATE TABLE``, from the registry."""
+    return ",\n  ".join(f"{n} {DUCKDB_TYPES[BY_NAME[n].type]}" for n in names)
+
+
+# --- JSON Schema ------------------------------------------------------------------------------
+
+
+def _json_type(f: Field) -> dict[str, object]:
+    nullable = f.name not in ("id", "name", "kind", "link_status", "always_open")
+    if f.type == "strings":
+        item: dict[str, object] = {"type": "string"}
+        if f.vocabulary:
+            item["enum"] = list(f.vocabulary)
+        if f.pattern:
+            item["pattern"] = f.pattern
+        return {"type": "array", "items": item}
+    if f.type == "sources":
+        return {"type": "array", "minItems": 1, "items": {
+            "type": "object", "required": ["source", "record_id"], "additionalProperties": False,
+            "properties": {"source": {"type": "string"}, "record_id": {"type": "string"}}}}
+    base: dict[str, object] = {"type": ["string", "null"] if nullable else "string"}
+    if f.type == "boolean":
+        base = {"type": "boolean"}
+    elif f.type == "date":
+        base["format"] = "date"
+    elif f.type == "timestamp":
+        base["format"] = "date-time"
+    if f.vocabulary:
+        base["enum"] = [*f.vocabulary, *([None] if nullable else [])]
+    if "enum" in f.extra:
+        base["enum"] = f.extra["enum"].split(",")
+    if f.pattern:
+        base["pattern"] = f.pattern
+    return base
+
+
+def to_json_schema() -> dict[str, object]:
+    """JSON Schema (2020-12) of one published listing."""
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": "listing.schema.json",
+        "title": "Listing",
+        "description": "One service of the support directory, as published in a release.",
+        "type": "object",
+        "required": list(LISTING_FIELDS),
+        "additionalProperties": False,
+        "properties": {n: {"description": BY_NAME[n].description, **_json_type(BY_NAME[n])} for n in LISTING_FIELDS},
+    }
+
+
+# --- curator column guide ---------------------------------------------------------------------
+
+
+def to_column_guide() -> str:
+    """Markdown guide to the columns of a curator file."""
+    lines = [
+        "# Columns of a curator file",
+        "",
+        "Generated from `schemas/fields.py` by `python -m schemas.generate`; do not edit by hand.",
+        "Header names match case- and space-insensitively; the other names listed are accepted too.",
+        "Cells holding several values separate them with `;`. One of url, phone, sms or chat_url is needed.",
+        "",
+        "| column | required | meaning | other accepted names | example |",
+        "|---|---|---|---|---|",
+    ]
+    for name in CURATOR_COLUMNS:
+        f = BY_NAME[name]
+        aliases = ", ".join(f"`{a}`" for a in f.aliases)
+        lines.append(f"| `{name}` | {'yes' if f.required else 'no'} | {f.description} | {aliases} | {f.example} |")
+    for f in FIELDS:
+        if f.vocabulary and f.curator:
+            lines += ["", f"## Values of `{f.name}`", "", "| value | meaning | also accepted |", "|---|---|---|"]
+            for value, term in f.vocabulary.items():
+                synonyms = ", ".join(f"`{s}`" for s in term.synonyms if s)
+                lines.append(f"| `{value}` | {term.description} | {synonyms} |")
+    return "\n".join(lines) + "\n"
+
+
+def generated_files() -> dict[Path, str]:
+    return {
+        JSON_SCHEMA_FILE: json.dumps(to_json_schema(), indent=2, ensure_ascii=False) + "\n",
+        COLUMN_GUIDE_FILE: to_column_guide(),
+    }
+
+
+def main() -> None:
+    for path, content in generated_files().items():
+        path.write_text(content, encoding="utf-8")
+        print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()

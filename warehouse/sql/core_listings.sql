@@ -1,0 +1,103 @@
+-- core_listings: staged rows merged into one listing per service, with stable ids.
+-- Expects the temp table run_params(now TIMESTAMP) and the table stg_listings.
+-- A first de-duplication: rows that share an E.164 number (phone or sms) or a canonical URL
+-- are one service. Entity resolution proper (names, domains, overrides) comes later.
+
+-- 1. Keys that link rows.
+CREATE OR REPLACE TEMP TABLE row_keys AS
+SELECT row_key, 'tel:' || phone AS k FROM stg_listings WHERE phone LIKE '+%'
+UNION
+SELECT row_key, 'tel:' || sms FROM stg_listings WHERE sms LIKE '+%'
+UNION
+SELECT row_key, 'url:' || url_key FROM stg_listings WHERE url_key IS NOT NULL;
+
+CREATE OR REPLACE TEMP TABLE edges AS
+SELECT DISTINCT a.row_key AS src, b.row_key AS dst
+FROM row_keys a JOIN row_keys b ON a.k = b.k AND a.row_key <> b.row_key;
+
+-- 2. Connected components: every row joins the smallest row_key it can reach.
+CREATE OR REPLACE TEMP TABLE clusters AS
+WITH RECURSIVE walk(row_key, reach) AS (
+  SELECT row_key, row_key FROM stg_listings
+  UNION
+  SELECT e.dst, w.reach FROM walk w JOIN edges e ON e.src = w.row_key
+)
+SELECT row_key, min(reach) AS cluster FROM walk GROUP BY row_key;
+
+-- 3. Survivorship order inside a cluster: source priority, most recently verified, most complete.
+CREATE OR REPLACE TEMP TABLE members AS
+SELECT s.*, c.cluster,
+       row_number() OVER (PARTITION BY c.cluster
+                          ORDER BY s.priority DESC, s.verified_at DESC NULLS LAST, s.completeness DESC,
+                                   s.source_id, s.row) AS member_rank
+FROM stg_listings s JOIN clusters c USING (row_key);
+
+-- 4. Stable ids. A previous id stays with the cluster holding most of its former members
+--    (ties: the cluster with the smallest row_key); a cluster that wins several keeps the
+--    oldest; a cluster with none gets lst_ + 12 hex of sha256 of its smallest row_key.
+CREATE OR REPLACE TEMP TABLE claims AS
+SELECT m.cluster, p.listing_id, count(*) AS n
+FROM members m JOIN listing_members p USING (row_key)
+GROUP BY m.cluster, p.listing_id;
+
+CREATE OR REPLACE TEMP TABLE cluster_ids AS
+WITH won AS (
+  SELECT cluster, listing_id FROM claims
+  QUALIFY row_number() OVER (PARTITION BY listing_id ORDER BY n DESC, cluster) = 1
+), oldest AS (
+  SELECT w.cluster, w.listing_id FROM won w LEFT JOIN listing_state st ON st.id = w.listing_id
+  QUALIFY row_number() OVER (PARTITION BY w.cluster ORDER BY st.first_seen NULLS LAST, w.listing_id) = 1
+)
+SELECT c.cluster, coalesce(o.listing_id, 'lst_' || substr(sha256(c.cluster), 1, 12)) AS id
+FROM (SELECT DISTINCT cluster FROM clusters) c LEFT JOIN oldest o USING (cluster);
+
+-- 5. One row per listing: each field from the best member that has it, lists united.
+CREATE OR REPLACE TEMP TABLE merged AS
+SELECT ci.id,
+  arg_min(m.name, m.member_rank) FILTER (WHERE m.name IS NOT NULL) AS name,
+  arg_min(m.kind, m.member_rank) FILTER (WHERE m.kind IS NOT NULL) AS kind,
+  arg_min(m.description, m.member_rank) FILTER (WHERE m.description IS NOT NULL) AS description,
+  arg_min(m.url, m.member_rank) FILTER (WHERE m.url IS NOT NULL) AS url,
+  arg_min(m.phone, m.member_rank) FILTER (WHERE m.phone IS NOT NULL) AS phone,
+  arg_min(m.sms, m.member_rank) FILTER (WHERE m.sms IS NOT NULL) AS sms,
+  arg_min(m.chat_url, m.member_rank) FILTER (WHERE m.chat_url IS NOT NULL) AS chat_url,
+  arg_min(m.email, m.member_rank) FILTER (WHERE m.email IS NOT NULL) AS email,
+  list_sort(list_distinct(flatten(list(m.areas)))) AS areas,
+  list_sort(list_distinct(flatten(list(m.languages)))) AS languages,
+  list_sort(list_distinct(flatten(list(m.topics)))) AS topics,
+  list_sort(list_distinct(flatten(list(m.audience)))) AS audience,
+  arg_min(m.moderation, m.member_rank) FILTER (WHERE m.moderation IS NOT NULL AND m.moderation <> 'unknown') AS moderation,
+  arg_min(m.cost, m.member_rank) FILTER (WHERE m.cost IS NOT NULL AND m.cost <> 'unknown') AS cost,
+  arg_min(m.hours, m.member_rank) FILTER (WHERE m.hours IS NOT NULL) AS hours,
+  max(m.verified_at) AS verified_at,
+  list({'source': m.source_id, 'record_id': m.record_id} ORDER BY m.source_id, m.record_id) AS sources,
+  list(m.row_key ORDER BY m.row_key) AS row_keys
+FROM members m JOIN cluster_ids ci USING (cluster)
+GROUP BY ci.id;
+
+-- 6. first_seen and updated_at: a listing's content hash is compared with the last run's.
+CREATE OR REPLACE TEMP TABLE hashed AS
+SELECT *, md5(to_json({
+  'name': name, 'kind': kind, 'description': description, 'url': url, 'phone': phone, 'sms': sms,
+  'chat_url': chat_url, 'email': email, 'areas': areas, 'languages': languages, 'topics': topics,
+  'audience': audience, 'moderation': moderation, 'cost': cost, 'hours': hours,
+  'verified_at': verified_at, 'sources': sources})::VARCHAR) AS content_hash
+FROM merged;
+
+INSERT INTO listing_state
+SELECT h.id, h.content_hash, p.now, p.now FROM hashed h, run_params p
+ON CONFLICT (id) DO UPDATE SET
+  updated_at = CASE WHEN listing_state.content_hash <> excluded.content_hash THEN excluded.updated_at ELSE listing_state.updated_at END,
+  content_hash = excluded.content_hash;
+
+DELETE FROM listing_members;
+INSERT INTO listing_members SELECT unnest(row_keys) AS row_key, id FROM hashed;
+
+-- 7. The core table.
+CREATE OR REPLACE TABLE core_listings AS
+SELECT h.id, h.name, h.kind, h.description, h.url, h.phone, h.sms, h.chat_url, h.email, h.areas,
+       h.languages, h.topics, h.audience, coalesce(h.moderation, 'unknown') AS moderation,
+       coalesce(h.cost, 'unknown') AS cost, h.hours, coalesce(h.hours = '24/7', false) AS always_open,
+       h.verified_at, 'unknown' AS link_status, CAST(NULL AS TIMESTAMP) AS link_checked_at, h.sources,
+       st.first_seen, st.updated_at, len(h.sources) AS member_count
+FROM hashed h JOIN listing_state st USING (id);

@@ -1,0 +1,61 @@
+-- Tables that persist between runs. stg_listings and core_listings are created from the
+-- field registry (curate/warehouse.py); raw_<source> tables are created per source.
+
+-- Every version of every source ever read, content-addressed: nothing a curator drops is lost.
+CREATE TABLE IF NOT EXISTS source_files (
+  sha256 VARCHAR PRIMARY KEY,
+  bytes BLOB NOT NULL,
+  size BIGINT NOT NULL,
+  first_source_id VARCHAR NOT NULL,
+  first_path VARCHAR NOT NULL,
+  first_read_at TIMESTAMP NOT NULL
+);
+
+-- Which version of which source each run read, and how that went.
+CREATE TABLE IF NOT EXISTS source_reads (
+  run_id VARCHAR NOT NULL,
+  source_id VARCHAR NOT NULL,
+  path VARCHAR NOT NULL,
+  sha256 VARCHAR,
+  read_at TIMESTAMP NOT NULL,
+  status VARCHAR NOT NULL,          -- ok, rejected (file-level error), kept (unreadable: last good rows kept)
+  rows_read INTEGER,
+  rows_accepted INTEGER,
+  rows_rejected INTEGER
+);
+
+-- Problems of the latest run of each source (file-level ones have row NULL).
+CREATE TABLE IF NOT EXISTS problems (
+  run_id VARCHAR NOT NULL,
+  source VARCHAR NOT NULL,
+  file VARCHAR NOT NULL,
+  row INTEGER,
+  "column" VARCHAR,
+  value VARCHAR,
+  severity VARCHAR NOT NULL,
+  rule VARCHAR NOT NULL,
+  message VARCHAR NOT NULL,
+  fix VARCHAR NOT NULL
+);
+
+-- Which listing id each input row (source_id/record_id) belonged to after the last run.
+CREATE TABLE IF NOT EXISTS listing_members (
+  row_key VARCHAR PRIMARY KEY,
+  listing_id VARCHAR NOT NULL
+);
+
+-- Content hash and dates of every listing id ever published.
+CREATE TABLE IF NOT EXISTS listing_state (
+  id VARCHAR PRIMARY KEY,
+  content_hash VARCHAR NOT NULL,
+  first_seen TIMESTAMP NOT NULL,
+  updated_at TIMESTAMP NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS runs (
+  run_id VARCHAR PRIMARY KEY,
+  started_at TIMESTAMP NOT NULL,
+  finished_at TIMESTAMP,
+  outcome VARCHAR,
+  release_id VARCHAR
+);
