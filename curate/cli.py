@@ -6,7 +6,7 @@ import datetime as dt
 import json
 import os
 import sys
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -18,9 +18,9 @@ from rich.table import Table
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("DO_NOT_TRACK", "1")
 
-from curate.checking import SourceResult, check_source  # noqa: E402
-from curate.settings import Settings  # noqa: E402
-from curate.sources import SourceOptions, discover, load_options, source_id_for  # noqa: E402
+from curate.checking import SourceResult, check_source
+from curate.settings import Settings
+from curate.sources import SourceOptions, load_options, source_id_for
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Curate the support directory: ingest, check and publish listings.")
 console = Console(stderr=True)
@@ -31,7 +31,7 @@ ExportsOpt = Annotated[Path | None, typer.Option("--exports", help="Folder of re
 WarehouseOpt = Annotated[Path | None, typer.Option("--warehouse", help="DuckDB file [default: warehouse/directory.duckdb]")]
 
 
-class Format(str, Enum):
+class Format(StrEnum):
     text = "text"
     json = "json"
 
@@ -48,7 +48,10 @@ def _print_summary(summary: object) -> None:
     for col in ("source", "rows", "accepted", "rejected", "errors", "warnings"):
         table.add_column(col, justify="left" if col == "source" else "right")
     for s in summary.sources:
-        table.add_row(str(s["file"]) + ("" if s["usable"] else " (not used)"), *(str(s[k]) for k in ("rows", "accepted", "rejected", "errors", "warnings")))
+        table.add_row(
+            str(s["file"]) + ("" if s["usable"] else " (not used)"),
+            *(str(s[k]) for k in ("rows", "accepted", "rejected", "errors", "warnings")),
+        )
     out.print(table)
     for message in summary.messages:
         out.print(f"[yellow]![/yellow] {message}")
@@ -66,7 +69,9 @@ def run(
     sources: SourcesOpt = None,
     exports: ExportsOpt = None,
     warehouse: WarehouseOpt = None,
-    skip_links: Annotated[bool, typer.Option("--skip-links", help="Do not check links (they are not checked by this version yet).")] = False,
+    skip_links: Annotated[
+        bool, typer.Option("--skip-links", help="Do not check links (they are not checked by this version yet).")
+    ] = False,
 ) -> None:
     """One whole pipeline run: ingest, validate, dedupe, export and publish a release."""
     settings = _settings(sources, exports, warehouse)
@@ -139,10 +144,18 @@ def check(
     today = dt.datetime.now(dt.UTC).date()
     results = [_check_one(p, settings.sources_dir, today) for p in files]
     if format is Format.json:
-        doc = {"files": [{
-            "file": str(p), "source": r.source_id, "rows": r.rows_read, "valid_rows": r.rows_accepted,
-            "problems": [{k: v for k, v in x.as_dict().items() if k not in ("source", "file")} for x in r.problems],
-        } for p, r in zip(files, results, strict=True)]}
+        doc = {
+            "files": [
+                {
+                    "file": str(p),
+                    "source": r.source_id,
+                    "rows": r.rows_read,
+                    "valid_rows": r.rows_accepted,
+                    "problems": [{k: v for k, v in x.as_dict().items() if k not in ("source", "file")} for x in r.problems],
+                }
+                for p, r in zip(files, results, strict=True)
+            ]
+        }
         out.print_json(json.dumps(doc, ensure_ascii=False)) if sys.stdout.isatty() else print(json.dumps(doc, ensure_ascii=False, indent=2))
     else:
         for p, r in zip(files, results, strict=True):

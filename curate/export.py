@@ -63,7 +63,7 @@ class Location:
 
     def serves(self, listing: Listing) -> bool:
         """Does the listing belong in this location's file? (national, regional and worldwide rules)"""
-        areas = set(listing["areas"])  # type: ignore[arg-type]
+        areas: set[str] = set(listing["areas"])  # type: ignore[call-overload]
         if self.type == "worldwide":
             return "WW" in areas
         if self.type == "region":
@@ -147,8 +147,9 @@ def release_files(listings: list[Listing]) -> dict[str, bytes]:
     return files
 
 
-def manifest(files: dict[str, bytes], release_id: str, generated_at: dt.datetime, previous: str | None,
-             counts: dict[str, int]) -> dict[str, object]:
+def manifest(
+    files: dict[str, bytes], release_id: str, generated_at: dt.datetime, previous: str | None, counts: dict[str, int]
+) -> dict[str, object]:
     return {
         "schema_version": SCHEMA_VERSION,
         "release_id": release_id,

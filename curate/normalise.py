@@ -30,11 +30,36 @@ SPACE = re.compile(r"\s+")
 #: Languages whose country names are accepted, beside English (the header-alias languages and neighbours).
 COUNTRY_NAME_LANGUAGES = ("nb", "nn", "sv", "da", "de", "fr", "es", "it", "nl", "pt", "fi", "pl", "is")
 #: Common English names pycountry does not list.
-COUNTRY_EXTRAS = {"uk": "GB", "great britain": "GB", "england": "GB", "scotland": "GB", "wales": "GB", "northern ireland": "GB",
-                  "usa": "US", "u.s.": "US", "u.s.a.": "US", "america": "US", "south korea": "KR", "korea": "KR",
-                  "russia": "RU", "czech republic": "CZ", "holland": "NL", "the netherlands": "NL", "vietnam": "VN",
-                  "taiwan": "TW", "iran": "IR", "turkey": "TR", "türkiye": "TR", "bolivia": "BO", "venezuela": "VE",
-                  "tanzania": "TZ", "moldova": "MD", "syria": "SY", "laos": "LA", "hong kong": "HK"}
+COUNTRY_EXTRAS = {
+    "uk": "GB",
+    "great britain": "GB",
+    "england": "GB",
+    "scotland": "GB",
+    "wales": "GB",
+    "northern ireland": "GB",
+    "usa": "US",
+    "u.s.": "US",
+    "u.s.a.": "US",
+    "america": "US",
+    "south korea": "KR",
+    "korea": "KR",
+    "russia": "RU",
+    "czech republic": "CZ",
+    "holland": "NL",
+    "the netherlands": "NL",
+    "vietnam": "VN",
+    "taiwan": "TW",
+    "iran": "IR",
+    "turkey": "TR",
+    "türkiye": "TR",
+    "bolivia": "BO",
+    "venezuela": "VE",
+    "tanzania": "TZ",
+    "moldova": "MD",
+    "syria": "SY",
+    "laos": "LA",
+    "hong kong": "HK",
+}
 
 
 def text(value: str | None) -> str | None:

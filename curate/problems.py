@@ -26,12 +26,14 @@ class Problem:
         return asdict(self)
 
 
-def problem(source: str, file: str, rule: str, *, row: int | None = None, column: str | None = None,
-            value: object = None, detail: str = "") -> Problem:
+def problem(
+    source: str, file: str, rule: str, *, row: int | None = None, column: str | None = None, value: object = None, detail: str = ""
+) -> Problem:
     """A problem told in the words of ``schemas.checks.RULES`` and the registry's fix for the column."""
     spec = RULES[rule]
     shown = "" if value is None else ("; ".join(map(str, value)) if isinstance(value, list) else str(value))
     fix = spec.fix or (BY_NAME[column].fix if column in BY_NAME else "")
     fmt = {"column": column or "", "value": shown, "detail": detail}
-    return Problem(source, file, row, column, shown if value is not None else None, spec.severity, rule,
-                   spec.message.format(**fmt), fix.format(**fmt))
+    return Problem(
+        source, file, row, column, shown if value is not None else None, spec.severity, rule, spec.message.format(**fmt), fix.format(**fmt)
+    )

@@ -18,8 +18,10 @@ from curate.read import ROW
 
 STYLE = """
 body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;color:#222;line-height:1.45}
-h1{font-size:1.5rem} table{border-collapse:collapse;margin:.5rem 0 1.5rem} td,th{border:1px solid #ccc;padding:.3rem .6rem;text-align:left;vertical-align:top}
-.error{color:#a40000;font-weight:600} .warning{color:#8a5a00;font-weight:600} .row{border:1px solid #ddd;border-radius:6px;padding:.5rem 1rem;margin:.8rem 0}
+h1{font-size:1.5rem} table{border-collapse:collapse;margin:.5rem 0 1.5rem}
+td,th{border:1px solid #ccc;padding:.3rem .6rem;text-align:left;vertical-align:top}
+.error{color:#a40000;font-weight:600} .warning{color:#8a5a00;font-weight:600}
+.row{border:1px solid #ddd;border-radius:6px;padding:.5rem 1rem;margin:.8rem 0}
 .fix{color:#235;} .muted{color:#666}
 """
 
@@ -37,19 +39,23 @@ def _row_label(raw: pd.DataFrame | None, mapping: dict[str, str], row: int) -> s
     return " · ".join(parts)
 
 
-def render_html(source: str, file: str, problems: list[Problem], rows_read: int, rows_accepted: int,
-                raw: pd.DataFrame | None, mapping: dict[str, str]) -> str:
+def render_html(
+    source: str, file: str, problems: list[Problem], rows_read: int, rows_accepted: int, raw: pd.DataFrame | None, mapping: dict[str, str]
+) -> str:
     """A report a non-engineer can act on: counts, file problems, then every row's problems with fixes."""
     errors = sum(1 for p in problems if p.severity == "error")
     warnings = len(problems) - errors
     rejected = rows_read - rows_accepted
-    out = [f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>Report: {escape(file)}</title><style>{STYLE}</style></head><body>",
-           f"<h1>Report for <code>{escape(file)}</code></h1>",
-           f"<p>Rows read: <b>{rows_read}</b>. Accepted: <b>{rows_accepted}</b>. Rejected: <b>{rejected}</b>. "
-           f"Problems: <span class='error'>{errors} errors</span>, <span class='warning'>{warnings} warnings</span>.</p>",
-           "<p class='muted'>An error keeps a row out of the directory; a warning is published but worth a look. "
-           f"The rejected rows, with their problems, are in <code>{escape(source)}.rejected.csv</code>: fix them there "
-           "or in your file, and drop the file back into <code>sources/</code>.</p>"]
+    out = [
+        "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
+        f"<title>Report: {escape(file)}</title><style>{STYLE}</style></head><body>",
+        f"<h1>Report for <code>{escape(file)}</code></h1>",
+        f"<p>Rows read: <b>{rows_read}</b>. Accepted: <b>{rows_accepted}</b>. Rejected: <b>{rejected}</b>. "
+        f"Problems: <span class='error'>{errors} errors</span>, <span class='warning'>{warnings} warnings</span>.</p>",
+        "<p class='muted'>An error keeps a row out of the directory; a warning is published but worth a look. "
+        f"The rejected rows, with their problems, are in <code>{escape(source)}.rejected.csv</code>: fix them there "
+        "or in your file, and drop the file back into <code>sources/</code>.</p>",
+    ]
     if not problems:
         out.append("<p>No problems found. Thank you!</p>")
     by_rule = Counter((p.severity, p.rule) for p in problems)
@@ -62,7 +68,9 @@ def render_html(source: str, file: str, problems: list[Problem], rows_read: int,
     if file_level:
         out.append("<h2>About the whole file</h2>")
         for p in file_level:
-            out.append(f"<div class='row'><p class='{p.severity}'>{escape(p.message)}</p><p class='fix'>What to do: {escape(p.fix)}</p></div>")
+            out.append(
+                f"<div class='row'><p class='{p.severity}'>{escape(p.message)}</p><p class='fix'>What to do: {escape(p.fix)}</p></div>"
+            )
     by_row: dict[int, list[Problem]] = defaultdict(list)
     for p in problems:
         if p.row is not None:
@@ -74,8 +82,10 @@ def render_html(source: str, file: str, problems: list[Problem], rows_read: int,
         out.append(f"<div class='row' id='row-{row}'><h3>Row {row}{' — ' + escape(label) if label else ''}</h3><ul>")
         for p in by_row[row]:
             where = f"<code>{escape(p.column)}</code>: " if p.column else ""
-            out.append(f"<li><span class='{p.severity}'>{p.severity}</span> {where}{escape(p.message)}"
-                       f"<br><span class='fix'>What to do: {escape(p.fix)}</span></li>")
+            out.append(
+                f"<li><span class='{p.severity}'>{p.severity}</span> {where}{escape(p.message)}"
+                f"<br><span class='fix'>What to do: {escape(p.fix)}</span></li>"
+            )
         out.append("</ul></div>")
     out.append("</body></html>\n")
     return "\n".join(out)
@@ -105,8 +115,16 @@ def render_rejected_csv(raw: pd.DataFrame | None, problems: list[Problem]) -> st
     return buf.getvalue()
 
 
-def write_reports(reports_dir: Path, source: str, file: str, problems: list[Problem], rows_read: int,
-                  rows_accepted: int, raw: pd.DataFrame | None, mapping: dict[str, str]) -> tuple[Path, Path]:
+def write_reports(
+    reports_dir: Path,
+    source: str,
+    file: str,
+    problems: list[Problem],
+    rows_read: int,
+    rows_accepted: int,
+    raw: pd.DataFrame | None,
+    mapping: dict[str, str],
+) -> tuple[Path, Path]:
     reports_dir.mkdir(parents=True, exist_ok=True)
     html_path = reports_dir / f"{source}.html"
     csv_path = reports_dir / f"{source}.rejected.csv"

@@ -6,6 +6,7 @@ Stages receive values from here; only ``Settings.from_env`` reads the environmen
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -29,14 +30,26 @@ class Settings:
         return self.sources_dir / "reports"
 
     @classmethod
-    def from_env(cls, environ: dict[str, str] | None = None, **overrides: object) -> Settings:
-        """Defaults, then ``CURATE_SOURCES``/``CURATE_EXPORTS``/``CURATE_WAREHOUSE``/``CURATE_CRON``/``CURATE_TZ``, then non-None overrides."""
+    def from_env(
+        cls,
+        environ: Mapping[str, str] | None = None,
+        *,
+        sources_dir: Path | None = None,
+        exports_dir: Path | None = None,
+        warehouse_file: Path | None = None,
+    ) -> Settings:
+        """Defaults, then the ``CURATE_*`` environment (SOURCES, EXPORTS, WAREHOUSE, CRON, TZ), then explicit values."""
         env = os.environ if environ is None else environ
-        s = cls()
-        mapping = {"SOURCES": "sources_dir", "EXPORTS": "exports_dir", "WAREHOUSE": "warehouse_file", "CRON": "cron", "TZ": "timezone"}
-        for key, attr in mapping.items():
-            if env.get(ENV_PREFIX + key):
-                value = env[ENV_PREFIX + key]
-                s = replace(s, **{attr: Path(value) if attr.endswith(("_dir", "_file")) else value})
-        given = {k: (Path(v) if k.endswith(("_dir", "_file")) else v) for k, v in overrides.items() if v is not None}
-        return replace(s, **given)  # type: ignore[arg-type]
+        d = cls()
+
+        def pick(explicit: Path | None, key: str, default: Path) -> Path:
+            return explicit or (Path(env[ENV_PREFIX + key]) if env.get(ENV_PREFIX + key) else default)
+
+        return replace(
+            d,
+            sources_dir=pick(sources_dir, "SOURCES", d.sources_dir),
+            exports_dir=pick(exports_dir, "EXPORTS", d.exports_dir),
+            warehouse_file=pick(warehouse_file, "WAREHOUSE", d.warehouse_file),
+            cron=env.get(ENV_PREFIX + "CRON") or d.cron,
+            timezone=env.get(ENV_PREFIX + "TZ") or d.timezone,
+        )

@@ -72,7 +72,7 @@ def store_version(con: duckdb.DuckDBPyConnection, source_id: str, path: str, dat
 def version_bytes(con: duckdb.DuckDBPyConnection, digest: str) -> bytes | None:
     """The raw bytes of a stored source version."""
     rows = run(con, "SELECT bytes FROM source_files WHERE sha256 = ?", [digest])
-    return bytes(rows[0][0]) if rows else None
+    return bytes(rows[0][0]) if rows else None  # type: ignore[call-overload]
 
 
 def raw_table(source_id: str) -> str:
@@ -95,7 +95,9 @@ def replace_staged(con: duckdb.DuckDBPyConnection, source_id: str, frame: pd.Dat
     con.register("stg_frame", frame)
     casts = ", ".join(f"CAST({c} AS {DUCKDB_TYPES[BY_NAME[c].type]}) AS {c}" for c in STAGED_COLUMNS)
     scalar = [c for c in STAGED_COLUMNS if BY_NAME[c].type not in ("strings",) and c != "always_open"]
-    completeness = " + ".join([*(f"({c} IS NOT NULL)::INT" for c in scalar), *(f"(len({c}) > 0)::INT" for c in ("languages", "topics", "audience"))])
+    completeness = " + ".join(
+        [*(f"({c} IS NOT NULL)::INT" for c in scalar), *(f"(len({c}) > 0)::INT" for c in ("languages", "topics", "audience"))]
+    )
     run(
         con,
         f"""
@@ -128,8 +130,11 @@ def record_problems(con: duckdb.DuckDBPyConnection, run_id: str, source_id: str,
 
 
 def set_run_params(con: duckdb.DuckDBPyConnection, now: dt.datetime, max_verified_age_months: int) -> None:
-    run(con, "CREATE OR REPLACE TEMP TABLE run_params AS SELECT CAST(? AS TIMESTAMP) AS now, CAST(? AS INTEGER) AS max_verified_age_months",
-                [now.replace(tzinfo=None), max_verified_age_months])
+    run(
+        con,
+        "CREATE OR REPLACE TEMP TABLE run_params AS SELECT CAST(? AS TIMESTAMP) AS now, CAST(? AS INTEGER) AS max_verified_age_months",
+        [now.replace(tzinfo=None), max_verified_age_months],
+    )
 
 
 def build_core(con: duckdb.DuckDBPyConnection, now: dt.datetime, max_verified_age_months: int) -> dict[str, int]:
@@ -137,7 +142,7 @@ def build_core(con: duckdb.DuckDBPyConnection, now: dt.datetime, max_verified_ag
     set_run_params(con, now, max_verified_age_months)
     run(con, sql("core_listings"))
     run(con, sql("out_listings"))
-    counts = run(con, "SELECT (SELECT count(*) FROM stg_listings), (SELECT count(*) FROM core_listings), (SELECT count(*) FROM out_listings)")[0]
-    return {"staged_rows": counts[0], "listings": counts[1], "public_listings": counts[2]}
-
-
+    counts = run(
+        con, "SELECT (SELECT count(*) FROM stg_listings), (SELECT count(*) FROM core_listings), (SELECT count(*) FROM out_listings)"
+    )[0]
+    return {"staged_rows": int(counts[0]), "listings": int(counts[1]), "public_listings": int(counts[2])}  # type: ignore[call-overload]

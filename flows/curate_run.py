@@ -63,9 +63,21 @@ def load_warehouse(settings: Settings, results: list[tuple[SourceResult, bytes]]
             else:
                 status = "kept"
                 messages.append(f"{result.file}: not used this run ({result.problems[-1].message}); its last good rows are kept.")
-            wh.run(con, "INSERT INTO source_reads VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                   [run_id, result.source_id, result.file, digest, now.replace(tzinfo=None), status,
-                    result.rows_read, result.rows_accepted, result.rows_rejected])
+            wh.run(
+                con,
+                "INSERT INTO source_reads VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    run_id,
+                    result.source_id,
+                    result.file,
+                    digest,
+                    now.replace(tzinfo=None),
+                    status,
+                    result.rows_read,
+                    result.rows_accepted,
+                    result.rows_rejected,
+                ],
+            )
             wh.record_problems(con, run_id, result.source_id, result.problems)
         gone = wh.drop_sources_not_in(con, [r.source_id for r, _ in results])
         messages += [f"source {g} was removed from sources/: its listings are withdrawn." for g in gone]
@@ -91,8 +103,11 @@ def export_release(settings: Settings, now: dt.datetime, run_id: str, sources: i
     try:
         listings = export.public_listings(con)
         release = export.publish(listings, settings.exports_dir, now, settings.keep_releases, {"sources": sources})
-        wh.run(con, "UPDATE runs SET finished_at = ?, outcome = 'published', release_id = ? WHERE run_id = ?",
-               [dt.datetime.now(dt.UTC).replace(tzinfo=None), release.release_id, run_id])
+        wh.run(
+            con,
+            "UPDATE runs SET finished_at = ?, outcome = 'published', release_id = ? WHERE run_id = ?",
+            [dt.datetime.now(dt.UTC).replace(tzinfo=None), release.release_id, run_id],
+        )
         return release
     finally:
         con.close()
@@ -123,9 +138,18 @@ def curate_run(settings: Settings, now: dt.datetime | None = None) -> RunSummary
     release = export_release(settings, now, run_id, len(sources))
     for r in checked:
         errors = [p for p in r.problems if p.severity == "error"]
-        summary.sources.append({"source": r.source_id, "file": r.file, "rows": r.rows_read, "accepted": r.rows_accepted,
-                                "rejected": r.rows_rejected, "errors": len(errors),
-                                "warnings": len(r.problems) - len(errors), "usable": r.usable})
+        summary.sources.append(
+            {
+                "source": r.source_id,
+                "file": r.file,
+                "rows": r.rows_read,
+                "accepted": r.rows_accepted,
+                "rejected": r.rows_rejected,
+                "errors": len(errors),
+                "warnings": len(r.problems) - len(errors),
+                "usable": r.usable,
+            }
+        )
     summary.rows_read = sum(r.rows_read for r in checked)
     summary.rows_accepted = sum(r.rows_accepted for r in checked)
     summary.rows_rejected = sum(r.rows_rejected for r in checked)

@@ -20,7 +20,9 @@ import pycountry
 
 from schemas import vocabularies
 
-EMAIL = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$")
+EMAIL = re.compile(
+    r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$"
+)
 HOST = re.compile(r"^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{1,62}$")
 ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 COUNTRY_CODES = frozenset(c.alpha_2 for c in pycountry.countries) | {"WW"}
@@ -101,10 +103,24 @@ class Rule:
 RULES: dict[str, Rule] = {
     # file-level
     "unreadable_file": Rule("error", "The file could not be read: {detail}.", "Save it again as CSV (UTF-8) or TSV and drop it back in."),
-    "empty_file": Rule("error", "The file holds no rows.", "Check that you saved the right file; it needs a header row and at least one row."),
-    "missing_column": Rule("error", "The file has no '{column}' column, which every file needs.", "Add a '{column}' column (or one of its other names from the column guide)."),
-    "unknown_column": Rule("warning", "The column '{value}' is not one we know, so it is ignored.", "Rename it to a column from the column guide, or leave it: it is kept in the raw copy."),
-    "bad_source_id": Rule("error", "The file name '{value}' cannot be used as a source id.", "Rename the file using only lowercase letters, digits, - and _ (for example helplines_no.csv)."),
+    "empty_file": Rule(
+        "error", "The file holds no rows.", "Check that you saved the right file; it needs a header row and at least one row."
+    ),
+    "missing_column": Rule(
+        "error",
+        "The file has no '{column}' column, which every file needs.",
+        "Add a '{column}' column (or one of its other names from the column guide).",
+    ),
+    "unknown_column": Rule(
+        "warning",
+        "The column '{value}' is not one we know, so it is ignored.",
+        "Rename it to a column from the column guide, or leave it: it is kept in the raw copy.",
+    ),
+    "bad_source_id": Rule(
+        "error",
+        "The file name '{value}' cannot be used as a source id.",
+        "Rename the file using only lowercase letters, digits, - and _ (for example helplines_no.csv).",
+    ),
     "unsupported_format": Rule("error", "Files of type '{value}' cannot be read yet.", "Save it as CSV or TSV."),
     # row-level
     "required": Rule("error", "'{column}' is empty, but every listing needs it.", ""),
@@ -115,14 +131,34 @@ RULES: dict[str, Rule] = {
     "email": Rule("error", "'{value}' is not an email address.", ""),
     "country_code": Rule("error", "'{value}' is not a country we recognise.{detail}", ""),
     "region_code": Rule("error", "'{value}' is not a region we recognise.", ""),
-    "region_in_country": Rule("error", "The region '{value}' is not inside the row's country.", "Write a region of the row's country, or correct the country."),
+    "region_in_country": Rule(
+        "error", "The region '{value}' is not inside the row's country.", "Write a region of the row's country, or correct the country."
+    ),
     "bcp47": Rule("error", "'{value}' is not a language we recognise.", ""),
     "date_not_future": Rule("error", "'{value}' is not a date we can read, or it lies in the future.", ""),
-    "contact_required": Rule("error", "The row has no way to reach the service: no url, phone, sms or chat_url.", "Add at least one of url, phone, sms or chat_url."),
-    "short_number_needs_country": Rule("error", "'{value}' is a national short number, which only works inside one country, but the row is marked worldwide (WW).", "Give the row its country, or write the number with its country code (+44 ...)."),
-    "duplicate_record_id": Rule("error", "The record_id '{value}' is used by an earlier row of this file.", "Give each row its own record_id."),
-    "markup_removed": Rule("warning", "HTML or control characters were removed from '{column}'.", "Write plain text; the cleaned text is what will be published."),
-    "formula_like": Rule("warning", "'{column}' begins with '{detail}', which spreadsheets may run as a formula; it is published as plain text.", "Remove the leading '{detail}' if it is not meant to be there."),
+    "contact_required": Rule(
+        "error",
+        "The row has no way to reach the service: no url, phone, sms or chat_url.",
+        "Add at least one of url, phone, sms or chat_url.",
+    ),
+    "short_number_needs_country": Rule(
+        "error",
+        "'{value}' is a national short number, which only works inside one country, but the row is marked worldwide (WW).",
+        "Give the row its country, or write the number with its country code (+44 ...).",
+    ),
+    "duplicate_record_id": Rule(
+        "error", "The record_id '{value}' is used by an earlier row of this file.", "Give each row its own record_id."
+    ),
+    "markup_removed": Rule(
+        "warning",
+        "HTML or control characters were removed from '{column}'.",
+        "Write plain text; the cleaned text is what will be published.",
+    ),
+    "formula_like": Rule(
+        "warning",
+        "'{column}' begins with '{detail}', which spreadsheets may run as a formula; it is published as plain text.",
+        "Remove the leading '{detail}' if it is not meant to be there.",
+    ),
 }
 
 

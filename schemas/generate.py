@@ -110,9 +110,16 @@ def _json_type(f: Field) -> dict[str, object]:
             item["pattern"] = f.pattern
         return {"type": "array", "items": item}
     if f.type == "sources":
-        return {"type": "array", "minItems": 1, "items": {
-            "type": "object", "required": ["source", "record_id"], "additionalProperties": False,
-            "properties": {"source": {"type": "string"}, "record_id": {"type": "string"}}}}
+        return {
+            "type": "array",
+            "minItems": 1,
+            "items": {
+                "type": "object",
+                "required": ["source", "record_id"],
+                "additionalProperties": False,
+                "properties": {"source": {"type": "string"}, "record_id": {"type": "string"}},
+            },
+        }
     base: dict[str, object] = {"type": ["string", "null"] if nullable else "string"}
     if f.type == "boolean":
         base = {"type": "boolean"}

@@ -37,7 +37,8 @@ KINDS: dict[str, Term] = {
         "A support service reached by SMS or messaging.", ("textline", "text", "sms", "sms line", "crisis text line", "text service")
     ),
     "support_group": Term(
-        "A (self-)help group that meets in person or online.", ("group", "self-help group", "selfhelp group", "peer group", "mutual aid group")
+        "A (self-)help group that meets in person or online.",
+        ("group", "self-help group", "selfhelp group", "peer group", "mutual aid group"),
     ),
     "online_therapy": Term(
         "Therapy or counselling delivered online by professionals.",
@@ -52,16 +53,22 @@ TOPICS: dict[str, Term] = {
     "anxiety": Term("Anxiety, panic and phobias.", ("panic", "phobia", "phobias", "worry")),
     "suicide": Term("Suicidal thoughts and suicide prevention.", ("suicide prevention", "suicidal thoughts", "crisis")),
     "self_harm": Term("Self-harm and self-injury.", ("self-injury", "selfharm", "self injury")),
-    "eating_disorders": Term("Anorexia, bulimia, binge eating and other eating disorders.", ("eating disorder", "ed", "anorexia", "bulimia")),
+    "eating_disorders": Term(
+        "Anorexia, bulimia, binge eating and other eating disorders.", ("eating disorder", "ed", "anorexia", "bulimia")
+    ),
     "bipolar": Term("Bipolar disorder.", ("bipolar disorder", "manic depression")),
     "psychosis": Term("Psychosis and schizophrenia.", ("schizophrenia",)),
     "trauma": Term("Trauma and post-traumatic stress.", ("ptsd", "post-traumatic stress", "cptsd")),
-    "substance_use": Term("Alcohol and drug use, addiction and recovery.", ("addiction", "alcohol", "drugs", "substance abuse", "recovery")),
+    "substance_use": Term(
+        "Alcohol and drug use, addiction and recovery.", ("addiction", "alcohol", "drugs", "substance abuse", "recovery")
+    ),
     "gambling": Term("Gambling problems.", ("gambling addiction", "problem gambling")),
     "grief": Term("Bereavement and loss, including by suicide.", ("bereavement", "loss")),
     "loneliness": Term("Loneliness and isolation.", ("isolation", "lonely")),
     "lgbtq": Term("Sexual orientation and gender identity.", ("lgbt", "lgbtq+", "lgbtqia", "queer", "trans", "transgender")),
-    "abuse": Term("Abuse and violence, including domestic and sexual abuse.", ("domestic abuse", "domestic violence", "violence", "sexual abuse")),
+    "abuse": Term(
+        "Abuse and violence, including domestic and sexual abuse.", ("domestic abuse", "domestic violence", "violence", "sexual abuse")
+    ),
     "relationships": Term("Family, partner and other relationships.", ("family", "relationship")),
     "perinatal": Term("Mental health in pregnancy and after birth.", ("postnatal", "postpartum", "pregnancy", "maternal mental health")),
     "ocd": Term("Obsessive-compulsive disorder.", ("obsessive compulsive disorder",)),
@@ -74,7 +81,9 @@ TOPICS: dict[str, Term] = {
 AUDIENCES: dict[str, Term] = {
     "everyone": Term("Open to anyone.", ("all", "anyone", "general public", "public")),
     "children": Term("Children (up to about 12).", ("kids", "child")),
-    "youth": Term("Teenagers and young people.", ("young people", "teens", "teenagers", "young adults", "adolescents", "youth and young adults")),
+    "youth": Term(
+        "Teenagers and young people.", ("young people", "teens", "teenagers", "young adults", "adolescents", "youth and young adults")
+    ),
     "adults": Term("Adults.", ("adult",)),
     "older_adults": Term("Older adults.", ("seniors", "elderly", "older people")),
     "lgbtq": Term("LGBTQ+ people.", ("lgbt", "lgbtq+", "queer", "trans", "transgender")),
@@ -88,7 +97,9 @@ AUDIENCES: dict[str, Term] = {
 }
 
 MODERATION: dict[str, Term] = {
-    "professional": Term("Run or moderated by paid, trained professionals.", ("professionals", "clinical", "clinically moderated", "staff")),
+    "professional": Term(
+        "Run or moderated by paid, trained professionals.", ("professionals", "clinical", "clinically moderated", "staff")
+    ),
     "peer": Term("Run or moderated by peers or trained volunteers.", ("peers", "volunteer", "volunteers", "peer moderated", "community")),
     "mixed": Term("Peers and professionals together.", ("both", "peer and professional")),
     "none": Term("Not moderated.", ("unmoderated", "no")),
@@ -107,8 +118,23 @@ WORLDWIDE: tuple[str, ...] = ("ww", "worldwide", "global", "international", "wor
 
 #: Hours notations that mean "always open" (they are stored as ``24/7``).
 ALWAYS_OPEN: tuple[str, ...] = (
-    "24/7", "24x7", "24 7", "24h", "24 h", "24 hours", "24-hour", "24 hours a day", "always open", "around the clock",
-    "døgnåpen", "dygnet runt", "døgnet rundt", "rund um die uhr", "24h/24", "24h/24 7j/7", "24 horas",
+    "24/7",
+    "24x7",
+    "24 7",
+    "24h",
+    "24 h",
+    "24 hours",
+    "24-hour",
+    "24 hours a day",
+    "always open",
+    "around the clock",
+    "døgnåpen",
+    "dygnet runt",
+    "døgnet rundt",
+    "rund um die uhr",
+    "24h/24",
+    "24h/24 7j/7",
+    "24 horas",
 )
 
 #: Names that are placeholders, never a service's name.
