@@ -1,0 +1,106 @@
+"""core_listings.sql: the first de-duplication, survivorship and stable ids, on tiny inline sources."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from curate import warehouse as wh
+from curate.checking import check_source
+from curate.sources import SourceOptions
+
+NOW = dt.datetime(2026, 11, 25, 3, 0)
+
+
+@pytest.fixture
+def con(tmp_path):
+    c = wh.connect(tmp_path / "w.duckdb")
+    yield c
+    c.close()
+
+
+def load(con, source: str, csv_text: str, priority: int = 0) -> None:
+    data = csv_text.encode()
+    r = check_source(data, f"{source}.csv", source, SourceOptions(priority=priority), NOW.date())
+    assert r.usable and r.rows_rejected == 0, r.problems
+    digest = wh.store_version(con, source, f"{source}.csv", data, NOW)
+    wh.replace_staged(con, source, r.accepted, digest, priority)
+
+
+def listings(con) -> dict[str, dict]:
+    cols = ["id", "name", "phone", "url", "areas", "topics", "sources", "first_seen", "updated_at"]
+    rows = wh.run(con, f"SELECT {', '.join(cols)} FROM core_listings")
+    return {r[1]: dict(zip(cols, r, strict=True)) for r in rows}
+
+
+def test_rows_sharing_an_e164_phone_or_url_merge_transitively(con):
+    load(con, "a", "name,kind,phone,url,country\nOne,helpline,020 7946 0001,,GB\nTwo,chat,,https://two.example,GB\n")
+    load(con, "b", "name,kind,phone,url,country\nOne again,helpline,+44 20 7946 0001,http://www.two.example/,GB\n")
+    counts = wh.build_core(con, NOW, 24)
+    assert counts == {"staged_rows": 3, "listings": 1, "public_listings": 1}
+    (merged,) = listings(con).values()
+    assert [s["record_id"] for s in merged["sources"]] == ["2", "3", "2"]
+
+
+def test_short_numbers_and_different_paths_do_not_merge(con):
+    load(con, "a", "name,kind,phone,url,country\nLine GB,helpline,116 123,,GB\nForum A,forum,,https://host.example/a,WW\n")
+    load(con, "b", "name,kind,phone,url,country\nLine IE,helpline,116 123,,IE\nForum B,forum,,https://host.example/b,WW\n")
+    assert wh.build_core(con, NOW, 24)["listings"] == 4
+
+
+def test_survivorship_prefers_priority_and_unites_lists(con):
+    load(con, "low", "name,kind,phone,country,topics\nLow Name,helpline,020 7946 0001,GB,grief\n", priority=0)
+    load(con, "high", "name,kind,phone,country,topics\nHigh Name,helpline,+442079460001,IE,anxiety\n", priority=10)
+    wh.build_core(con, NOW, 24)
+    (merged,) = listings(con).values()
+    assert merged["name"] == "High Name" and merged["areas"] == ["GB", "IE"] and merged["topics"] == ["anxiety", "grief"]
+
+
+def test_ids_are_stable_across_runs_and_fresh_warehouses(con, tmp_path):
+    text = "name,kind,phone,country\nOne,helpline,020 7946 0001,GB\nTwo,helpline,020 7946 0002,GB\n"
+    load(con, "a", text)
+    wh.build_core(con, NOW, 24)
+    first = {n: x["id"] for n, x in listings(con).items()}
+    wh.build_core(con, NOW + dt.timedelta(days=1), 24)
+    assert {n: x["id"] for n, x in listings(con).items()} == first
+    other = wh.connect(tmp_path / "other.duckdb")
+    load(other, "a", text)
+    wh.build_core(other, NOW, 24)
+    assert {n: x["id"] for n, x in listings(other).items()} == first
+    other.close()
+
+
+def test_a_split_keeps_the_id_with_the_bigger_part(con):
+    load(con, "a", "record_id,name,kind,phone,url,country\n1,One,helpline,020 7946 0001,https://one.example,GB\n")
+    load(con, "b", "record_id,name,kind,phone,url,country\n1,One B,helpline,020 7946 0001,,GB\n2,One C,helpline,,https://one.example,GB\n")
+    wh.build_core(con, NOW, 24)
+    (merged,) = listings(con).values()
+    # a/1 changes both its phone and its URL: b/1 and b/2 no longer join it, nor each other
+    load(con, "a", "record_id,name,kind,phone,url,country\n1,One,helpline,020 7946 0009,https://other.example,GB\n")
+    wh.build_core(con, NOW + dt.timedelta(days=1), 24)
+    after = listings(con)
+    assert len(after) == 3
+    assert sum(1 for x in after.values() if x["id"] == merged["id"]) == 1
+    assert len({x["id"] for x in after.values()}) == 3
+
+
+def test_first_seen_and_updated_at_follow_content_changes(con):
+    load(con, "a", "name,kind,phone,country\nOne,helpline,020 7946 0001,GB\n")
+    wh.build_core(con, NOW, 24)
+    load(con, "a", "name,kind,phone,country,description\nOne,helpline,020 7946 0001,GB,Now described.\n")
+    wh.build_core(con, NOW + dt.timedelta(days=2), 24)
+    (x,) = listings(con).values()
+    assert x["first_seen"] == NOW and x["updated_at"] == NOW + dt.timedelta(days=2)
+
+
+def test_out_listings_leaves_out_records_verified_over_24_months_ago(con):
+    load(
+        con,
+        "a",
+        "name,kind,phone,country,verified_at\nFresh,helpline,020 7946 0001,GB,2026-01-01\n"
+        "Stale,helpline,020 7946 0002,GB,2024-11-24\nEdge,helpline,020 7946 0003,GB,2024-11-25\n",
+    )
+    assert wh.build_core(con, NOW, 24)["public_listings"] == 2
+    withheld = wh.run(con, "SELECT name, reason FROM out_withheld")
+    assert withheld == [("Stale", "not verified for over 24 months")]

@@ -1,0 +1,144 @@
+"""Release files: pure builders (inclusion rule, ordering, CSV safety) and the atomic publish."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from curate import export
+from schemas.fields import LISTING_FIELDS
+
+NOW = dt.datetime(2026, 11, 25, 3, 0, tzinfo=dt.UTC)
+
+
+def listing(id_hex: str, name: str, areas: list[str], kind: str = "helpline", **extra: object) -> dict[str, object]:
+    base: dict[str, object] = {f: None for f in LISTING_FIELDS}
+    base.update(
+        id=f"lst_{id_hex * 12}"[:16],
+        name=name,
+        kind=kind,
+        areas=areas,
+        languages=[],
+        topics=[],
+        audience=[],
+        moderation="unknown",
+        cost="unknown",
+        always_open=False,
+        link_status="unknown",
+        sources=[{"source": "s", "record_id": name}],
+    )
+    base.update(extra)
+    return base
+
+
+LISTINGS = [
+    listing("a", "National NO", ["NO"]),
+    listing("b", "Oslo only", ["NO-03"], kind="chat"),
+    listing("c", "Viken only", ["NO-30"]),
+    listing("d", "Everyone", ["WW"], kind="forum"),
+    listing("e", "Two countries", ["GB", "IE"]),
+]
+
+
+def test_inclusion_rule_country_region_worldwide():
+    files = export.release_files(LISTINGS)
+
+    def names(code: str) -> set[str]:
+        return {x["name"] for x in json.loads(files[f"locations/{code}.json"])["listings"]}
+
+    assert names("NO") == {"National NO", "Oslo only", "Viken only", "Everyone"}
+    assert names("NO-03") == {"Oslo only", "National NO", "Everyone"}
+    assert names("NO-30") == {"Viken only", "National NO", "Everyone"}
+    assert names("WW") == {"Everyone"}
+    assert names("GB") == names("IE") == {"Two countries", "Everyone"}
+    index = json.loads(files["index.json"])["locations"]
+    assert [x["code"] for x in index] == ["WW", "GB", "IE", "NO", "NO-03", "NO-30"]
+    assert {x["code"]: x["type"] for x in index}["NO-30"] == "region"
+    assert {x["code"]: x["parent"] for x in index}["NO-30"] == "NO"
+
+
+def test_same_listings_same_bytes_and_order_kept():
+    ordered = sorted(LISTINGS, key=lambda x: (x["kind"], x["name"], x["id"]))
+    assert export.release_files(ordered) == export.release_files([dict(x) for x in ordered])
+    no = json.loads(export.release_files(ordered)["locations/NO.json"])["listings"]
+    assert [(x["kind"], x["name"]) for x in no] == sorted((x["kind"], x["name"]) for x in no)
+
+
+@pytest.mark.parametrize(
+    ("value", "cell"),
+    [
+        ("=SUM(A1)", "'=SUM(A1)"),
+        ("+cmd", "'+cmd"),
+        ("-1", "'-1"),
+        ("@x", "'@x"),
+        ("\tx", "'\tx"),
+        ("+4722400040", "+4722400040"),
+        ("plain", "plain"),
+        (None, ""),
+        (True, "true"),
+        (["a", "b"], "a; b"),
+    ],
+)
+def test_csv_cells_never_start_a_formula(value, cell):
+    assert export.csv_cell(value) == cell
+
+
+def test_csv_sources_are_readable():
+    text = export.csv_bytes([listing("f", "X", ["NO"], sources=[{"source": "a", "record_id": "1"}, {"source": "b", "record_id": "2"}])])
+    assert "a:1; b:2" in text.decode()
+
+
+def publish(tmp_path: Path, listings=LISTINGS, now=NOW, keep=14):
+    return export.publish(listings, tmp_path, now, keep, {"sources": 1})
+
+
+def test_publish_switches_current_and_links_previous(tmp_path):
+    first = publish(tmp_path)
+    second = publish(tmp_path, now=NOW + dt.timedelta(hours=1))
+    assert export.current_release(tmp_path) == second.release_id and second.previous == first.release_id
+    assert os.readlink(tmp_path / "current") == f"releases/{second.release_id}"  # relative: the folder can move
+    manifest = json.loads((tmp_path / "current" / "manifest.json").read_text())
+    assert manifest["previous_release"] == first.release_id and manifest["generated_at"] == "2026-11-25T04:00:00Z"
+
+
+def test_a_run_killed_mid_write_never_moves_current(tmp_path, monkeypatch):
+    good = publish(tmp_path)
+
+    def crash(folder, man):
+        raise KeyboardInterrupt("killed")  # stands for a kill between writing and switching
+
+    monkeypatch.setattr(export, "verify", crash)
+    with pytest.raises(KeyboardInterrupt):
+        publish(tmp_path, now=NOW + dt.timedelta(hours=1))
+    assert export.current_release(tmp_path) == good.release_id
+    assert list((tmp_path / "releases").glob(".partial-*"))  # the half-written release is not current
+    monkeypatch.undo()
+    recovered = publish(tmp_path, now=NOW + dt.timedelta(hours=2))
+    assert export.current_release(tmp_path) == recovered.release_id
+    assert not list((tmp_path / "releases").glob(".partial-*"))  # cleaned up by the next run
+
+
+def test_a_release_failing_its_checks_is_not_published(tmp_path, monkeypatch):
+    good = publish(tmp_path)
+    monkeypatch.setattr(export, "verify", lambda folder, man: ["listings.json does not match the manifest"])
+    with pytest.raises(RuntimeError, match="failed its checks"):
+        publish(tmp_path, now=NOW + dt.timedelta(hours=1))
+    assert export.current_release(tmp_path) == good.release_id
+
+
+def test_only_the_newest_releases_are_kept(tmp_path):
+    ids = [publish(tmp_path, now=NOW + dt.timedelta(minutes=i), keep=3).release_id for i in range(5)]
+    kept = sorted(p.name for p in (tmp_path / "releases").iterdir())
+    assert kept == ids[-3:]
+
+
+def test_verify_catches_a_changed_file(tmp_path):
+    rel = publish(tmp_path)
+    manifest = json.loads((rel.path / "manifest.json").read_text())
+    assert export.verify(rel.path, manifest) == []
+    (rel.path / "listings.json").write_text("[]\n")
+    assert export.verify(rel.path, manifest) == ["listings.json does not match the manifest"]

@@ -1,0 +1,228 @@
+"""Integration: the whole flow on fixture sources under prefect_test_harness, checked against CONTRACT section 5."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from curate.settings import Settings
+from tests.conftest import REPO
+
+NOW = dt.datetime(2026, 11, 25, 3, 0, tzinfo=dt.UTC)
+LATER = NOW + dt.timedelta(days=1)
+ID = re.compile(r"^lst_[0-9a-f]{12}$")
+
+
+def settings_for(tmp_path: Path, sources: Path) -> Settings:
+    return Settings(sources_dir=sources, exports_dir=tmp_path / "exports", warehouse_file=tmp_path / "wh" / "directory.duckdb")
+
+
+def run(settings: Settings, now: dt.datetime):
+    from flows.curate_run import curate_run
+
+    return curate_run(settings, now=now)
+
+
+def load(path: Path):
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def release_files(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture
+def first_run(prefect_harness, fixture_sources, tmp_path):
+    settings = settings_for(tmp_path, fixture_sources)
+    return settings, run(settings, NOW)
+
+
+def test_run_summary_counts_rows_listings_and_locations(first_run):
+    _, summary = first_run
+    assert (summary.rows_read, summary.rows_accepted, summary.rows_rejected) == (10, 9, 1)
+    assert summary.listings == 7  # two pairs merged
+    assert summary.public_listings == 6  # "Old Record" was verified more than 24 months ago
+    assert summary.locations == 6 and summary.countries == 3
+    assert {s["source"]: s["rejected"] for s in summary.sources} == {"alpha_lines": 1, "beta_lines": 0}
+
+
+def test_current_points_at_a_complete_release(first_run):
+    settings, summary = first_run
+    current = settings.exports_dir / "current"
+    assert current.is_symlink()
+    assert current.resolve() == (settings.exports_dir / "releases" / summary.release_id).resolve()
+    assert not list((settings.exports_dir / "releases").glob(".partial-*"))
+    manifest = load(current / "manifest.json")
+    assert manifest["release_id"] == summary.release_id and manifest["previous_release"] is None
+    assert manifest["counts"]["listings"] == 6
+    files = release_files(current)
+    listed = {f["path"] for f in manifest["files"]}
+    assert listed == set(files) - {"manifest.json"}
+    for entry in manifest["files"]:
+        data = files[entry["path"]]
+        assert entry["bytes"] == len(data) and entry["sha256"] == hashlib.sha256(data).hexdigest()
+
+
+def test_duplicates_merge_with_every_source_row(first_run):
+    settings, _ = first_run
+    listings = {x["name"]: x for x in load(settings.exports_dir / "current" / "listings.json")}
+    harbour = listings["Harbour Listening Line"]  # verified row wins the name over "The Harbour Line"
+    assert harbour["sources"] == [{"source": "alpha_lines", "record_id": "a1"}, {"source": "beta_lines", "record_id": "2"}]
+    assert harbour["phone"] == "+442079460001" and harbour["always_open"] is True and harbour["hours"] == "24/7"
+    assert harbour["topics"] == ["general", "grief", "suicide"]
+    forum = listings["Global Peer Forum"]
+    assert forum["areas"] == ["WW"] and len(forum["sources"]) == 2
+    assert listings["Kvarteret Helpline"]["phone"] == "116123" and listings["Kvarteret Helpline"]["areas"] == ["NO"]
+    assert listings["Desk Line"]["areas"] == ["GB-SCT"]
+    assert "Old Record" not in listings and "Broken Row" not in listings
+    assert all(ID.match(x["id"]) for x in listings.values())
+    assert all(x["link_status"] == "unknown" for x in listings.values())
+
+
+def test_listings_follow_the_schema_and_order(first_run):
+    settings, _ = first_run
+    current = settings.exports_dir / "current"
+    schema = load(current / "schema" / "listing.schema.json")
+    listings = load(current / "listings.json")
+    for listing in listings:
+        jsonschema.validate(listing, schema, format_checker=jsonschema.FormatChecker())
+    keys = [(x["kind"], x["name"], x["id"]) for x in listings]
+    assert keys == sorted(keys)
+
+
+def test_location_files_follow_the_inclusion_rule(first_run):
+    settings, _ = first_run
+    current = settings.exports_dir / "current"
+    index = load(current / "index.json")
+    codes = [loc["code"] for loc in index["locations"]]
+    assert codes == ["WW", "CA", "GB", "GB-SCT", "NO", "NO-03"]
+    names = {x["id"]: x["name"] for x in load(current / "listings.json")}
+    expected = {
+        "WW": {"Global Peer Forum"},
+        "CA": {"Maple Text Line", "Global Peer Forum"},
+        "GB": {"Harbour Listening Line", "Desk Line", "Global Peer Forum"},
+        "GB-SCT": {"Desk Line", "Harbour Listening Line", "Global Peer Forum"},
+        "NO": {"Fjord Night Chat", "Kvarteret Helpline", "Global Peer Forum"},
+        "NO-03": {"Fjord Night Chat", "Kvarteret Helpline", "Global Peer Forum"},
+    }
+    for loc in index["locations"]:
+        doc = load(current / loc["json"])
+        got = {names[x["id"]] for x in doc["listings"]}
+        assert got == expected[loc["code"]], loc["code"]
+        assert doc["count"] == loc["count"] == len(got)
+        assert loc["type"] == ("worldwide" if loc["code"] == "WW" else "region" if "-" in loc["code"] else "country")
+        assert loc["parent"] == (loc["code"].split("-")[0] if "-" in loc["code"] else None)
+        csv_text = (current / loc["csv"]).read_text(encoding="utf-8")
+        assert csv_text.splitlines()[0].startswith("id,name,kind,description,url,phone,sms")
+        assert len(csv_text.strip().splitlines()) == len(got) + 1
+    assert {loc["code"]: loc["name"] for loc in index["locations"]}["NO-03"] == "Oslo"
+
+
+def test_curator_reports_name_the_rejected_row(first_run):
+    settings, _ = first_run
+    html = (settings.reports_dir / "alpha_lines.html").read_text(encoding="utf-8")
+    assert "Row 6" in html and "javascript:alert(1)" in html and "What to do" in html
+    rejected = (settings.reports_dir / "alpha_lines.rejected.csv").read_text(encoding="utf-8").splitlines()
+    assert rejected[0].startswith("record_id,name,kind") and rejected[0].endswith(",problems")
+    assert len(rejected) == 2 and rejected[1].startswith("a5,Broken Row") and "row 6, url" in rejected[1]
+    assert len((settings.reports_dir / "beta_lines.rejected.csv").read_text(encoding="utf-8").splitlines()) == 1
+
+
+def test_unchanged_input_gives_byte_identical_release(first_run):
+    settings, first = first_run
+    before = release_files(settings.exports_dir / "current")
+    second = run(settings, LATER)
+    after = release_files(settings.exports_dir / "current")
+    assert second.release_id != first.release_id
+    assert set(before) == set(after)
+    assert {p for p in before if before[p] != after[p]} == {"manifest.json"}
+    assert load(settings.exports_dir / "current" / "manifest.json")["previous_release"] == first.release_id
+
+
+def test_ids_stay_put_when_a_source_adds_a_member(first_run):
+    settings, _ = first_run
+    before = {x["name"]: x for x in load(settings.exports_dir / "current" / "listings.json")}
+    (settings.sources_dir / "gamma.csv").write_text(
+        "name,kind,url,country\nKvarteret,helpline,https://kvarteret.example/,NO\n", encoding="utf-8"
+    )
+    run(settings, LATER)
+    after = {x["name"]: x for x in load(settings.exports_dir / "current" / "listings.json")}
+    kvarteret = after["Kvarteret Helpline"]
+    assert kvarteret["id"] == before["Kvarteret Helpline"]["id"]
+    assert {"source": "gamma", "record_id": "2"} in kvarteret["sources"]
+    assert kvarteret["first_seen"] == before["Kvarteret Helpline"]["first_seen"] == "2026-11-25T03:00:00Z"
+    assert kvarteret["updated_at"] == "2026-11-26T03:00:00Z"
+    unchanged = after["Desk Line"]
+    assert unchanged["id"] == before["Desk Line"]["id"] and unchanged["updated_at"] == "2026-11-25T03:00:00Z"
+
+
+def test_an_unreadable_replacement_keeps_the_last_good_rows(first_run):
+    settings, _ = first_run
+    (settings.sources_dir / "beta_lines.tsv").write_bytes(b"\x00\x01\x02binary\x00" * 50)
+    summary = run(settings, LATER)
+    names = {x["name"] for x in load(settings.exports_dir / "current" / "listings.json")}
+    assert {"Kvarteret Helpline", "Desk Line"} <= names
+    assert any("beta_lines.tsv" in m and "kept" in m for m in summary.messages)
+
+
+def test_a_removed_source_withdraws_its_listings(first_run):
+    settings, _ = first_run
+    (settings.sources_dir / "beta_lines.tsv").unlink()
+    summary = run(settings, LATER)
+    names = {x["name"] for x in load(settings.exports_dir / "current" / "listings.json")}
+    assert "Kvarteret Helpline" not in names and "Harbour Listening Line" in names
+    assert any("beta_lines" in m and "withdrawn" in m for m in summary.messages)
+
+
+def test_every_source_version_is_kept_by_sha256(first_run):
+    import duckdb
+
+    settings, _ = first_run
+    path = settings.sources_dir / "alpha_lines.csv"
+    original = path.read_bytes()
+    path.write_bytes(original.replace(b"Fjord Night Chat", b"Fjord Evening Chat"))
+    run(settings, LATER)
+    con = duckdb.connect(str(settings.warehouse_file), read_only=True)
+    try:
+        stored = {r[0]: bytes(r[1]) for r in con.execute("SELECT sha256, bytes FROM source_files").fetchall()}
+        raw_names = con.execute('SELECT "name" FROM "raw_alpha_lines" ORDER BY _row').fetchall()
+    finally:
+        con.close()
+    assert stored[hashlib.sha256(original).hexdigest()] == original
+    assert stored[hashlib.sha256(path.read_bytes()).hexdigest()] == path.read_bytes()
+    assert ("Fjord Evening Chat",) in raw_names
+
+
+def test_shipped_starter_sources_meet_the_foundation_bar(prefect_harness, tmp_path):
+    sources = tmp_path / "sources"
+    sources.mkdir()
+    for p in (REPO / "sources").iterdir():
+        if p.is_file():
+            shutil.copy(p, sources / p.name)
+    settings = settings_for(tmp_path, sources)
+    summary = run(settings, NOW)
+    assert len(summary.sources) >= 3 and summary.rows_read >= 150
+    assert summary.rows_rejected == 0, [s for s in summary.sources if s["rejected"]]
+    listings = load(settings.exports_dir / "current" / "listings.json")
+    countries = {a.split("-")[0] for x in listings for a in x["areas"]} - {"WW"}
+    assert len(countries) >= 25
+    assert any("WW" in x["areas"] for x in listings)
+    assert sum(1 for x in listings if len({s["source"] for s in x["sources"]}) > 1) >= 10
+    checker = REPO.parent / "shared" / "tools" / "check_release.py"
+    if checker.is_file():  # the contract checker beside the repo (CI has it)
+        done = subprocess.run(
+            [sys.executable, str(checker), str(settings.exports_dir / "current"), "--core", "--min-countries", "25"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert done.returncode == 0, done.stdout

@@ -1,0 +1,101 @@
+"""STYLE 1: everything is generated from the field registry, and generated files never drift."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from schemas import generate
+from schemas.fields import BY_NAME, CURATOR_COLUMNS, FIELDS, LISTING_FIELDS, STAGED_COLUMNS
+from schemas.vocabularies import lookup_table
+
+
+def test_generated_files_match_the_registry():
+    for path, content in generate.generated_files().items():
+        assert path.read_text(encoding="utf-8") == content, f"{path.name} drifted: run `make generate`"
+
+
+def test_pandera_schema_is_the_registry():
+    schema = generate.to_pandera(dt.date(2026, 11, 25))
+    assert list(schema.columns) == list(STAGED_COLUMNS)
+    for name, column in schema.columns.items():
+        f = BY_NAME[name]
+        assert {c.name for c in column.checks} == set(generate.value_predicates(f, dt.date(2026, 11, 25))), name
+        if f.required:
+            assert not column.nullable
+
+
+def test_contract_listing_fields_in_contract_order():
+    assert LISTING_FIELDS == (
+        "id",
+        "name",
+        "kind",
+        "description",
+        "url",
+        "phone",
+        "sms",
+        "chat_url",
+        "email",
+        "areas",
+        "languages",
+        "topics",
+        "audience",
+        "moderation",
+        "cost",
+        "hours",
+        "always_open",
+        "verified_at",
+        "link_status",
+        "link_checked_at",
+        "sources",
+        "first_seen",
+        "updated_at",
+    )
+    assert CURATOR_COLUMNS == (
+        "record_id",
+        "name",
+        "kind",
+        "description",
+        "url",
+        "phone",
+        "sms",
+        "chat_url",
+        "email",
+        "country",
+        "region",
+        "languages",
+        "topics",
+        "audience",
+        "moderation",
+        "cost",
+        "hours",
+        "verified_at",
+    )
+
+
+def test_ddl_and_json_schema_cover_every_field():
+    ddl = generate.duckdb_columns(LISTING_FIELDS)
+    assert all(f"\n  {n} " in "\n  " + ddl for n in LISTING_FIELDS)
+    props = generate.to_json_schema()["properties"]
+    assert list(props) == list(LISTING_FIELDS)
+    assert props["kind"]["enum"] == list(BY_NAME["kind"].vocabulary or {})
+
+
+def test_no_synonym_points_at_two_values():
+    for f in FIELDS:
+        if f.vocabulary:
+            spellings = [s for term in f.vocabulary.values() for s in term.synonyms if s]
+            table = lookup_table(f.vocabulary)
+            for canonical in f.vocabulary:
+                assert table[canonical.replace("_", " ")] == canonical
+            assert len(spellings) == len(set(spellings)), f.name
+
+
+def test_header_aliases_are_unambiguous():
+    from schemas.vocabularies import vocabulary_key
+
+    seen: dict[str, str] = {}
+    for f in FIELDS:
+        if f.curator:
+            for alias in (f.name, *f.aliases):
+                key = vocabulary_key(alias)
+                assert seen.setdefault(key, f.name) == f.name, f"{alias!r} names both {seen[key]} and {f.name}"
