@@ -12,8 +12,10 @@ import datetime as dt
 import functools
 import gettext
 import html
+import html.entities
 import re
 import unicodedata
+from collections.abc import Callable
 from urllib.parse import urlsplit, urlunsplit
 
 import langcodes
@@ -25,6 +27,9 @@ from schemas import vocabularies
 from schemas.fields import LIST_SEPARATOR
 
 TAG = re.compile(r"<\s*/?\s*[a-zA-Z!][^<>]*>")
+#: A character reference.  A named one without ``;`` counts only when no letter, digit or ``=`` follows (the HTML
+#: rule for attribute values), so that query strings such as ``?lang=en&region=NO`` keep their ``&region``.
+ENTITY = re.compile(r"&(#[0-9]+;?|#[xX][0-9a-fA-F]+;?|[A-Za-z][A-Za-z0-9]*(?:;|(?![A-Za-z0-9=])))")
 CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2060\ufeff]")
 SPACE = re.compile(r"\s+")
 #: Languages whose country names are accepted, beside English (the header-alias languages and neighbours).
@@ -62,16 +67,33 @@ COUNTRY_EXTRAS = {
 }
 
 
+def _settle(step: Callable[[str], str], value: str) -> str:
+    """Apply ``step`` until nothing changes: cleaning can expose more to clean (``&amp;lt;b&amp;gt;``, ``&am p;``, ``e&#x301;``)."""
+    for _ in range(2 * len(value) + 4):  # every round that changes something shortens or settles the value
+        out = step(value)
+        if out == value:
+            break
+        value = out
+    return value
+
+
+def _unescape(value: str) -> str:
+    def one(m: re.Match[str]) -> str:
+        ref = m.group(1)
+        return html.unescape(m.group(0)) if ref.startswith("#") or ref in html.entities.html5 else m.group(0)
+
+    return ENTITY.sub(one, value)
+
+
+def _clean_step(value: str) -> str:
+    return unicodedata.normalize("NFC", CONTROL.sub(" ", TAG.sub(" ", _unescape(value))))
+
+
 def text(value: str | None) -> str | None:
     """Plain text: markup, entities and control characters removed, white space folded; None when empty."""
     if value is None:
         return None
-    out = unicodedata.normalize("NFC", str(value))
-    for _ in range(10):  # entities may hide markup (&lt;b&gt;): unwrap to a fixed point
-        step = CONTROL.sub(" ", TAG.sub(" ", html.unescape(out)))
-        if step == out:
-            break
-        out = step
+    out = _settle(_clean_step, unicodedata.normalize("NFC", str(value)))
     out = SPACE.sub(" ", out).strip()
     return out or None
 
@@ -197,7 +219,7 @@ def regions(value: str | None, country_code: str | None) -> list[str]:
 
 
 def regions_list(values: list[str], country_code: str | None) -> list[str]:
-    return _dedupe([region(p, country_code) for p in values if p.strip()])
+    return _dedupe([r for r in (region(p, country_code) for p in values) if r])
 
 
 def areas(country_code: str | None, region_codes: list[str]) -> list[str]:
@@ -228,7 +250,7 @@ def languages(value: str | None) -> list[str]:
 
 
 def languages_list(values: list[str]) -> list[str]:
-    return _dedupe([language(p) for p in values if p.strip()])
+    return _dedupe([t for t in (language(p) for p in values) if t])
 
 
 # --- contacts ---------------------------------------------------------------------------------
@@ -239,7 +261,11 @@ def url(value: str | None) -> str | None:
     cleaned = text(value)
     if cleaned is None:
         return None
-    cleaned = cleaned.replace(" ", "")
+    return _settle(_url_step, cleaned) or None
+
+
+def _url_step(value: str) -> str:
+    cleaned = (text(value) or "").replace(" ", "")
     if re.match(r"^(www\.|[a-z0-9-]+(\.[a-z0-9-]+)+(/|$))", cleaned, re.IGNORECASE):
         cleaned = "https://" + cleaned
     try:
@@ -258,17 +284,24 @@ def url(value: str | None) -> str | None:
     netloc = host
     if parts.username or parts.password:
         return cleaned  # credentials are refused by validation, shown as written
+    if ":" in host:
+        netloc = f"[{host}]"  # an IPv6 address keeps its brackets
     if port and port != {"http": 80, "https": 443}[scheme]:
-        netloc = f"{host}:{port}"
+        netloc = f"{netloc}:{port}"
     path = parts.path if parts.path not in ("", "/") else ""
     return urlunsplit((scheme, netloc, path, parts.query, ""))
 
 
 def email(value: str | None) -> str | None:
+    """The address without ``mailto:`` and spaces, its domain lowercased; else the cleaned input."""
     cleaned = text(value)
     if cleaned is None:
         return None
-    cleaned = cleaned.removeprefix("mailto:").replace(" ", "")
+    return _settle(_email_step, cleaned) or None
+
+
+def _email_step(value: str) -> str:
+    cleaned = re.sub(r"^(?:mailto:)+", "", (text(value) or "").replace(" ", ""), flags=re.IGNORECASE)
     local, at, domain = cleaned.rpartition("@")
     return f"{local}@{domain.lower()}" if at else cleaned
 
@@ -280,6 +313,8 @@ def phone(value: str | None, country_code: str | None) -> str | None:
         return None
     digits = re.sub(r"\D", "", cleaned)
     international = cleaned.startswith("+") or cleaned.startswith("00")
+    if cleaned.startswith("00"):
+        digits = digits[2:]  # 00 is the international prefix, as + is
     region_code = country_code if country_code and len(country_code) == 2 and country_code != "WW" else None
     if not international and region_code and 3 <= len(digits) <= 8:
         try:
