@@ -15,4 +15,4 @@ from flows.curate_run import build_core, export_release
 def curate_export(settings: Settings, now: dt.datetime | None = None) -> export.Release:
     now = (now or dt.datetime.now(dt.UTC)).replace(microsecond=0)
     build_core(settings, now)
-    return export_release(settings, now, "export-" + now.strftime("%Y%m%dT%H%M%SZ"), 0)
+    return export_release(settings, now, "export-" + now.strftime("%Y%m%dT%H%M%SZ"))

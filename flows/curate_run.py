@@ -97,11 +97,12 @@ def build_core(settings: Settings, now: dt.datetime) -> dict[str, int]:
 
 
 @task(cache_policy=NO_CACHE)
-def export_release(settings: Settings, now: dt.datetime, run_id: str, sources: int) -> export.Release:
+def export_release(settings: Settings, now: dt.datetime, run_id: str) -> export.Release:
     """Publish ``out_listings`` as a release and switch ``exports/current`` to it."""
     con = wh.connect(settings.warehouse_file)
     try:
         listings = export.public_listings(con)
+        sources = int(wh.run(con, "SELECT count(DISTINCT source_id) FROM stg_listings")[0][0])  # type: ignore[call-overload]
         release = export.publish(listings, settings.exports_dir, now, settings.keep_releases, {"sources": sources})
         wh.run(
             con,
@@ -135,7 +136,7 @@ def curate_run(settings: Settings, now: dt.datetime | None = None) -> RunSummary
     checked = [r for r, _ in results]
     write_reports(settings, checked)
     counts = build_core(settings, now)
-    release = export_release(settings, now, run_id, len(sources))
+    release = export_release(settings, now, run_id)
     for r in checked:
         errors = [p for p in r.problems if p.severity == "error"]
         summary.sources.append(
