@@ -26,7 +26,7 @@ from phonenumbers import shortnumberinfo
 from schemas import vocabularies
 from schemas.fields import LIST_SEPARATOR
 
-TAG = re.compile(r"<\s*/?\s*[a-zA-Z!][^<>]*>")
+TAG = re.compile(r"</?[a-zA-Z!][^<>]*>")
 #: A character reference.  A named one without ``;`` counts only when no letter, digit or ``=`` follows (the HTML
 #: rule for attribute values), so that query strings such as ``?lang=en&region=NO`` keep their ``&region``.
 ENTITY = re.compile(r"&(#[0-9]+;?|#[xX][0-9a-fA-F]+;?|[A-Za-z][A-Za-z0-9]*(?:;|(?![A-Za-z0-9=])))")
@@ -265,25 +265,26 @@ def url(value: str | None) -> str | None:
 
 
 def _url_step(value: str) -> str:
-    cleaned = (text(value) or "").replace(" ", "")
+    written = text(value) or ""  # what is returned when the value is not a web address, for validation to name
+    cleaned = written.replace(" ", "")
     if re.match(r"^(www\.|[a-z0-9-]+(\.[a-z0-9-]+)+(/|$))", cleaned, re.IGNORECASE):
         cleaned = "https://" + cleaned
     try:
         parts = urlsplit(cleaned)
         port = parts.port
     except ValueError:
-        return cleaned
+        return written
     scheme = parts.scheme.lower()
     if scheme not in ("http", "https") or not parts.hostname:
-        return cleaned
+        return written
     host = parts.hostname.rstrip(".")
     try:
         host = host.encode("idna").decode("ascii") if not host.isascii() else host
     except UnicodeError:
-        return cleaned
+        return written
     netloc = host
     if parts.username or parts.password:
-        return cleaned  # credentials are refused by validation, shown as written
+        return written  # credentials are refused by validation, shown as written
     if ":" in host:
         netloc = f"[{host}]"  # an IPv6 address keeps its brackets
     if port and port != {"http": 80, "https": 443}[scheme]:
@@ -301,9 +302,10 @@ def email(value: str | None) -> str | None:
 
 
 def _email_step(value: str) -> str:
-    cleaned = re.sub(r"^(?:mailto:)+", "", (text(value) or "").replace(" ", ""), flags=re.IGNORECASE)
+    written = text(value) or ""
+    cleaned = re.sub(r"^(?:mailto:)+", "", written.replace(" ", ""), flags=re.IGNORECASE)
     local, at, domain = cleaned.rpartition("@")
-    return f"{local}@{domain.lower()}" if at else cleaned
+    return f"{local}@{domain.lower()}" if at else written
 
 
 def phone(value: str | None, country_code: str | None) -> str | None:
@@ -329,8 +331,10 @@ def phone(value: str | None, country_code: str | None) -> str | None:
         number = None
     if number is not None and phonenumbers.is_valid_number(number):
         return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
-    if not international and region_code and 3 <= len(digits) <= 6 and re.fullmatch(r"[\d\s().-]+", cleaned):
-        return digits  # a national short code the metadata lacks (the Netherlands' 113)
+    if not international and (region_code or country_code == "WW") and 3 <= len(digits) <= 6 and re.fullmatch(r"[\d\s().-]+", cleaned):
+        # a national short code the metadata lacks (the Netherlands' 113); in a worldwide row, the digits let
+        # validation say that a short number needs a country (short_number_needs_country)
+        return digits
     return cleaned
 
 

@@ -40,7 +40,7 @@ def decode(data: bytes) -> tuple[str, str]:
     try:
         return data.decode("utf-8"), "utf-8"
     except UnicodeDecodeError:
-        return data.decode("cp1252", errors="strict") if _cp1252_ok(data) else data.decode("latin-1"), "cp1252"
+        return (data.decode("cp1252"), "cp1252") if _cp1252_ok(data) else (data.decode("latin-1"), "latin-1")
 
 
 def _cp1252_ok(data: bytes) -> bool:
@@ -61,15 +61,17 @@ def sniff_delimiter(text: str, suffix: str) -> str:
 
 
 def _unique(headers: list[str]) -> list[str]:
-    seen: dict[str, int] = {}
+    """Header names made unique: blanks become ``column_N``, repeats ``name (2)``, never clashing with a written one."""
+    written = {h.strip() for h in headers}
+    taken: set[str] = set()
     out = []
     for i, h in enumerate(headers):
         name = h.strip() or f"column_{i + 1}"
-        if name in seen:
-            seen[name] += 1
-            name = f"{name} ({seen[name]})"
-        else:
-            seen[name] = 1
+        base, n = name, 1
+        while name in taken or (name != h.strip() and name in written):
+            n += 1
+            name = f"{base} ({n})"
+        taken.add(name)
         out.append(name)
     return out
 

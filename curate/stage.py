@@ -43,15 +43,17 @@ def header_mapping(columns: list[str], renames: dict[str, str] | None = None) ->
     """Source column -> contract column (first match wins), and the columns left unknown."""
     renames = {vocabulary_key(k): v for k, v in (renames or {}).items()}
     mapping: dict[str, str] = {}
-    unknown = []
+    # renames from sources.toml first, so that they win over a header that is merely an alias
     for column in columns:
-        key = vocabulary_key(column)
-        target = renames.get(key) or HEADER_ALIASES.get(key)
+        target = renames.get(vocabulary_key(column))
         if target in CURATOR_COLUMNS and target not in mapping.values():
             mapping[column] = target
-        else:
-            unknown.append(column)
-    return mapping, unknown
+    for column in columns:
+        target = HEADER_ALIASES.get(vocabulary_key(column))
+        if column not in mapping and vocabulary_key(column) not in renames and target and target not in mapping.values():
+            mapping[column] = target
+    unknown = [c for c in columns if c not in mapping]
+    return {c: mapping[c] for c in columns if c in mapping}, unknown
 
 
 def stage_row(cells: dict[str, str | None], row: int, options: SourceOptions) -> dict[str, object]:

@@ -39,9 +39,9 @@ def _problems(cases: pd.DataFrame, staged: pd.DataFrame, source: str, file: str,
             if (index, check) in seen:
                 continue  # frame-wide checks repeat their failure once per column
             seen.add((index, check))
-            shown = ROW_CHECKS[check][0]
+            rule, shown, _ = ROW_CHECKS[check]
             value = staged.loc[index, shown] if shown else None
-            out.append(problem(source, file, check, row=row, column=shown, value=value))
+            out.append(problem(source, file, rule, row=row, column=shown, value=value))
             continue
         rule = "required" if check == "not_nullable" else check
         value = case["failure_case"]

@@ -58,18 +58,21 @@ def _region_in_country(df: pd.DataFrame) -> pd.Series:
     return pd.Series([all(r.startswith(f"{k}-") for r in rs) for rs, k in zip(df["region"], df["country"], strict=True)], index=df.index)
 
 
-def _short_number_has_country(df: pd.DataFrame) -> pd.Series:
-    def ok(number: object, country: object) -> bool:
-        return not (isinstance(number, str) and number.isdigit() and country == "WW")
+def _short_number_has_country(column: str) -> Callable[[pd.DataFrame], pd.Series]:
+    def check(df: pd.DataFrame) -> pd.Series:
+        return pd.Series(
+            [not (isinstance(n, str) and n.isdigit() and k == "WW") for n, k in zip(df[column], df["country"], strict=True)], index=df.index
+        )
 
-    return pd.Series([ok(p, k) and ok(s, k) for p, s, k in zip(df["phone"], df["sms"], df["country"], strict=True)], index=df.index)
+    return check
 
 
-#: Checks across columns of a row: rule -> (the column a problem is shown in, the check).
-ROW_CHECKS: dict[str, tuple[str | None, Callable[[pd.DataFrame], pd.Series]]] = {
-    "contact_required": (None, _has_contact),
-    "region_in_country": ("region", _region_in_country),
-    "short_number_needs_country": ("phone", _short_number_has_country),
+#: Checks across columns of a row: check name -> (rule, the column a problem is shown in, the check).
+ROW_CHECKS: dict[str, tuple[str, str | None, Callable[[pd.DataFrame], pd.Series]]] = {
+    "contact_required": ("contact_required", None, _has_contact),
+    "region_in_country": ("region_in_country", "region", _region_in_country),
+    "short_number_needs_country:phone": ("short_number_needs_country", "phone", _short_number_has_country("phone")),
+    "short_number_needs_country:sms": ("short_number_needs_country", "sms", _short_number_has_country("sms")),
 }
 
 
@@ -85,7 +88,7 @@ def to_pandera(today: dt.date) -> pa.DataFrameSchema:
         ]
         nullable = not (f.required or name == "record_id") and f.type != "strings"
         columns[name] = pa.Column(None, checks, nullable=nullable, required=True)
-    frame_checks = [pa.Check(fn, name=rule) for rule, (_, fn) in ROW_CHECKS.items()]
+    frame_checks = [pa.Check(fn, name=name) for name, (_, _, fn) in ROW_CHECKS.items()]
     return pa.DataFrameSchema(columns, checks=frame_checks, name="stg_listings")
 
 

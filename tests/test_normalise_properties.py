@@ -1,0 +1,171 @@
+"""Properties of the normalisers: they never raise, and applying one twice gives what applying it once gives."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from curate import normalise as n
+
+VOCABULARIES = ("KINDS", "TOPICS", "AUDIENCES", "MODERATION", "COSTS")
+COUNTRIES = (None, "WW", "NO", "GB", "US", "BE", "NL", "DE", "SE", "FR", "Narnia", "")
+
+#: Pieces of what curators' cells hold: markup, entities (nested, split, unterminated), control and invisible
+#: characters, combining marks, separators and fragments of URLs, numbers, dates and vocabulary words.
+PIECES = (
+    *("<b>", "</b>", "< i >", "<!--", "-->", "<", ">", "&", "&amp;", "&lt;", "&gt;", "&amp;lt;", "&#60;", "&#x3c;", "&#x301;"),
+    *("&nbsp;", "&am", "p;", "&NOT;", "&not", "&region=", "&copy", "lt;", "&#", "x3c;"),
+    *("\x00", "\x07", "\x1f", "\x7f", "\x85", "\u200b", "\u202e", "\ufeff", "\u00a0", "\u2028", "\t", "\n", "\r", " "),
+    *("e", "\u0301", "\u0334", "\u0339", "é", "Å", "ß", "ﬁ", "İ", "\u0958", "\u1100", "\u1161"),
+    *(";", ",", "/", "|", ":", ".", "-", "_", "@", "#", "?", "=", "%", "+", "(", ")", "[", "]"),
+    *("http://", "https://", "www.", "mailto:", "MAILTO:", "javascript:", "example.org", "[::1]", ":80", ":443"),
+    *("00", "0", "1", "116", "123", "988", "47", "22 40 00 40", "+44", "0800"),
+    *("2025", "06", "30", "T10:00", "June", "24/7", "24h", "døgnåpen"),
+    *("NO", "no", "Oslo", "Norge", "GB", "Scotland", "ww", "en", "en-us", "English", "Bokmål", "hotline", "PTSD", "n/a"),
+)
+CELLS = st.one_of(
+    st.text(),
+    st.lists(st.one_of(st.sampled_from(PIECES), st.text(max_size=3)), max_size=12).map("".join),
+)
+LISTS = st.lists(CELLS, max_size=5)
+PROPERTY = settings(max_examples=200, deadline=None)
+
+
+@PROPERTY
+@given(CELLS)
+def test_text(value):
+    once = n.text(value)
+    assert once is None or (once == once.strip() and once)
+    assert n.text(once) == once
+
+
+@PROPERTY
+@given(CELLS)
+def test_has_markup_is_false_on_cleaned_text(value):
+    n.has_markup(value)
+    assert not n.has_markup(n.text(value))
+
+
+@PROPERTY
+@given(CELLS)
+def test_split_list(value):
+    parts = n.split_list(value)
+    assert all(p and p == p.strip() for p in parts)
+
+
+@PROPERTY
+@given(CELLS)
+def test_url(value):
+    once = n.url(value)
+    assert n.url(once) == once
+
+
+@PROPERTY
+@given(CELLS)
+def test_email(value):
+    once = n.email(value)
+    assert n.email(once) == once
+
+
+@PROPERTY
+@given(CELLS, st.sampled_from(COUNTRIES))
+def test_phone(value, country):
+    once = n.phone(value, country)
+    assert n.phone(once, country) == once
+
+
+@PROPERTY
+@given(CELLS)
+def test_country(value):
+    once = n.country(value)
+    assert n.country(once) == once
+
+
+@PROPERTY
+@given(CELLS)
+def test_hours(value):
+    once = n.hours(value)
+    assert n.hours(once) == once
+
+
+@PROPERTY
+@given(CELLS)
+def test_date(value):
+    once = n.date(value)
+    assert n.date(once) == once
+
+
+@PROPERTY
+@given(CELLS)
+def test_record_id(value):
+    once = n.record_id(value, 7)
+    assert n.record_id(once, 7) == once
+
+
+@pytest.mark.parametrize("vocabulary", VOCABULARIES)
+@PROPERTY
+@given(value=CELLS)
+def test_term(vocabulary, value):
+    once = n.term(value, vocabulary)
+    assert n.term(once, vocabulary) == once
+
+
+@pytest.mark.parametrize("vocabulary", VOCABULARIES)
+@PROPERTY
+@given(value=CELLS)
+def test_terms(vocabulary, value):
+    once = n.terms(value, vocabulary)
+    assert n.terms_list(once, vocabulary) == once
+
+
+@pytest.mark.parametrize("vocabulary", VOCABULARIES)
+@PROPERTY
+@given(values=LISTS)
+def test_terms_list(vocabulary, values):
+    once = n.terms_list(values, vocabulary)
+    assert n.terms_list(once, vocabulary) == once
+
+
+@PROPERTY
+@given(CELLS)
+def test_language(value):
+    once = n.language(value)
+    assert n.language(once) == once
+
+
+@PROPERTY
+@given(CELLS)
+def test_languages(value):
+    once = n.languages(value)
+    assert n.languages_list(once) == once
+
+
+@PROPERTY
+@given(LISTS)
+def test_languages_list(values):
+    once = n.languages_list(values)
+    assert "" not in once
+    assert n.languages_list(once) == once
+
+
+@PROPERTY
+@given(CELLS, st.sampled_from(COUNTRIES))
+def test_region(value, country):
+    once = n.region(value, country)
+    assert n.region(once, country) == once
+
+
+@PROPERTY
+@given(CELLS, st.sampled_from(COUNTRIES))
+def test_regions(value, country):
+    once = n.regions(value, country)
+    assert n.regions_list(once, country) == once
+
+
+@PROPERTY
+@given(LISTS, st.sampled_from(COUNTRIES))
+def test_regions_list(values, country):
+    once = n.regions_list(values, country)
+    assert "" not in once
+    assert n.regions_list(once, country) == once
