@@ -226,3 +226,28 @@ def test_shipped_starter_sources_meet_the_foundation_bar(prefect_harness, tmp_pa
             check=False,
         )
         assert done.returncode == 0, done.stdout
+
+
+def test_cli_run_prints_the_summary_and_exits_0(prefect_harness, fixture_sources, tmp_path):
+    from typer.testing import CliRunner
+
+    from curate.cli import app
+
+    args = ["run", "--sources", str(fixture_sources), "--exports", str(tmp_path / "ex"), "--warehouse", str(tmp_path / "w.duckdb")]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "10 rows read, 9 accepted, 1 rejected; 7 listings (6 public) in 6 locations (3 countries)" in result.output
+    assert (tmp_path / "ex" / "current" / "listings.json").is_file()
+
+
+def test_cli_run_that_cannot_publish_exits_1(prefect_harness, fixture_sources, tmp_path):
+    from typer.testing import CliRunner
+
+    from curate.cli import app
+
+    blocker = tmp_path / "ex"
+    blocker.write_text("a file where the exports folder should be")
+    args = ["run", "--sources", str(fixture_sources), "--exports", str(blocker), "--warehouse", str(tmp_path / "w.duckdb")]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 1
+    assert "The run failed" in result.output
