@@ -9,6 +9,7 @@ gives the same result as applying it once (``tests/test_normalise_properties.py`
 from __future__ import annotations
 
 import datetime as dt
+import decimal
 import functools
 import gettext
 import html
@@ -308,11 +309,51 @@ def _email_step(value: str) -> str:
     return f"{local}@{domain.lower()}" if at else written
 
 
+EXCEL_NUMBER = re.compile(r"^\+?\d+(\.\d+)?[eE]\+?\d+$|^\+?\d+\.0+$")
+
+
+def excel_digits(value: str) -> str:
+    """Undo what spreadsheets do to long numbers: ``4.72240004E9`` and ``4722400040.0`` become ``4722400040``."""
+    if not EXCEL_NUMBER.match(value):
+        return value
+    try:
+        number = decimal.Decimal(value.lstrip("+"))
+    except decimal.InvalidOperation:
+        return value
+    if number != number.to_integral_value() or number > 10**16:
+        return value
+    return ("+" if value.startswith("+") else "") + str(int(number))
+
+
+#: Words that mark a number in a phone cell as a text (SMS) number.
+SMS_LABELS = re.compile(r"^\s*(sms|text|txt|tekst|texto|texte|textmeddelande)\b[\s:.-]*", re.IGNORECASE)
+#: What separates several numbers in one cell ("116 123 / SMS 2222", "22 40 00 40 or 116 123").
+NUMBER_SEPARATORS = re.compile(r"\s*(?:[/;|,\n]|\b(?:or|eller|oder|ou|o|of|tai)\b)\s*", re.IGNORECASE)
+
+
+def split_numbers(value: str | None) -> tuple[list[str], list[str]]:
+    """The numbers in a phone cell: (voice numbers, text numbers), in the order written."""
+    cleaned = text(value)
+    if not cleaned:
+        return [], []
+    if not re.search(r"\d", cleaned):
+        return [cleaned], []  # no number at all: kept as written, for validation to name
+    voice, texts = [], []
+    for part in NUMBER_SEPARATORS.split(cleaned):
+        if not part or not re.search(r"\d", part):
+            continue
+        label = SMS_LABELS.match(part)
+        (texts if label else voice).append(part[label.end():].strip() if label else part.strip())
+    return voice, texts
+
+
 def phone(value: str | None, country_code: str | None) -> str | None:
     """E.164 for a valid number; the digits for a national short number; else the cleaned input."""
     cleaned = text(value)
     if cleaned is None:
         return None
+    written = cleaned
+    cleaned = excel_digits(cleaned)
     digits = re.sub(r"\D", "", cleaned)
     international = cleaned.startswith("+") or cleaned.startswith("00")
     if cleaned.startswith("00"):
@@ -329,13 +370,20 @@ def phone(value: str | None, country_code: str | None) -> str | None:
         number = phonenumbers.parse("+" + digits if international else cleaned, None if international else region_code)
     except phonenumbers.NumberParseException:
         number = None
+    if (number is None or not phonenumbers.is_valid_number(number)) and not international and region_code:
+        calling = str(phonenumbers.country_code_for_region(region_code))
+        if digits.startswith(calling) and len(digits) > len(calling) + 4:
+            try:  # the + lost in a spreadsheet: 4722400040 in a Norwegian row is +47 22 40 00 40
+                number = phonenumbers.parse("+" + digits, None)
+            except phonenumbers.NumberParseException:
+                number = None
     if number is not None and phonenumbers.is_valid_number(number):
         return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
     if not international and (region_code or country_code == "WW") and 3 <= len(digits) <= 6 and re.fullmatch(r"[\d\s().-]+", cleaned):
         # a national short code the metadata lacks (the Netherlands' 113); in a worldwide row, the digits let
         # validation say that a short number needs a country (short_number_needs_country)
         return digits
-    return cleaned
+    return written
 
 
 def hours(value: str | None) -> str | None:
@@ -345,7 +393,10 @@ def hours(value: str | None) -> str | None:
     return "24/7" if vocabularies.vocabulary_key(cleaned) in {vocabularies.vocabulary_key(a) for a in vocabularies.ALWAYS_OPEN} else cleaned
 
 
-DATE_FORMATS = ("%Y-%m-%d", "%Y/%m/%d", "%d.%m.%Y", "%d/%m/%Y", "%d-%m-%Y", "%Y%m%d", "%d %B %Y", "%d %b %Y", "%B %d, %Y", "%b %d, %Y")
+DATE_FORMATS = ("%Y-%m-%d", "%Y/%m/%d", "%d.%m.%Y", "%d/%m/%Y", "%d-%m-%Y", "%Y%m%d", "%d %B %Y", "%d %b %Y", "%B %d, %Y", "%b %d, %Y",
+                "%d.%m.%y", "%d/%m/%y")
+#: Spreadsheet serial dates (days since 1899-12-30) accepted: 1954 to 2119.
+EXCEL_SERIALS = range(20000, 80000)
 
 
 def date(value: str | None) -> str | None:
@@ -354,6 +405,8 @@ def date(value: str | None) -> str | None:
     if cleaned is None:
         return None
     candidate = re.split(r"[T ]\d{1,2}:\d{2}", cleaned)[0].strip()
+    if re.fullmatch(r"\d{5}(\.0+)?", candidate) and int(float(candidate)) in EXCEL_SERIALS:
+        return (dt.date(1899, 12, 30) + dt.timedelta(days=int(float(candidate)))).isoformat()
     for fmt in DATE_FORMATS:
         try:
             return dt.datetime.strptime(candidate, fmt).date().isoformat()

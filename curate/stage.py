@@ -56,11 +56,22 @@ def header_mapping(columns: list[str], renames: dict[str, str] | None = None) ->
     return {c: mapping[c] for c in columns if c in mapping}, unknown
 
 
+def contact_numbers(phone_cell: str | None, sms_cell: str | None) -> tuple[str | None, str | None, list[str]]:
+    """The phone and sms to stage from their cells, and the numbers left over ("116 123 / SMS 2222")."""
+    voice, texts = n.split_numbers(phone_cell)
+    sms_voice, sms_texts = n.split_numbers(sms_cell)
+    phones = voice
+    smses = sms_texts + sms_voice + texts
+    leftover = phones[1:] + smses[1:]
+    return (phones[0] if phones else None), (smses[0] if smses else None), leftover
+
+
 def stage_row(cells: dict[str, str | None], row: int, options: SourceOptions) -> dict[str, object]:
     """One raw row (contract column -> cell) to its staged values."""
     country = n.country(cells.get("country")) or n.country(options.country)
     regions = n.regions(cells.get("region"), country)
     hours = n.hours(cells.get("hours"))
+    phone, sms, _ = contact_numbers(cells.get("phone"), cells.get("sms"))
     return {
         ROW: row,
         "record_id": n.record_id(cells.get("record_id"), row),
@@ -68,8 +79,8 @@ def stage_row(cells: dict[str, str | None], row: int, options: SourceOptions) ->
         "kind": n.term(cells.get("kind"), "KINDS") or n.term(options.kind, "KINDS"),
         "description": n.text(cells.get("description")),
         "url": n.url(cells.get("url")),
-        "phone": n.phone(cells.get("phone"), country),
-        "sms": n.phone(cells.get("sms"), country),
+        "phone": n.phone(phone, country),
+        "sms": n.phone(sms, country),
         "chat_url": n.url(cells.get("chat_url")),
         "email": n.email(cells.get("email")),
         "country": country,
@@ -110,6 +121,9 @@ def stage_listings(raw: pd.DataFrame, source: str, file: str, options: SourceOpt
                 problems.append(problem(source, file, "markup_removed", row=row, column=column, value=value))
             if value and value.lstrip()[:1] in FORMULA_PREFIXES and column != "email":
                 problems.append(problem(source, file, "formula_like", row=row, column=column, value=value, detail=value.lstrip()[0]))
+        leftover = contact_numbers(cells.get("phone"), cells.get("sms"))[2]
+        if leftover:
+            problems.append(problem(source, file, "extra_numbers", row=row, column="phone", value=leftover))
         rid = str(staged["record_id"])
         if rid in seen_ids:
             problems.append(problem(source, file, "duplicate_record_id", row=row, column="record_id", value=rid))

@@ -146,6 +146,11 @@ RULES: dict[str, Rule] = {
         "'{value}' is a national short number, which only works inside one country, but the row is marked worldwide (WW).",
         "Give the row its country, or write the number with its country code (+44 ...).",
     ),
+    "extra_numbers": Rule(
+        "warning",
+        "The cell holds more than one number; only the first phone and the first text number are used, not '{value}'.",
+        "Put one number in 'phone' and one in 'sms'; list another service in a row of its own.",
+    ),
     "duplicate_record_id": Rule(
         "error", "The record_id '{value}' is used by an earlier row of this file.", "Give each row its own record_id."
     ),
