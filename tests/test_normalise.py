@@ -12,7 +12,7 @@ from curate import normalise as n
 @pytest.mark.parametrize(
     ("value", "expected"),
     [
-        ("Mental Helse", "Mental Helse"),
+        ("Fjordhjelp", "Fjordhjelp"),
         ("<b>Free</b> and <i>anonymous</i>", "Free and anonymous"),
         ('<a href="https://x.example">Chat</a> now', "Chat now"),
         ("<p>One</p><p>Two</p>", "One Two"),
@@ -285,7 +285,7 @@ def test_languages_list_drops_elements_that_clean_to_nothing():
 @pytest.mark.parametrize(
     ("value", "expected"),
     [
-        ("https://mentalhelse.no", "https://mentalhelse.no"),
+        ("https://fjordhjelp.example", "https://fjordhjelp.example"),
         ("example.org", "https://example.org"),
         ("www.example.org", "https://www.example.org"),
         ("Example.ORG/Path", "https://example.org/Path"),  # path keeps its case

@@ -34,7 +34,7 @@ def rules(problems) -> list[tuple[str, str, int | None, str | None, str | None]]
     return [(p.rule, p.severity, p.row, p.column, p.value) for p in problems]
 
 
-FULL = {"name": "Mental Helse", "kind": "helpline", "country": "NO", "phone": "22 40 00 40"}
+FULL = {"name": "Fjordhjelp", "kind": "helpline", "country": "NO", "phone": "22 40 00 40"}
 
 # --- header_mapping ---------------------------------------------------------------------------
 
@@ -125,11 +125,11 @@ def test_renames_to_a_non_curator_column_leave_it_unknown(target):
 
 
 def test_frame_has_the_staged_columns_and_keeps_row_numbers():
-    staged = stage(FULL, {**FULL, "name": "Kirkens SOS"}, first_row=5)
+    staged = stage(FULL, {**FULL, "name": "Nattlinja"}, first_row=5)
     assert staged.frame is not None
     assert list(staged.frame.columns) == [ROW, *STAGED_COLUMNS]
     assert staged.frame[ROW].tolist() == [5, 6]
-    assert staged.frame["name"].tolist() == ["Mental Helse", "Kirkens SOS"]
+    assert staged.frame["name"].tolist() == ["Fjordhjelp", "Nattlinja"]
     assert staged.mapping == {"name": "name", "kind": "kind", "country": "country", "phone": "phone"}
     assert staged.problems == []
 
@@ -137,14 +137,14 @@ def test_frame_has_the_staged_columns_and_keeps_row_numbers():
 def test_values_are_normalised():
     staged = stage(
         {
-            "Navn": "  Mental   Helse ",
+            "Navn": "  Fjordhjelp   Telefonen ",
             "Type": "Hotline",
             "Land": "Norge",
             "Telefon": "22 40 00 40",
             "SMS": "+47 22 40 00 40",
-            "Website": "MentalHelse.no/",
-            "Chat": "https://sidetmedord.no/#chat",
-            "E-post": "mailto:Post@MentalHelse.NO",
+            "Website": "FjordHjelp.EXAMPLE/",
+            "Chat": "https://fjordhjelp.example/chat#chat",
+            "E-post": "mailto:Post@FjordHjelp.EXAMPLE",
             "Languages": "Norwegian Bokmål; en-gb",
             "Topics": "PTSD, Low mood",
             "Audience": "teens",
@@ -157,14 +157,14 @@ def test_values_are_normalised():
     assert row == {
         ROW: 2,
         "record_id": "2",
-        "name": "Mental Helse",
+        "name": "Fjordhjelp Telefonen",
         "kind": "helpline",
         "description": None,
-        "url": "https://mentalhelse.no",
+        "url": "https://fjordhjelp.example",
         "phone": "+4722400040",
         "sms": "+4722400040",
-        "chat_url": "https://sidetmedord.no",
-        "email": "Post@mentalhelse.no",
+        "chat_url": "https://fjordhjelp.example/chat",
+        "email": "Post@fjordhjelp.example",
         "country": "NO",
         "region": [],
         "areas": ["NO"],
@@ -271,7 +271,7 @@ def test_an_explicit_record_id_may_clash_with_a_row_number():
 @pytest.mark.parametrize(
     ("column", "value", "cleaned"),
     [
-        ("name", "<b>Mental Helse</b>", "Mental Helse"),
+        ("name", "<b>Fjordhjelp</b>", "Fjordhjelp"),
         ("description", "<p>Free &amp; anonymous</p>", "Free & anonymous"),
         ("description", "&lt;script&gt;alert(1)&lt;/script&gt;", "alert(1)"),
         ("hours", "Mon\x00-Fri", "Mon -Fri"),
@@ -347,4 +347,4 @@ def test_unknown_column_warning_keeps_the_rows():
         ("unknown_column", "warning", None, None, "Navn"),
     ]
     assert "'Colour'" in staged.problems[0].message
-    assert only(staged.frame)["name"] == "Mental Helse"
+    assert only(staged.frame)["name"] == "Fjordhjelp"

@@ -20,18 +20,18 @@ TODAY = dt.date(2026, 11, 25)
 SOURCE, FILE = "helplines_no", "helplines_no.csv"
 
 #: a minimal row that passes every check
-BASE = {"name": "Mental Helse", "kind": "helpline", "country": "NO", "phone": "22 40 00 40"}
+BASE = {"name": "Fjordhjelp", "kind": "helpline", "country": "NO", "phone": "22 40 00 40"}
 #: a row with every column filled in, that passes every check
 RICH = {
     "record_id": "mh-1",
-    "name": "Mental Helse Hjelpetelefonen",
+    "name": "Fjordhjelp Telefonen",
     "kind": "Hotline",
     "description": "Free, anonymous support line.",
-    "url": "mentalhelse.no",
+    "url": "fjordhjelp.example",
     "phone": "116 123",
     "sms": "+47 22 40 00 40",
-    "chat_url": "https://sidetmedord.no/chat",
-    "email": "post@mentalhelse.no",
+    "chat_url": "https://fjordhjelp.example/chat/chat",
+    "email": "post@fjordhjelp.example",
     "country": "Norway",
     "region": "Oslo; Vestland",
     "languages": "Norwegian Bokmål; en",
@@ -83,7 +83,7 @@ CASES = [
     ("name empty", {"name": ""}, [("required", "error", 2, "name", None)]),
     ("name only spaces", {"name": "   "}, [("required", "error", 2, "name", None)]),
     ("kind empty", {"kind": ""}, [("required", "error", 2, "kind", None)]),
-    ("country empty", {"country": "", "phone": "", "url": "https://mentalhelse.no"}, [("required", "error", 2, "country", None)]),
+    ("country empty", {"country": "", "phone": "", "url": "https://fjordhjelp.example"}, [("required", "error", 2, "country", None)]),
     ("kind unknown", {"kind": "zzz"}, [("vocabulary", "error", 2, "kind", "zzz")]),
     ("kind near miss", {"kind": "hepline"}, [("vocabulary", "error", 2, "kind", "hepline")]),
     ("topic near miss", {"topics": "anxiety; depresion"}, [("vocabulary", "error", 2, "topics", "depresion")]),
@@ -243,12 +243,12 @@ def test_warning_only_rows_are_kept_and_error_rows_rejected():
         BASE,
         {**BASE, "name": "N/A"},
         {**BASE, "description": "<b>Free</b>"},
-        {**BASE, "name": "=Kirkens SOS"},
+        {**BASE, "name": "=Nattlinja"},
         {**BASE, "phone": ""},
     )
     assert summary(problems) == [
         ("markup_removed", "warning", 4, "description", "<b>Free</b>"),
-        ("formula_like", "warning", 5, "name", "=Kirkens SOS"),
+        ("formula_like", "warning", 5, "name", "=Nattlinja"),
         ("not_placeholder", "error", 3, "name", "N/A"),
         ("contact_required", "error", 6, None, None),
     ]
@@ -286,8 +286,8 @@ def test_problems_without_a_row_never_reject_rows():
 def test_check_source_reads_stages_and_validates():
     data = (
         b"name,kind,country,phone,url,verified_at,Colour\n"
-        b"Mental Helse,helpline,NO,22 40 00 40,https://mentalhelse.no,30.06.2025,x\n"
-        b"<b>Kirkens SOS</b>,helpline,NO,22 40 00 40,,,\n"
+        b"Fjordhjelp,helpline,NO,22 40 00 40,https://fjordhjelp.example,30.06.2025,x\n"
+        b"<b>Nattlinja</b>,helpline,NO,22 40 00 40,,,\n"
         b"N/A,hepline,NO,,,2030-01-01,\n"
         b"\n"
         b"Linja,helpline,WW,116123,,,\n"
@@ -295,7 +295,7 @@ def test_check_source_reads_stages_and_validates():
     result = check_source(data, FILE, SOURCE, SourceOptions(priority=3), TODAY)
     assert summary(result.problems) == [
         ("unknown_column", "warning", None, None, "Colour"),
-        ("markup_removed", "warning", 3, "name", "<b>Kirkens SOS</b>"),
+        ("markup_removed", "warning", 3, "name", "<b>Nattlinja</b>"),
         ("contact_required", "error", 4, None, None),
         ("vocabulary", "error", 4, "kind", "hepline"),
         ("not_placeholder", "error", 4, "name", "N/A"),
@@ -307,11 +307,11 @@ def test_check_source_reads_stages_and_validates():
     assert result.usable and result.priority == 3
     assert (result.rows_read, result.rows_accepted, result.rows_rejected) == (4, 2, 2)
     assert result.accepted is not None
-    assert result.accepted["name"].tolist() == ["Mental Helse", "Kirkens SOS"]
+    assert result.accepted["name"].tolist() == ["Fjordhjelp", "Nattlinja"]
     assert result.accepted[ROW].tolist() == [2, 3]
     assert result.accepted["verified_at"].tolist() == ["2025-06-30", None]
     assert result.sha256 == hashlib.sha256(data).hexdigest()
-    assert result.raw is not None and result.raw["name"].tolist()[1] == "<b>Kirkens SOS</b>"  # the raw copy is as written
+    assert result.raw is not None and result.raw["name"].tolist()[1] == "<b>Nattlinja</b>"  # the raw copy is as written
     assert result.mapping == {c: c for c in ("name", "kind", "country", "phone", "url", "verified_at")}
 
 
@@ -319,7 +319,7 @@ def test_check_source_windows_file_with_local_headers_and_defaults():
     data = (
         "Navn;Type;Telefon;Nettside;Fylke\r\n"
         "Krisetelefonen Tromsø;hjelpetelefon;116 123;;\r\n"
-        "Mental Helse;;22 40 00 40;mentalhelse.no;Oslo\r\n"
+        "Fjordhjelp;;22 40 00 40;fjordhjelp.example;Oslo\r\n"
     ).encode("cp1252")
     result = check_source(data, "kriser.csv", "kriser", SourceOptions(country="NO", kind="helpline"), TODAY)
     assert result.problems == []
@@ -327,7 +327,7 @@ def test_check_source_windows_file_with_local_headers_and_defaults():
     rows = result.accepted[["name", "kind", "phone", "url", "areas"]].to_dict("records")
     assert rows == [
         {"name": "Krisetelefonen Tromsø", "kind": "helpline", "phone": "116123", "url": None, "areas": ["NO"]},
-        {"name": "Mental Helse", "kind": "helpline", "phone": "+4722400040", "url": "https://mentalhelse.no", "areas": ["NO-03"]},
+        {"name": "Fjordhjelp", "kind": "helpline", "phone": "+4722400040", "url": "https://fjordhjelp.example", "areas": ["NO-03"]},
     ]
 
 
