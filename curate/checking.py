@@ -24,6 +24,7 @@ class SourceResult:
     sha256: str
     raw: pd.DataFrame | None = None
     accepted: pd.DataFrame | None = None
+    rejected: pd.DataFrame | None = None  # staged rows with errors (their match keys let the warehouse keep their last valid version)
     problems: list[Problem] = field(default_factory=list)
     mapping: dict[str, str] = field(default_factory=dict)
     rows_read: int = 0
@@ -70,5 +71,5 @@ def check_source(data: bytes, file: str, source_id: str, options: SourceOptions,
         return result
     result.problems.extend(validate_listings(staged.frame, source_id, file, today))
     result.problems.sort(key=lambda p: (p.row if p.row is not None else -1, p.column or "", p.rule))
-    result.accepted, _ = split_rows(staged.frame, result.problems)
+    result.accepted, result.rejected = split_rows(staged.frame, result.problems)
     return result

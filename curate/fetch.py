@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
-from urllib3.exceptions import DecodeError, ProtocolError, ReadTimeoutError, SSLError
+from urllib3.exceptions import ConnectTimeoutError, DecodeError, ProtocolError, ReadTimeoutError, SSLError
 from urllib3.exceptions import HTTPError as Urllib3Error
 from urllib3.util.retry import Retry
 
@@ -97,8 +97,12 @@ def fetch(session: requests.Session, url: str, fmt: str | None, validators: Vali
 
 
 def _fetch(session: requests.Session, url: str, fmt: str | None, validators: Validators | None, limits: FetchLimits) -> Fetched:
-    parts = urlsplit(url.strip())
-    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+    try:
+        parts = urlsplit(url.strip())
+        host = parts.hostname
+    except ValueError as exc:
+        return Fetched("failed", error=f"the address is not a valid URL ({exc})")
+    if parts.scheme.lower() not in ("http", "https") or not host:
         shown = f"{parts.scheme}:" if parts.scheme else url[:60]
         return Fetched("failed", error=f"only http:// and https:// addresses can be downloaded, not {shown!r}")
     headers = {}
@@ -227,6 +231,10 @@ def _request_error(exc: BaseException, limits: FetchLimits) -> str:
         return f"could not connect to the server (connection refused){after}"
     if any(type(e).__name__ in ("NameResolutionError", "gaierror") for e in chain):
         return "could not find the server (its name does not resolve)"
+    if any(isinstance(e, ReadTimeoutError) for e in chain):
+        return f"the download timed out (no answer within {limits.read_timeout:g} s){after}"
+    if any(type(e) is ConnectTimeoutError for e in chain):  # NewConnectionError is a subclass: not a timeout
+        return f"connecting to the server timed out (no answer within {limits.connect_timeout:g} s){after}"
     if any(isinstance(e, TimeoutError) for e in chain):
         return f"the download timed out{after}"
     if any(isinstance(e, (ProtocolError, ConnectionResetError)) for e in chain):

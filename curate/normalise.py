@@ -338,12 +338,13 @@ def split_numbers(value: str | None) -> tuple[list[str], list[str]]:
         return [], []
     if not re.search(r"\d", cleaned):
         return [cleaned], []  # no number at all: kept as written, for validation to name
-    voice, texts = [], []
+    voice: list[str] = []
+    texts: list[str] = []
     for part in NUMBER_SEPARATORS.split(cleaned):
         if not part or not re.search(r"\d", part):
             continue
         label = SMS_LABELS.match(part)
-        (texts if label else voice).append(part[label.end():].strip() if label else part.strip())
+        (texts if label else voice).append(part[label.end() :].strip() if label else part.strip())
     return voice, texts
 
 
@@ -393,8 +394,20 @@ def hours(value: str | None) -> str | None:
     return "24/7" if vocabularies.vocabulary_key(cleaned) in {vocabularies.vocabulary_key(a) for a in vocabularies.ALWAYS_OPEN} else cleaned
 
 
-DATE_FORMATS = ("%Y-%m-%d", "%Y/%m/%d", "%d.%m.%Y", "%d/%m/%Y", "%d-%m-%Y", "%Y%m%d", "%d %B %Y", "%d %b %Y", "%B %d, %Y", "%b %d, %Y",
-                "%d.%m.%y", "%d/%m/%y")
+DATE_FORMATS = (
+    "%Y-%m-%d",
+    "%Y/%m/%d",
+    "%d.%m.%Y",
+    "%d/%m/%Y",
+    "%d-%m-%Y",
+    "%Y%m%d",
+    "%d %B %Y",
+    "%d %b %Y",
+    "%B %d, %Y",
+    "%b %d, %Y",
+    "%d.%m.%y",
+    "%d/%m/%y",
+)
 #: Spreadsheet serial dates (days since 1899-12-30) accepted: 1954 to 2119.
 EXCEL_SERIALS = range(20000, 80000)
 

@@ -38,6 +38,7 @@ from pathlib import PurePosixPath
 import pandas as pd
 
 from curate.read import ROW, Table
+from curate.read_xlsx import megabytes
 
 SEPARATOR = ";"
 COLUMNS = (
@@ -101,7 +102,7 @@ def hsds_files_from_zip(data: bytes, max_unzipped_bytes: int = 200_000_000) -> d
         members = [m for m in archive.infolist() if not m.is_dir()]
         total = sum(m.file_size for m in members)
         if total > max_unzipped_bytes:
-            return f"it would unpack to more than {max_unzipped_bytes // 1_000_000:,} MB, which is more than we accept"
+            return f"it would unpack to more than {megabytes(max_unzipped_bytes)} MB, which is more than we accept"
         named: list[tuple[list[str], zipfile.ZipInfo]] = []
         for member in members:
             raw = member.filename.replace("\\", "/")
@@ -149,12 +150,17 @@ def _resource_paths(files: dict[str, bytes]) -> dict[str, str]:
     return paths
 
 
-def _find(files: dict[str, bytes], path: str) -> bytes | None:
+def _candidates(files: dict[str, bytes], path: str) -> list[str]:
+    """The files that may be the table at ``path``: that path, else any file of that name, in any folder."""
     if path in files:
-        return files[path]
+        return [path]
     wanted = PurePosixPath(path).name.casefold()
-    matches = [data for name, data in files.items() if PurePosixPath(name).name.casefold() == wanted]
-    return matches[0] if len(matches) == 1 else None
+    return sorted(name for name in files if PurePosixPath(name).name.casefold() == wanted)
+
+
+def _find(files: dict[str, bytes], path: str) -> bytes | None:
+    found = _candidates(files, path)
+    return files[found[0]] if len(found) == 1 else None
 
 
 def _rows(data: bytes | None, label: str) -> list[tuple[int, dict[str, str]]]:
@@ -243,9 +249,12 @@ def read_hsds(files: dict[str, bytes]) -> Table:
     """Join the tables of an HSDS 3.0 package into one row per service, in the contract's columns."""
     files = {_normal_path(path): data for path, data in files.items()}
     paths = _resource_paths(files)
-    services_data = _find(files, paths["service"])
-    if services_data is None:
+    found = _candidates(files, paths["service"])
+    if not found:
         return Table(None, error="the HSDS package has no services.csv")
+    if len(found) > 1:
+        return Table(None, error=f"the HSDS package has several services.csv ({', '.join(found)}) and no datapackage.json naming one")
+    services_data = files[found[0]]
     try:
         services = _rows(services_data, "services.csv")
         tables = {name: [r for _, r in _rows(_find(files, path), path)] for name, path in paths.items() if name != "service"}

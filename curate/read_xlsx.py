@@ -79,21 +79,22 @@ def _zip_problem(data: bytes, limits: XlsxLimits) -> str:
         return f"it is not an Excel .xlsx file (it is not a valid ZIP archive: {exc})"
     total = sum(m.file_size for m in members)
     if total > limits.max_unzipped_bytes:
-        return f"it would unpack to more than {_mb(limits.max_unzipped_bytes)} MB, which is more than we accept"
+        return f"it would unpack to more than {megabytes(limits.max_unzipped_bytes)} MB, which is more than we accept"
     for m in members:
         if m.file_size >= RATIO_MIN_BYTES and m.file_size > limits.max_ratio * max(m.compress_size, 1):
             return (
-                f"it would unpack to more than {_mb(m.file_size)} MB from {_mb(m.compress_size)} MB "
+                f"it would unpack to more than {megabytes(m.file_size)} MB from {megabytes(m.compress_size)} MB "
                 f"(part {m.filename!r} is packed more than {limits.max_ratio} times), which is more than we accept"
             )
     return ""
 
 
-def _mb(size: int) -> str:
-    return f"{size // MB:,}" if size >= MB else f"{size / MB:.3f}".rstrip("0").rstrip(".")
+def megabytes(size: int) -> str:
+    """``200_000_000`` -> ``200``; ``30_000`` -> ``0.03`` (for messages)."""
+    return f"{size // MB:,}" if size >= MB else number_text(float(f"{size / MB:.3g}"))
 
 
-def read_xlsx(data: bytes, sheet: str | None = None, limits: XlsxLimits = XlsxLimits()) -> Table:  # noqa: B008
+def read_xlsx(data: bytes, sheet: str | None = None, limits: XlsxLimits = XlsxLimits()) -> Table:
     """Parse one sheet of an .xlsx workbook (``sheet`` by name, case-insensitive; else the first)."""
     if not data.strip():
         return Table(None, encoding="xlsx", empty=True)
@@ -129,7 +130,7 @@ def read_xlsx(data: bytes, sheet: str | None = None, limits: XlsxLimits = XlsxLi
             cells = [cell_text(v) for v in values]
             if any(c.strip() for c in cells):
                 numbered.append((number, cells))
-    except (zipfile.BadZipFile, KeyError, ValueError, TypeError, OSError, EOFError) as exc:
+    except Exception as exc:  # a damaged sheet (bad XML, a truncated member) is the file's problem, not the run's
         return Table(None, error=f"it is not an Excel .xlsx file ({type(exc).__name__}: {exc})")
     finally:
         workbook.close()

@@ -22,6 +22,8 @@ class Settings:
     keep_releases: int = 14
     #: a listing verified longer ago than this is left out of public exports
     max_verified_age_months: int = 24
+    #: a source file larger than this is refused (it stays in sources/, untouched)
+    max_source_bytes: int = 50_000_000
     cron: str = "0 3 * * *"
     timezone: str = "UTC"
 

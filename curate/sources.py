@@ -53,6 +53,14 @@ def load_options(text: str) -> dict[str, SourceOptions]:
     return out
 
 
+def report_name(source_id: str) -> str:
+    """A safe file name for a source's reports, also for a refused source id (never a path)."""
+    if SOURCE_ID.match(source_id):
+        return source_id
+    safe = re.sub(r"[^a-z0-9_-]+", "_", source_id.encode("ascii", "replace").decode().lower()).strip("_")
+    return f"refused_{safe or 'file'}"
+
+
 def source_id_for(path: Path) -> str:
     """The source id of a file: its stem, lowercased.  May be invalid; see ``SOURCE_ID``."""
     return path.stem.lower()

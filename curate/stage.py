@@ -18,6 +18,9 @@ from curate.sources import SourceOptions
 from schemas.fields import BY_NAME, CURATOR_COLUMNS, FIELDS, STAGED_COLUMNS
 from schemas.vocabularies import vocabulary_key
 
+#: How a row is recognised in the next version of its source: its record_id, or its name and country.
+MATCH = "_match"
+
 #: header spelling (as ``vocabulary_key``) -> curator column
 HEADER_ALIASES: dict[str, str] = {}
 for _f in FIELDS:
@@ -97,6 +100,13 @@ def stage_row(cells: dict[str, str | None], row: int, options: SourceOptions) ->
     }
 
 
+def match_key(staged: dict[str, object], has_ids: bool) -> str:
+    """``id:<record_id>`` when the source gives ids, else ``name:<name>|<country>`` (casefolded)."""
+    if has_ids:
+        return f"id:{staged['record_id']}"
+    return f"name:{str(staged['name'] or '').casefold()}|{staged['country'] or ''}"
+
+
 def stage_listings(raw: pd.DataFrame, source: str, file: str, options: SourceOptions) -> Staged:
     """Rename, normalise and derive; file-level problems leave ``frame`` as None."""
     columns = [c for c in raw.columns if c != ROW]
@@ -129,6 +139,7 @@ def stage_listings(raw: pd.DataFrame, source: str, file: str, options: SourceOpt
             problems.append(problem(source, file, "duplicate_record_id", row=row, column="record_id", value=rid))
         seen_ids.add(rid)
     frame = pd.DataFrame.from_records(records, columns=[ROW, *STAGED_COLUMNS])
+    frame[MATCH] = [match_key(r, "record_id" in inverse) for r in records]
     frame = frame.astype(object)
     return Staged(frame.where(frame.notna(), None), mapping, problems)
 

@@ -16,6 +16,7 @@ import pandas as pd
 
 from curate.problems import Problem
 from curate.read import ROW
+from curate.stage import MATCH
 from schemas.fields import BY_NAME, STAGED_COLUMNS
 from schemas.generate import DUCKDB_TYPES, duckdb_columns
 
@@ -24,9 +25,10 @@ SQL_DIR = Path(__file__).resolve().parent.parent / "warehouse" / "sql"
 STG_DDL = f"""
 CREATE TABLE IF NOT EXISTS stg_listings (
   row_key VARCHAR PRIMARY KEY,
+  match_key VARCHAR NOT NULL,
   source_id VARCHAR NOT NULL,
   row INTEGER NOT NULL,
-  source_sha256 VARCHAR NOT NULL,
+  source_sha256 VARCHAR,
   priority INTEGER NOT NULL,
   url_key VARCHAR,
   completeness INTEGER NOT NULL,
@@ -79,7 +81,7 @@ def raw_table(source_id: str) -> str:
     return f'"raw_{source_id}"'
 
 
-def write_raw(con: duckdb.DuckDBPyConnection, source_id: str, frame: pd.DataFrame, digest: str) -> None:
+def write_raw(con: duckdb.DuckDBPyConnection, source_id: str, frame: pd.DataFrame, digest: str | None) -> None:
     """``raw_<source>``: the rows exactly as read (all text), with their row number and version."""
     raw = frame.astype({c: object for c in frame.columns if c != ROW}).assign(_sha256=digest)
     con.register("raw_frame", raw)
@@ -87,29 +89,55 @@ def write_raw(con: duckdb.DuckDBPyConnection, source_id: str, frame: pd.DataFram
     con.unregister("raw_frame")
 
 
-def replace_staged(con: duckdb.DuckDBPyConnection, source_id: str, frame: pd.DataFrame, digest: str, priority: int) -> None:
-    """Replace the staged rows of one source by ``frame`` (accepted rows only)."""
+def replace_staged(
+    con: duckdb.DuckDBPyConnection,
+    source_id: str,
+    frame: pd.DataFrame,
+    digest: str | None,
+    priority: int,
+    invalid_keys: list[str] | None = None,
+) -> dict[str, int]:
+    """Replace the staged rows of one source by ``frame`` (its accepted rows).
+
+    A row that is invalid in the new version (its match key in ``invalid_keys``) keeps its last valid
+    version, until it is fixed or deleted from the source.  Returns match key -> the row it was kept from.
+    """
+    run(con, "CREATE OR REPLACE TEMP TABLE prev_rows AS SELECT * FROM stg_listings WHERE source_id = ?", [source_id])
     run(con, "DELETE FROM stg_listings WHERE source_id = ?", [source_id])
-    if frame.empty:
-        return
-    con.register("stg_frame", frame)
-    casts = ", ".join(f"CAST({c} AS {DUCKDB_TYPES[BY_NAME[c].type]}) AS {c}" for c in STAGED_COLUMNS)
-    scalar = [c for c in STAGED_COLUMNS if BY_NAME[c].type not in ("strings",) and c != "always_open"]
-    completeness = " + ".join(
-        [*(f"({c} IS NOT NULL)::INT" for c in scalar), *(f"(len({c}) > 0)::INT" for c in ("languages", "topics", "audience"))]
-    )
-    run(
+    if not frame.empty:
+        con.register("stg_frame", frame)
+        casts = ", ".join(f"CAST({c} AS {DUCKDB_TYPES[BY_NAME[c].type]}) AS {c}" for c in STAGED_COLUMNS)
+        scalar = [c for c in STAGED_COLUMNS if BY_NAME[c].type != "strings" and c != "always_open"]
+        completeness = " + ".join(
+            [*(f"({c} IS NOT NULL)::INT" for c in scalar), *(f"(len({c}) > 0)::INT" for c in ("languages", "topics", "audience"))]
+        )
+        run(
+            con,
+            f"""
+            INSERT INTO stg_listings BY NAME
+            SELECT ? || '/' || record_id AS row_key, ? AS source_id, row, ? AS source_sha256, ? AS priority,
+                   nullif(rtrim(regexp_replace(lower(url), '^https?://(www\\.)?', ''), '/'), '') AS url_key,
+                   {completeness} AS completeness, * EXCLUDE (row)
+            FROM (SELECT {casts}, CAST({ROW} AS INTEGER) AS row, {MATCH} AS match_key FROM stg_frame)
+            """,
+            [source_id, source_id, digest, priority],
+        )
+        con.unregister("stg_frame")
+    if not invalid_keys:
+        return {}
+    kept = run(
         con,
-        f"""
-        INSERT INTO stg_listings BY NAME
-        SELECT ? || '/' || record_id AS row_key, ? AS source_id, row, ? AS source_sha256, ? AS priority,
-               nullif(rtrim(regexp_replace(lower(url), '^https?://(www\\.)?', ''), '/'), '') AS url_key,
-               {completeness} AS completeness, * EXCLUDE (row)
-        FROM (SELECT {casts}, CAST({ROW} AS INTEGER) AS row FROM stg_frame)
+        """
+        INSERT INTO stg_listings
+        SELECT p.* FROM prev_rows p
+        WHERE list_contains(?::VARCHAR[], p.match_key)
+          AND p.match_key NOT IN (SELECT match_key FROM stg_listings WHERE source_id = ?)
+          AND p.row_key NOT IN (SELECT row_key FROM stg_listings)
+        RETURNING match_key, row
         """,
-        [source_id, source_id, digest, priority],
+        [invalid_keys, source_id],
     )
-    con.unregister("stg_frame")
+    return {str(k): int(r) for k, r in kept}  # type: ignore[call-overload]
 
 
 def drop_sources_not_in(con: duckdb.DuckDBPyConnection, present: list[str]) -> list[str]:

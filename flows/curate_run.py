@@ -16,8 +16,11 @@ from prefect.cache_policies import NO_CACHE
 from curate import export, report
 from curate import warehouse as wh
 from curate.checking import SourceResult, check_source
+from curate.problems import problem
+from curate.read import ROW
 from curate.settings import Settings
-from curate.sources import SourceFile, discover
+from curate.sources import SourceFile, discover, report_name
+from curate.stage import MATCH
 
 
 @dataclass
@@ -39,30 +42,47 @@ class RunSummary:
 
 
 @task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=1)
-def ingest_source(source: SourceFile, today: dt.date) -> tuple[SourceResult, bytes]:
+def ingest_source(source: SourceFile, today: dt.date, max_bytes: int) -> tuple[SourceResult, bytes]:
     """Read one source file and check it (stage + validate)."""
+    size = source.path.stat().st_size
+    if size > max_bytes:
+        result = SourceResult(source.source_id, source.path.name, "")
+        result.problems.append(
+            problem(source.source_id, source.path.name, "file_too_large", value=f"{size / 1e6:.1f} MB", detail=f"{max_bytes / 1e6:.0f} MB")
+        )
+        return result, b""
     data = source.path.read_bytes()
     return check_source(data, source.path.name, source.source_id, source.options, today), data
 
 
 @task(cache_policy=NO_CACHE)
 def load_warehouse(settings: Settings, results: list[tuple[SourceResult, bytes]], run_id: str, now: dt.datetime) -> list[str]:
-    """Keep every version read, the raw tables, the staged rows and the problems; returns messages."""
+    """Keep every version read, the raw tables, the staged rows and the problems; returns messages.
+
+    Adds to each result's problems the rows whose last valid version was kept.
+    """
     messages = []
     con = wh.connect(settings.warehouse_file)
     try:
         wh.run(con, "INSERT INTO runs (run_id, started_at) VALUES (?, ?)", [run_id, now.replace(tzinfo=None)])
         for result, data in results:
-            digest = wh.store_version(con, result.source_id, result.file, data, now.replace(tzinfo=None))
+            digest = wh.store_version(con, result.source_id, result.file, data, now.replace(tzinfo=None)) if data else None
             if result.raw is not None:
                 wh.write_raw(con, result.source_id, result.raw, digest)
             if result.usable:
-                assert result.accepted is not None
-                wh.replace_staged(con, result.source_id, result.accepted, digest, result.priority)
+                assert result.accepted is not None and result.rejected is not None
+                invalid = result.rejected[MATCH].tolist()
+                kept = wh.replace_staged(con, result.source_id, result.accepted, digest, result.priority, invalid)
+                for key, row in zip(result.rejected[MATCH], result.rejected[ROW], strict=True):
+                    if key in kept:
+                        result.problems.append(
+                            problem(result.source_id, result.file, "kept_previous_version", row=int(row), detail=str(kept[key]))
+                        )
                 status = "ok"
             else:
                 status = "kept"
-                messages.append(f"{result.file}: not used this run ({result.problems[-1].message}); its last good rows are kept.")
+                reason = next(p.message for p in result.problems if p.severity == "error")
+                messages.append(f"{result.file}: not used this run ({reason}); its last good rows are kept.")
             wh.run(
                 con,
                 "INSERT INTO source_reads VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -118,7 +138,9 @@ def export_release(settings: Settings, now: dt.datetime, run_id: str) -> export.
 def write_reports(settings: Settings, results: list[SourceResult]) -> None:
     """``sources/reports/<source>.html`` and ``.rejected.csv`` for every source read."""
     for r in results:
-        report.write_reports(settings.reports_dir, r.source_id, r.file, r.problems, r.rows_read, r.rows_accepted, r.raw, r.mapping)
+        report.write_reports(
+            settings.reports_dir, report_name(r.source_id), r.file, r.problems, r.rows_read, r.rows_accepted, r.raw, r.mapping
+        )
 
 
 @flow(name="curate-run", validate_parameters=False)
@@ -131,7 +153,9 @@ def curate_run(settings: Settings, now: dt.datetime | None = None) -> RunSummary
     sources, toml_error = discover(settings.sources_dir)
     if toml_error:
         summary.messages.append(toml_error)
-    results: list[tuple[SourceResult, bytes]] = [f.result() for f in ingest_source.map(sources, today=now.date())]
+    results: list[tuple[SourceResult, bytes]] = [
+        f.result() for f in ingest_source.map(sources, today=now.date(), max_bytes=settings.max_source_bytes)
+    ]
     summary.messages += load_warehouse(settings, results, run_id, now)
     checked = [r for r, _ in results]
     write_reports(settings, checked)

@@ -121,6 +121,11 @@ RULES: dict[str, Rule] = {
         "The file name '{value}' cannot be used as a source id.",
         "Rename the file using only lowercase letters, digits, - and _ (for example helplines_no.csv).",
     ),
+    "file_too_large": Rule(
+        "error",
+        "The file is {value}, more than the {detail} we accept.",
+        "Split it into smaller files, or ask an operator to raise the limit.",
+    ),
     "unsupported_format": Rule("error", "Files of type '{value}' cannot be read yet.", "Save it as CSV or TSV."),
     # row-level
     "required": Rule("error", "'{column}' is empty, but every listing needs it.", ""),
@@ -150,6 +155,12 @@ RULES: dict[str, Rule] = {
         "warning",
         "The cell holds more than one number; only the first phone and the first text number are used, not '{value}'.",
         "Put one number in 'phone' and one in 'sms'; list another service in a row of its own.",
+    ),
+    "kept_previous_version": Rule(
+        "warning",
+        "Because of the errors in this row, the directory keeps showing its last valid version (row {detail} of an earlier version of "
+        "this file) until you fix the row or delete it.",
+        "Fix the errors listed for this row and drop the file back in.",
     ),
     "duplicate_record_id": Rule(
         "error", "The record_id '{value}' is used by an earlier row of this file.", "Give each row its own record_id."

@@ -127,7 +127,7 @@ def test_renames_to_a_non_curator_column_leave_it_unknown(target):
 def test_frame_has_the_staged_columns_and_keeps_row_numbers():
     staged = stage(FULL, {**FULL, "name": "Nattlinja"}, first_row=5)
     assert staged.frame is not None
-    assert list(staged.frame.columns) == [ROW, *STAGED_COLUMNS]
+    assert list(staged.frame.columns) == [ROW, *STAGED_COLUMNS, "_match"]
     assert staged.frame[ROW].tolist() == [5, 6]
     assert staged.frame["name"].tolist() == ["Fjordhjelp", "Nattlinja"]
     assert staged.mapping == {"name": "name", "kind": "kind", "country": "country", "phone": "phone"}
@@ -154,6 +154,7 @@ def test_values_are_normalised():
         }
     )
     row = only(staged.frame)
+    assert row.pop("_match") == "name:fjordhjelp telefonen|NO"  # no record_id column: matched by name and country
     assert row == {
         ROW: 2,
         "record_id": "2",
