@@ -9,10 +9,16 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from curate.problems import Problem, problem
-from curate.read import read_table
-from curate.sources import NOT_YET, SOURCE_ID, SourceOptions
+from curate.read import ROW, Table, read_table
+from curate.read_hsds import hsds_files_from_zip, read_hsds
+from curate.read_json import read_json
+from curate.read_xlsx import read_xlsx
+from curate.sources import SOURCE_ID, SourceOptions, guess_format
 from curate.stage import stage_listings
 from curate.validate import split_rows, validate_listings
+
+#: formats ``check_source`` reads
+READERS = ("csv", "tsv", "xlsx", "json", "hsds")
 
 
 @dataclass
@@ -44,10 +50,31 @@ class SourceResult:
         return self.rows_read - self.rows_accepted
 
 
-def check_source(data: bytes, file: str, source_id: str, options: SourceOptions, today: dt.date) -> SourceResult:
-    """Read, stage and validate one file's bytes."""
+def read_any(data: bytes, fmt: str, options: SourceOptions) -> tuple[Table, list[str]]:
+    """Bytes of any accepted format -> a table of strings, and numbers a HSDS package holds beyond phone and sms."""
+    if fmt in ("csv", "tsv"):
+        return read_table(data, "." + fmt), []
+    if fmt == "xlsx":
+        return read_xlsx(data, options.sheet), []
+    if fmt == "json":
+        return read_json(data), []
+    files = hsds_files_from_zip(data)
+    if isinstance(files, str):
+        return Table(None, error=files), []
+    table = read_hsds(files)
+    extra = []
+    if table.frame is not None and "phone_numbers_all" in table.frame:
+        for record in table.frame.to_dict("records"):
+            used = {record.get("phone"), record.get("sms")}
+            extra.append("; ".join(x for x in str(record["phone_numbers_all"] or "").split(";") if x and x not in used))
+        table.frame = table.frame.drop(columns="phone_numbers_all")
+    return table, extra
+
+
+def check_source(data: bytes, file: str, source_id: str, options: SourceOptions, today: dt.date, fmt: str | None = None) -> SourceResult:
+    """Read, stage and validate one source's bytes (a HSDS package as a ZIP)."""
     result = SourceResult(source_id, file, hashlib.sha256(data).hexdigest(), priority=options.priority)
-    suffix = "." + file.rsplit(".", 1)[-1].lower() if "." in file else ""
+    fmt = (fmt or options.format or guess_format(file) or "").lower()
 
     def fail(rule: str, **kw: object) -> SourceResult:
         result.problems.append(problem(source_id, file, rule, **kw))  # type: ignore[arg-type]
@@ -55,9 +82,9 @@ def check_source(data: bytes, file: str, source_id: str, options: SourceOptions,
 
     if not SOURCE_ID.match(source_id):
         return fail("bad_source_id", value=source_id)
-    if suffix in NOT_YET:
-        return fail("unsupported_format", value=suffix)
-    table = read_table(data, suffix)
+    if fmt not in READERS:
+        return fail("unsupported_format", value=("." + file.rsplit(".", 1)[-1].lower()) if "." in file else file)
+    table, extra_numbers = read_any(data, fmt, options)
     if table.error:
         return fail("unreadable_file", detail=table.error)
     if table.frame is None or table.empty:
@@ -69,6 +96,9 @@ def check_source(data: bytes, file: str, source_id: str, options: SourceOptions,
     result.problems.extend(staged.problems)
     if staged.frame is None:
         return result
+    for record, extra in zip(table.frame.to_dict("records"), extra_numbers, strict=False):
+        if extra:
+            result.problems.append(problem(source_id, file, "extra_numbers", row=int(record[ROW]), column="phone", value=extra))
     result.problems.extend(validate_listings(staged.frame, source_id, file, today))
     result.problems.sort(key=lambda p: (p.row if p.row is not None else -1, p.column or "", p.rule))
     result.accepted, result.rejected = split_rows(staged.frame, result.problems)

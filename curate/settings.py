@@ -24,6 +24,9 @@ class Settings:
     max_verified_age_months: int = 24
     #: a source file larger than this is refused (it stays in sources/, untouched)
     max_source_bytes: int = 50_000_000
+    #: URL sources: seconds to connect, and to wait for each read
+    connect_timeout: float = 5.0
+    read_timeout: float = 30.0
     cron: str = "0 3 * * *"
     timezone: str = "UTC"
 

@@ -1,4 +1,4 @@
-"""Which sources there are: files in ``sources/`` and their options from ``sources/sources.toml``."""
+"""Which sources there are: files and HSDS folders in ``sources/``, URL sources and options from ``sources/sources.toml``."""
 
 from __future__ import annotations
 
@@ -8,10 +8,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 SOURCE_ID = re.compile(r"^[a-z0-9_-]+$")
-READABLE = (".csv", ".tsv")
-#: recognised as sources but read by a later version; reported, not silently ignored
-NOT_YET = (".xlsx", ".xls", ".json", ".ods")
+#: file ending -> format read
+FORMATS = {".csv": "csv", ".tsv": "tsv", ".txt": "csv", ".xlsx": "xlsx", ".json": "json", ".zip": "hsds"}
+#: spreadsheet files we recognise but cannot read: reported, never silently ignored
+UNSUPPORTED = (".xls", ".ods", ".numbers", ".xlsm", ".xlsb")
 IGNORED_NAMES = {"readme.md", "sources.toml", "overrides.toml"}
+IGNORED_DIRS = {"reports"}
 
 
 @dataclass(frozen=True)
@@ -32,15 +34,35 @@ class SourceOptions:
 
 @dataclass(frozen=True)
 class SourceFile:
-    """A file in the sources folder that a run considers."""
+    """A source a run considers: a file or HSDS folder in the sources folder, or a URL."""
 
-    path: Path
+    path: Path | None
     source_id: str
     options: SourceOptions
 
     @property
-    def readable(self) -> bool:
-        return self.path.suffix.lower() in READABLE
+    def name(self) -> str:
+        """How curators know it: the file name, or the URL."""
+        return self.path.name if self.path is not None else str(self.options.url)
+
+    @property
+    def format(self) -> str | None:
+        """csv, tsv, xlsx, json or hsds; None for a file type we do not read."""
+        if self.options.format:
+            return self.options.format.lower()
+        if self.path is None:
+            return guess_format(str(self.options.url))
+        if self.path.is_dir():
+            return "hsds"
+        return FORMATS.get(self.path.suffix.lower())
+
+
+def guess_format(name: str) -> str | None:
+    """The format a file or URL name suggests (None: sniff what comes back)."""
+    path = name.split("?", 1)[0].split("#", 1)[0].lower()
+    if path.endswith("datapackage.json"):
+        return "hsds"
+    return next((fmt for suffix, fmt in FORMATS.items() if path.endswith(suffix)), None)
 
 
 def load_options(text: str) -> dict[str, SourceOptions]:
@@ -63,11 +85,11 @@ def report_name(source_id: str) -> str:
 
 def source_id_for(path: Path) -> str:
     """The source id of a file: its stem, lowercased.  May be invalid; see ``SOURCE_ID``."""
-    return path.stem.lower()
+    return path.stem.lower() if path.is_file() else path.name.lower()
 
 
 def discover(sources_dir: Path) -> tuple[list[SourceFile], str | None]:
-    """Files to consider, sorted by name, and the ``sources.toml`` error if it could not be read."""
+    """Sources to consider (files and folders sorted by name, then URL sources), and the ``sources.toml`` error if any."""
     options: dict[str, SourceOptions] = {}
     error = None
     toml = sources_dir / "sources.toml"
@@ -77,12 +99,24 @@ def discover(sources_dir: Path) -> tuple[list[SourceFile], str | None]:
         except (tomllib.TOMLDecodeError, TypeError, UnicodeDecodeError) as exc:
             error = f"sources.toml could not be read: {exc}"
     found = []
-    for path in sorted(p for p in sources_dir.iterdir() if p.is_file()) if sources_dir.is_dir() else []:
+    entries = sorted(sources_dir.iterdir()) if sources_dir.is_dir() else []
+    for path in entries:
         name = path.name.lower()
-        if name.startswith((".", "~$")) or name in IGNORED_NAMES or path.suffix.lower() not in READABLE + NOT_YET:
+        if name.startswith((".", "~$")) or name in IGNORED_NAMES:
+            continue
+        if path.is_dir():
+            if name in IGNORED_DIRS or (not (path / "datapackage.json").is_file() and not (path / "services.csv").is_file()):
+                continue
+        elif path.suffix.lower() not in (*FORMATS, *UNSUPPORTED):
             continue
         sid = source_id_for(path)
         opts = options.get(sid, SourceOptions())
+        if opts.url:
+            opts = SourceOptions(**{**opts.__dict__, "url": None})  # a file of that name wins over the URL
         if opts.enabled:
             found.append(SourceFile(path, sid, opts))
+    file_ids = {s.source_id for s in found}
+    for sid, opts in sorted(options.items()):
+        if opts.url and opts.enabled and sid not in file_ids:
+            found.append(SourceFile(None, sid, opts))
     return found, error

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+from dataclasses import replace
 from pathlib import Path
 
 import duckdb
 import pandas as pd
 
+from curate.fetch import Fetched
+from curate.ingest import Previous
 from curate.problems import Problem
 from curate.read import ROW
 from curate.stage import MATCH
@@ -155,6 +158,58 @@ def record_problems(con: duckdb.DuckDBPyConnection, run_id: str, source_id: str,
             "INSERT INTO problems VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [[run_id, p.source, p.file, p.row, p.column, p.value, p.severity, p.rule, p.message, p.fix] for p in problems],
         )
+
+
+def previous_state(con: duckdb.DuckDBPyConnection, url_sources: list[str]) -> dict[str, Previous]:
+    """Per source: the fingerprint and counts of its last parse; for URL sources also the last good download."""
+    out: dict[str, Previous] = {}
+    rows = run(
+        con,
+        """
+        SELECT source_id, fingerprint, rows_read, rows_accepted, errors, warnings FROM source_reads
+        WHERE status IN ('ok', 'unchanged') QUALIFY row_number() OVER (PARTITION BY source_id ORDER BY read_at DESC) = 1
+        """,
+    )
+    for sid, fp, read, accepted, errors, warnings in rows:
+        out[str(sid)] = Previous(fp, int(read or 0), int(accepted or 0), int(errors or 0), int(warnings or 0))  # type: ignore[call-overload,arg-type]
+    for sid in url_sources:
+        good = run(
+            con,
+            """
+            SELECT f.sha256, f.etag, f.last_modified, v.bytes FROM source_fetches f JOIN source_files v USING (sha256)
+            WHERE f.source_id = ? AND f.outcome = 'new' ORDER BY f.fetched_at DESC LIMIT 1
+            """,
+            [sid],
+        )
+        if good:
+            sha, etag, modified, data = good[0]
+            base = out.get(sid, Previous())
+            out[sid] = replace(base, good_sha256=str(sha), etag=etag, last_modified=modified, good_bytes=bytes(data))  # type: ignore[arg-type,call-overload]
+    return out
+
+
+def record_fetch(
+    con: duckdb.DuckDBPyConnection, run_id: str, source_id: str, url: str, got: Fetched, sha: str | None, now: dt.datetime
+) -> None:
+    run(
+        con,
+        "INSERT INTO source_fetches VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            run_id,
+            source_id,
+            url,
+            now,
+            got.outcome,
+            got.http_status,
+            got.etag,
+            got.last_modified,
+            got.content_type,
+            got.final_url,
+            sha if got.outcome == "new" else None,
+            got.error or None,
+            got.elapsed_ms,
+        ],
+    )
 
 
 def set_run_params(con: duckdb.DuckDBPyConnection, now: dt.datetime, max_verified_age_months: int) -> None:

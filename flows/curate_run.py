@@ -1,8 +1,9 @@
 """The pipeline as a Prefect flow: its table of contents.
 
-ingest + stage + validate (one task per source) -> warehouse -> core (dedupe)
--> export release -> curator reports.  Each task is a batch; the stages they call
-are pure functions in ``curate``.
+state -> ingest + stage + validate (one task per source) -> warehouse -> reports
+-> core (dedupe) -> export release.  Each task is a batch; the stages they call
+are pure functions in ``curate``, the edges are ``curate.ingest``,
+``curate.warehouse`` and ``curate.export``.
 """
 
 from __future__ import annotations
@@ -13,9 +14,9 @@ from dataclasses import dataclass, field
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from curate import export, report
+from curate import export, fetch, report
 from curate import warehouse as wh
-from curate.checking import SourceResult, check_source
+from curate.ingest import Ingested, Previous, ingest
 from curate.problems import problem
 from curate.read import ROW
 from curate.settings import Settings
@@ -41,69 +42,92 @@ class RunSummary:
     messages: list[str] = field(default_factory=list)
 
 
-@task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=1)
-def ingest_source(source: SourceFile, today: dt.date, max_bytes: int) -> tuple[SourceResult, bytes]:
-    """Read one source file and check it (stage + validate)."""
-    size = source.path.stat().st_size
-    if size > max_bytes:
-        result = SourceResult(source.source_id, source.path.name, "")
-        result.problems.append(
-            problem(source.source_id, source.path.name, "file_too_large", value=f"{size / 1e6:.1f} MB", detail=f"{max_bytes / 1e6:.0f} MB")
-        )
-        return result, b""
-    data = source.path.read_bytes()
-    return check_source(data, source.path.name, source.source_id, source.options, today), data
+@task(cache_policy=NO_CACHE)
+def read_state(settings: Settings, sources: list[SourceFile]) -> dict[str, Previous]:
+    """What the warehouse knows of each source from earlier runs."""
+    if not settings.warehouse_file.exists():
+        return {}
+    con = wh.connect(settings.warehouse_file)
+    try:
+        return wh.previous_state(con, [s.source_id for s in sources if s.path is None])
+    finally:
+        con.close()
+
+
+@task(cache_policy=NO_CACHE, retries=1, retry_delay_seconds=1)
+def ingest_source(source: SourceFile, today: dt.date, settings: Settings, previous: Previous) -> Ingested:
+    """Read or download one source and check it (stage + validate); unchanged sources are not parsed again."""
+    limits = fetch.FetchLimits(settings.connect_timeout, settings.read_timeout, settings.max_source_bytes)
+    session = fetch.make_session(limits, pool_size=1) if source.path is None else None
+    try:
+        reports = settings.reports_dir / f"{report_name(source.source_id)}.html"
+        return ingest(source, today, settings.max_source_bytes, previous, session, limits, reports.is_file())
+    finally:
+        if session is not None:
+            session.close()
 
 
 @task(cache_policy=NO_CACHE)
-def load_warehouse(settings: Settings, results: list[tuple[SourceResult, bytes]], run_id: str, now: dt.datetime) -> list[str]:
+def load_warehouse(settings: Settings, batch: list[Ingested], run_id: str, now: dt.datetime) -> list[str]:
     """Keep every version read, the raw tables, the staged rows and the problems; returns messages.
 
     Adds to each result's problems the rows whose last valid version was kept.
     """
-    messages = []
+    messages: list[str] = []
+    stamp = now.replace(tzinfo=None)
     con = wh.connect(settings.warehouse_file)
     try:
-        wh.run(con, "INSERT INTO runs (run_id, started_at) VALUES (?, ?)", [run_id, now.replace(tzinfo=None)])
-        for result, data in results:
-            digest = wh.store_version(con, result.source_id, result.file, data, now.replace(tzinfo=None)) if data else None
-            if result.raw is not None:
-                wh.write_raw(con, result.source_id, result.raw, digest)
-            if result.usable:
+        wh.run(con, "INSERT INTO runs (run_id, started_at) VALUES (?, ?)", [run_id, stamp])
+        for item in batch:
+            result = item.result
+            messages += item.notes
+            digest = wh.store_version(con, result.source_id, item.origin, item.data, stamp) if item.data else None
+            if item.fetched is not None:
+                wh.record_fetch(con, run_id, result.source_id, item.origin, item.fetched, digest, stamp)
+            if item.reused:
+                status = "unchanged"
+            elif result.usable:
                 assert result.accepted is not None and result.rejected is not None
-                invalid = result.rejected[MATCH].tolist()
-                kept = wh.replace_staged(con, result.source_id, result.accepted, digest, result.priority, invalid)
+                if result.raw is not None:
+                    wh.write_raw(con, result.source_id, result.raw, digest)
+                kept = wh.replace_staged(con, result.source_id, result.accepted, digest, result.priority, result.rejected[MATCH].tolist())
                 for key, row in zip(result.rejected[MATCH], result.rejected[ROW], strict=True):
                     if key in kept:
                         result.problems.append(
                             problem(result.source_id, result.file, "kept_previous_version", row=int(row), detail=str(kept[key]))
                         )
+                wh.record_problems(con, run_id, result.source_id, result.problems)
                 status = "ok"
             else:
+                if result.raw is not None:
+                    wh.write_raw(con, result.source_id, result.raw, digest)
+                wh.record_problems(con, run_id, result.source_id, result.problems)
                 status = "kept"
                 reason = next(p.message for p in result.problems if p.severity == "error")
                 messages.append(f"{result.file}: not used this run ({reason}); its last good rows are kept.")
+            errors = sum(1 for p in result.problems if p.severity == "error")
             wh.run(
                 con,
-                "INSERT INTO source_reads VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [
-                    run_id,
-                    result.source_id,
-                    result.file,
-                    digest,
-                    now.replace(tzinfo=None),
-                    status,
-                    result.rows_read,
-                    result.rows_accepted,
-                    result.rows_rejected,
-                ],
-            )
-            wh.record_problems(con, run_id, result.source_id, result.problems)
-        gone = wh.drop_sources_not_in(con, [r.source_id for r, _ in results])
+                "INSERT INTO source_reads VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [run_id, result.source_id, item.origin or result.file, digest, stamp, status, result.rows_read, result.rows_accepted,
+                 result.rows_rejected, item.fingerprint if status != "kept" else None, errors, len(result.problems) - errors],
+            )  # fmt: skip
+        gone = wh.drop_sources_not_in(con, [i.result.source_id for i in batch])
         messages += [f"source {g} was removed from sources/: its listings are withdrawn." for g in gone]
     finally:
         con.close()
     return messages
+
+
+@task(cache_policy=NO_CACHE)
+def write_reports(settings: Settings, batch: list[Ingested]) -> None:
+    """``sources/reports/<source>.html`` and ``.rejected.csv`` for every source parsed this run."""
+    for item in batch:
+        if not item.reused:
+            r = item.result
+            report.write_reports(
+                settings.reports_dir, report_name(r.source_id), r.file, r.problems, r.rows_read, r.rows_accepted, r.raw, r.mapping
+            )
 
 
 @task(cache_policy=NO_CACHE)
@@ -134,13 +158,15 @@ def export_release(settings: Settings, now: dt.datetime, run_id: str) -> export.
         con.close()
 
 
-@task(cache_policy=NO_CACHE)
-def write_reports(settings: Settings, results: list[SourceResult]) -> None:
-    """``sources/reports/<source>.html`` and ``.rejected.csv`` for every source read."""
-    for r in results:
-        report.write_reports(
-            settings.reports_dir, report_name(r.source_id), r.file, r.problems, r.rows_read, r.rows_accepted, r.raw, r.mapping
-        )
+def _source_line(item: Ingested, previous: Previous) -> dict[str, object]:
+    r = item.result
+    if item.reused:
+        return {"source": r.source_id, "file": r.file, "rows": previous.rows_read, "accepted": previous.rows_accepted,
+                "rejected": previous.rows_read - previous.rows_accepted, "errors": previous.errors, "warnings": previous.warnings,
+                "usable": True, "unchanged": True}  # fmt: skip
+    errors = sum(1 for p in r.problems if p.severity == "error")
+    return {"source": r.source_id, "file": r.file, "rows": r.rows_read, "accepted": r.rows_accepted, "rejected": r.rows_rejected,
+            "errors": errors, "warnings": len(r.problems) - errors, "usable": r.usable, "unchanged": False}  # fmt: skip
 
 
 @flow(name="curate-run", validate_parameters=False)
@@ -153,31 +179,17 @@ def curate_run(settings: Settings, now: dt.datetime | None = None) -> RunSummary
     sources, toml_error = discover(settings.sources_dir)
     if toml_error:
         summary.messages.append(toml_error)
-    results: list[tuple[SourceResult, bytes]] = [
-        f.result() for f in ingest_source.map(sources, today=now.date(), max_bytes=settings.max_source_bytes)
-    ]
-    summary.messages += load_warehouse(settings, results, run_id, now)
-    checked = [r for r, _ in results]
-    write_reports(settings, checked)
+    state = read_state(settings, sources)
+    futures = [ingest_source.submit(s, now.date(), settings, state.get(s.source_id, Previous())) for s in sources]
+    batch: list[Ingested] = [f.result() for f in futures]
+    summary.messages += load_warehouse(settings, batch, run_id, now)
+    write_reports(settings, batch)
     counts = build_core(settings, now)
     release = export_release(settings, now, run_id)
-    for r in checked:
-        errors = [p for p in r.problems if p.severity == "error"]
-        summary.sources.append(
-            {
-                "source": r.source_id,
-                "file": r.file,
-                "rows": r.rows_read,
-                "accepted": r.rows_accepted,
-                "rejected": r.rows_rejected,
-                "errors": len(errors),
-                "warnings": len(r.problems) - len(errors),
-                "usable": r.usable,
-            }
-        )
-    summary.rows_read = sum(r.rows_read for r in checked)
-    summary.rows_accepted = sum(r.rows_accepted for r in checked)
-    summary.rows_rejected = sum(r.rows_rejected for r in checked)
+    summary.sources = [_source_line(item, state.get(item.result.source_id, Previous())) for item in batch]
+    summary.rows_read = sum(int(s["rows"]) for s in summary.sources)  # type: ignore[call-overload]
+    summary.rows_accepted = sum(int(s["accepted"]) for s in summary.sources)  # type: ignore[call-overload]
+    summary.rows_rejected = sum(int(s["rejected"]) for s in summary.sources)  # type: ignore[call-overload]
     summary.listings = counts["listings"]
     summary.public_listings = release.counts["listings"]
     summary.locations = release.counts["locations"]
@@ -186,6 +198,3 @@ def curate_run(settings: Settings, now: dt.datetime | None = None) -> RunSummary
     summary.release_path = str(release.path)
     logger.info("published release %s with %d listings in %d locations", release.release_id, summary.public_listings, summary.locations)
     return summary
-
-
-__all__ = ["RunSummary", "curate_run"]

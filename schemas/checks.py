@@ -121,6 +121,14 @@ RULES: dict[str, Rule] = {
         "The file name '{value}' cannot be used as a source id.",
         "Rename the file using only lowercase letters, digits, - and _ (for example helplines_no.csv).",
     ),
+    "download_failed": Rule(
+        "error", "The download from {value} failed: {detail}.", "Check that the address still serves the list; the next run tries again."
+    ),
+    "download_failed_kept": Rule(
+        "error",
+        "The download from {value} failed: {detail}. The listings of its last good download are kept.",
+        "Check that the address still serves the list; the next run tries again.",
+    ),
     "file_too_large": Rule(
         "error",
         "The file is {value}, more than the {detail} we accept.",

@@ -106,7 +106,14 @@ def test_file_name_that_is_not_a_source_id_is_refused():
     only(r.problems, rule="bad_source_id", value="my list")
 
 
-def test_xlsx_is_reported_not_silently_ignored():
-    r = check_source(b"PK\x03\x04", "sheet.xlsx", "sheet", SourceOptions(), TODAY)
+def test_unsupported_spreadsheet_is_reported_not_silently_ignored():
+    r = check_source(b"PK\x03\x04", "sheet.ods", "sheet", SourceOptions(), TODAY)
     assert not r.usable
-    only(r.problems, rule="unsupported_format", value=".xlsx")
+    only(r.problems, rule="unsupported_format", value=".ods")
+
+
+def test_broken_xlsx_is_unreadable():
+    r = check_source(b"PK\x03\x04 not really a workbook", "sheet.xlsx", "sheet", SourceOptions(), TODAY)
+    assert not r.usable
+    p = only(r.problems, rule="unreadable_file")
+    assert "Excel" in p.message

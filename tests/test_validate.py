@@ -156,7 +156,7 @@ def test_row_rule(overrides, expected):
 def test_every_row_rule_is_covered():
     file_level = {"unreadable_file", "empty_file", "missing_column", "unknown_column", "bad_source_id", "unsupported_format"}
     staging = {"duplicate_record_id", "markup_removed", "formula_like", "extra_numbers"}  # tested in test_stage.py, test_messy_files.py
-    file_level |= {"file_too_large", "kept_previous_version"}  # tested in test_sources_never_lost.py
+    file_level |= {"file_too_large", "kept_previous_version", "download_failed", "download_failed_kept"}  # test_sources_never_lost.py
     covered = {rule for _, _, expected in CASES for rule, *_ in expected}
     assert covered == set(RULES) - file_level - staging
 
@@ -347,7 +347,8 @@ def test_check_source_duplicate_record_id():
         (b" \n\n", FILE, SOURCE, [("empty_file", "error", None, None, None)]),
         (b"name,kind,country\n", FILE, SOURCE, [("empty_file", "error", None, None, None)]),
         (b"name,kind\nA\x00,b\n", FILE, SOURCE, [("unreadable_file", "error", None, None, None)]),
-        (b"PK\x03\x04", "list.xlsx", "list", [("unsupported_format", "error", None, None, ".xlsx")]),
+        (b"PK\x03\x04", "list.ods", "list", [("unsupported_format", "error", None, None, ".ods")]),
+        (b"PK\x03\x04", "list.xlsx", "list", [("unreadable_file", "error", None, None, None)]),
         (b"name\nA\n", "My List.csv", "My List", [("bad_source_id", "error", None, None, "My List")]),
         (
             b"name,phone\nA,22 40 00 40\n",

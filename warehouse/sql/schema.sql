@@ -18,10 +18,30 @@ CREATE TABLE IF NOT EXISTS source_reads (
   path VARCHAR NOT NULL,
   sha256 VARCHAR,
   read_at TIMESTAMP NOT NULL,
-  status VARCHAR NOT NULL,          -- ok, rejected (file-level error), kept (unreadable: last good rows kept)
+  status VARCHAR NOT NULL,          -- ok, unchanged (not parsed again), kept (unusable now: last good rows kept)
   rows_read INTEGER,
   rows_accepted INTEGER,
-  rows_rejected INTEGER
+  rows_rejected INTEGER,
+  fingerprint VARCHAR,              -- what the parse depended on (curate/ingest.py); equal next time: not parsed again
+  errors INTEGER,
+  warnings INTEGER
+);
+
+-- Every download of a URL source, with its validators for the next conditional GET.
+CREATE TABLE IF NOT EXISTS source_fetches (
+  run_id VARCHAR NOT NULL,
+  source_id VARCHAR NOT NULL,
+  url VARCHAR NOT NULL,
+  fetched_at TIMESTAMP NOT NULL,
+  outcome VARCHAR NOT NULL,         -- new, not_modified, failed
+  http_status INTEGER,
+  etag VARCHAR,
+  last_modified VARCHAR,
+  content_type VARCHAR,
+  final_url VARCHAR,
+  sha256 VARCHAR,
+  error VARCHAR,
+  elapsed_ms INTEGER
 );
 
 -- Problems of the latest run of each source (file-level ones have row NULL).

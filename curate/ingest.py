@@ -1,0 +1,143 @@
+"""Ingestion, the edge where sources are read: files, HSDS folders and URLs.
+
+``ingest`` turns one source into a checked ``SourceResult`` and the bytes that were
+read.  It never loses yesterday's data: a download that fails, is cut short or is
+not what it should be leaves the source unusable for this run, so the warehouse
+keeps its last good rows; a 304 reuses the last good snapshot.  A source whose
+bytes, options, code and date are those of its last successful parse is not parsed
+again (``fingerprint``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import io
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import requests
+
+from curate import fetch as f
+from curate.checking import SourceResult, check_source
+from curate.problems import problem
+from curate.sources import SourceFile
+
+#: A hash of the code that reads, stages and validates: a change of it re-parses every source.
+CODE_VERSION = hashlib.sha256(
+    b"".join(p.read_bytes() for d in ("curate", "schemas") for p in sorted((Path(__file__).parent.parent / d).glob("*.py")))
+).hexdigest()[:16]
+ZIP_TIME = (1980, 1, 1, 0, 0, 0)
+
+
+@dataclass(frozen=True)
+class Previous:
+    """What the warehouse knows of a source from earlier runs."""
+
+    fingerprint: str | None = None
+    rows_read: int = 0
+    rows_accepted: int = 0
+    errors: int = 0
+    warnings: int = 0
+    #: for URL sources: the last good download and its validators
+    good_sha256: str | None = None
+    good_bytes: bytes | None = None
+    etag: str | None = None
+    last_modified: str | None = None
+
+
+@dataclass
+class Ingested:
+    """One source after ingestion."""
+
+    result: SourceResult
+    data: bytes = b""
+    origin: str = ""  # the path or URL the bytes came from
+    fingerprint: str | None = None
+    reused: bool = False  # unchanged since its last parse: not parsed again
+    fetched: f.Fetched | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def package_zip(folder: Path) -> bytes:
+    """A HSDS package folder as ZIP bytes, the same bytes for the same files (sorted, fixed times)."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as archive:
+        for path in sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith(".")):
+            info = zipfile.ZipInfo(path.relative_to(folder).as_posix(), ZIP_TIME)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            archive.writestr(info, path.read_bytes())
+    return buf.getvalue()
+
+
+def fingerprint(data: bytes, source: SourceFile, today: dt.date) -> str:
+    """What a parse depends on: the bytes, the options, the code and (for dates in the future) the day."""
+    key = f"{hashlib.sha256(data).hexdigest()}|{source.options!r}|{source.format}|{CODE_VERSION}|{today.isoformat()}"
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def _size_problem(source: SourceFile, size: int, max_bytes: int) -> SourceResult:
+    result = SourceResult(source.source_id, source.name, "")
+    result.problems.append(
+        problem(source.source_id, source.name, "file_too_large", value=f"{size / 1e6:.1f} MB", detail=f"{max_bytes / 1e6:.0f} MB")
+    )
+    return result
+
+
+def read_local(source: SourceFile, max_bytes: int) -> tuple[bytes | None, SourceResult | None]:
+    """The bytes of a file or HSDS folder, or the file-level result that refuses it."""
+    assert source.path is not None
+    paths = [p for p in source.path.rglob("*") if p.is_file()] if source.path.is_dir() else [source.path]
+    size = sum(p.stat().st_size for p in paths)
+    if size > max_bytes:
+        return None, _size_problem(source, size, max_bytes)
+    return (package_zip(source.path) if source.path.is_dir() else source.path.read_bytes()), None
+
+
+def download(source: SourceFile, previous: Previous, session: requests.Session, limits: f.FetchLimits) -> tuple[bytes | None, Ingested]:
+    """Fetch a URL source: the bytes to parse (new, or the last good snapshot on a 304), or None when the download failed."""
+    url = str(source.options.url)
+    validators = f.Validators(previous.etag, previous.last_modified) if previous.good_bytes is not None else None
+    got = f.fetch(session, url, source.format, validators, limits)
+    ingested = Ingested(SourceResult(source.source_id, source.name, ""), origin=url, fetched=got)
+    if got.outcome == "new" and got.data is not None:
+        return got.data, ingested
+    if got.outcome == "not_modified" and previous.good_bytes is not None:
+        ingested.notes.append(f"{url}: not modified since the last download (304); its last good snapshot is used.")
+        return previous.good_bytes, ingested
+    rule = "download_failed_kept" if previous.good_sha256 else "download_failed"
+    ingested.result.problems.append(problem(source.source_id, source.name, rule, value=url, detail=got.error or "no usable answer"))
+    return None, ingested
+
+
+def ingest(
+    source: SourceFile,
+    today: dt.date,
+    max_bytes: int,
+    previous: Previous,
+    session: requests.Session | None,
+    limits: f.FetchLimits,
+    reports_exist: bool = True,
+) -> Ingested:
+    """Read (or download) one source and check it, unless it is unchanged since its last parse."""
+    if source.path is None:
+        assert session is not None
+        data, ingested = download(source, previous, session, limits)
+        if data is None:
+            return ingested
+    else:
+        data, refused = read_local(source, max_bytes)
+        if data is None:
+            assert refused is not None
+            return Ingested(refused, origin=str(source.path))
+        ingested = Ingested(SourceResult(source.source_id, source.name, ""), origin=str(source.path))
+    ingested.data = data
+    ingested.fingerprint = fingerprint(data, source, today)
+    if ingested.fingerprint == previous.fingerprint and reports_exist:
+        result = SourceResult(source.source_id, source.name, hashlib.sha256(data).hexdigest(), priority=source.options.priority)
+        result.rows_read = previous.rows_read
+        ingested.result, ingested.reused = result, True
+        return ingested
+    ingested.result = check_source(data, source.name, source.source_id, source.options, today, source.format)
+    return ingested
