@@ -23,7 +23,7 @@ import pycountry
 
 from curate.warehouse import run
 from schemas.fields import BY_NAME, LISTING_FIELDS
-from schemas.generate import to_json_schema
+from schemas.generate import to_json_schema, to_table_schema
 
 SCHEMA_VERSION = "1.0"
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -132,7 +132,50 @@ def csv_bytes(listings: list[Listing]) -> bytes:
     return buf.getvalue().encode("utf-8")
 
 
-def release_files(listings: list[Listing]) -> dict[str, bytes]:
+@dataclass(frozen=True)
+class SourceMeta:
+    """What a release says about a source: who made it and under which licence."""
+
+    source_id: str
+    licence: str | None = None
+    attribution: str | None = None
+    url: str | None = None
+
+
+def datapackage(csv_paths: list[str], sources: list[SourceMeta]) -> dict[str, object]:
+    """Frictionless data package of the release's CSV files, with each source's licence and attribution."""
+    schema = to_table_schema()
+    licences = sorted({s.licence for s in sources if s.licence})
+    return {
+        "profile": "tabular-data-package",
+        "name": "support-directory",
+        "title": "Support directory: mental-health helplines, chats, text lines and online communities by location",
+        "licenses": [{"name": name} for name in licences],
+        "sources": [
+            {
+                "title": s.attribution or s.source_id,
+                "source_id": s.source_id,
+                **({"path": s.url} if s.url else {}),
+                **({"license": s.licence} if s.licence else {}),
+            }
+            for s in sorted(sources, key=lambda s: s.source_id)
+        ],
+        "resources": [
+            {
+                "name": "location-" + p.removeprefix("locations/").removesuffix(".csv").lower(),
+                "path": p,
+                "profile": "tabular-data-resource",
+                "format": "csv",
+                "mediatype": "text/csv",
+                "encoding": "utf-8",
+                "schema": schema,
+            }
+            for p in csv_paths
+        ],
+    }
+
+
+def release_files(listings: list[Listing], sources: list[SourceMeta] | None = None) -> dict[str, bytes]:
     """Every file of a release but the manifest, by relative path.  Same listings, same bytes."""
     files: dict[str, bytes] = {"listings.json": json_bytes(listings)}
     index = []
@@ -144,6 +187,7 @@ def release_files(listings: list[Listing]) -> dict[str, bytes]:
         index.append({**head, "count": len(chosen), "json": f"locations/{loc.code}.json", "csv": f"locations/{loc.code}.csv"})
     files["index.json"] = json_bytes({"schema_version": SCHEMA_VERSION, "locations": index})
     files["schema/listing.schema.json"] = json_bytes(to_json_schema())
+    files["datapackage.json"] = json_bytes(datapackage(sorted(p for p in files if p.endswith(".csv")), sources or []))
     return files
 
 
@@ -201,7 +245,14 @@ def verify(folder: Path, man: dict[str, object]) -> list[str]:
     return problems
 
 
-def publish(listings: list[Listing], exports_dir: Path, now: dt.datetime, keep: int, extra_counts: dict[str, int]) -> Release:
+def publish(
+    listings: list[Listing],
+    exports_dir: Path,
+    now: dt.datetime,
+    keep: int,
+    extra_counts: dict[str, int],
+    sources: list[SourceMeta] | None = None,
+) -> Release:
     """Write a release, check it, switch ``current`` to it atomically, and keep the newest ``keep``."""
     releases = exports_dir / "releases"
     releases.mkdir(parents=True, exist_ok=True)
@@ -209,7 +260,7 @@ def publish(listings: list[Listing], exports_dir: Path, now: dt.datetime, keep: 
         shutil.rmtree(stale, ignore_errors=True)  # left by a run that was killed mid-write
     previous = current_release(exports_dir)
     release_id = new_release_id(releases, now)
-    files = release_files(listings)
+    files = release_files(listings, sources)
     locs = [p for p in files if p.startswith("locations/") and p.endswith(".json")]
     counts = {"listings": len(listings), "locations": len(locs), **extra_counts}
     man = manifest(files, release_id, now, previous, counts)

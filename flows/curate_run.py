@@ -143,11 +143,18 @@ def build_core(settings: Settings, now: dt.datetime) -> dict[str, int]:
 @task(cache_policy=NO_CACHE)
 def export_release(settings: Settings, now: dt.datetime, run_id: str) -> export.Release:
     """Publish ``out_listings`` as a release and switch ``exports/current`` to it."""
+    options = {s.source_id: s.options for s in discover(settings.sources_dir)[0]}
     con = wh.connect(settings.warehouse_file)
     try:
         listings = export.public_listings(con)
-        sources = int(wh.run(con, "SELECT count(DISTINCT source_id) FROM stg_listings")[0][0])  # type: ignore[call-overload]
-        release = export.publish(listings, settings.exports_dir, now, settings.keep_releases, {"sources": sources})
+        used = sorted(str(r[0]) for r in wh.run(con, "SELECT DISTINCT source_id FROM stg_listings"))
+        meta = [
+            export.SourceMeta(sid, options[sid].licence, options[sid].attribution, options[sid].url)
+            if sid in options
+            else export.SourceMeta(sid)
+            for sid in used
+        ]
+        release = export.publish(listings, settings.exports_dir, now, settings.keep_releases, {"sources": len(used)}, meta)
         wh.run(
             con,
             "UPDATE runs SET finished_at = ?, outcome = 'published', release_id = ? WHERE run_id = ?",

@@ -153,6 +153,27 @@ def to_json_schema() -> dict[str, object]:
     }
 
 
+# --- Frictionless Table Schema ----------------------------------------------------------------
+
+TABLE_TYPES = {"string": "string", "strings": "string", "date": "date", "boolean": "boolean", "timestamp": "datetime", "sources": "string"}
+
+
+def to_table_schema() -> dict[str, object]:
+    """Frictionless Table Schema of a location CSV (lists are joined with '; ', sources as source:record_id)."""
+    fields = []
+    for name in LISTING_FIELDS:
+        f = BY_NAME[name]
+        field: dict[str, object] = {"name": name, "type": TABLE_TYPES[f.type], "description": f.description}
+        if f.type == "boolean":
+            field.update(trueValues=["true"], falseValues=["false"])
+        if name in ("id", "name", "kind"):
+            field["constraints"] = {"required": True, **({"unique": True} if name == "id" else {})}
+        if f.vocabulary and f.type == "string":
+            field["constraints"] = {**field.get("constraints", {}), "enum": list(f.vocabulary)}  # type: ignore[dict-item]
+        fields.append(field)
+    return {"fields": fields, "primaryKey": ["id"], "missingValues": [""]}
+
+
 # --- curator column guide ---------------------------------------------------------------------
 
 
