@@ -50,7 +50,7 @@ def workbook() -> bytes:
     for column, name in enumerate(["Name", "Telefon", "Name", "Verified", "Open 24/7", "Rating"], start=2):
         first.cell(row=3, column=column, value=name)
     first.cell(row=3, column=9, value="   ")  # a blank header over an empty column: dropped
-    first.append([None, "Mental Helse", 4722400040.0, "Hjelpetelefonen", dt.datetime(2025, 6, 30), True, 1.5])  # row 4
+    first.append([None, "Fjordhjelp", 4722400040.0, "Hjelpetelefonen", dt.datetime(2025, 6, 30), True, 1.5])  # row 4
     # row 5 left empty
     first.append([])
     first.append([None, "Kirkens SOS", 22400040, None, dt.date(2024, 1, 2), False, 0.1 + 0.2])  # row 6
@@ -88,7 +88,7 @@ def test_xlsx_first_sheet_by_default(workbook: bytes) -> None:
     assert all(_frame(table)[c].dtype == object for c in table.header)
     assert _records(table) == [
         {
-            "Name": "Mental Helse",
+            "Name": "Fjordhjelp",
             "Telefon": "4722400040",
             "Name (2)": "Hjelpetelefonen",
             "Verified": "2025-06-30",
@@ -217,7 +217,7 @@ def _json(document: object) -> bytes:
 def test_json_list_of_objects_flattened() -> None:
     document = [
         {
-            "name": "Mental Helse",
+            "name": "Fjordhjelp",
             "phone": 4722400040.0,
             "free": True,
             "rating": 1.5,
@@ -246,7 +246,7 @@ def test_json_list_of_objects_flattened() -> None:
     ]
     assert _records(table) == [
         {
-            "name": "Mental Helse",
+            "name": "Fjordhjelp",
             "phone": "4722400040",
             "free": "true",
             "rating": "1.5",
@@ -377,7 +377,7 @@ def package() -> dict[str, bytes]:
         ),
         "organizations.csv": _csv(
             "id,name,email,website",
-            "o1,Mental Helse,post@mentalhelse.no,https://mentalhelse.no",
+            "o1,Fjordhjelp,post@mentalhelse.no,https://mentalhelse.no",
             "o2,Chat Org,,https://org2.example.org",
         ),
         "phones.csv": _csv(
