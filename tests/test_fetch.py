@@ -410,7 +410,7 @@ HSDS_WITHOUT_PACKAGE = zipped({"organizations.csv": b"id,name\n1,A\n"})
     [
         (CSV, "csv"),
         (b"\xef\xbb\xbfnavn;land\nFjordhjelp;Norge\n", "csv"),
-        ("name,country\nKirkens SOS,NO\n".encode("utf-16"), "csv"),
+        ("name,country\nNattlinja,NO\n".encode("utf-16"), "csv"),
         (b"name\tcountry\nA\tNO\n", "tsv"),
         (b"name\tcountry\nA\tNO\n", "csv"),
         (xlsx_bytes(), "xlsx"),
@@ -474,6 +474,6 @@ def test_check_format_sniff_names_what_it_tried() -> None:
 
 
 def test_json_with_bom_and_utf16_parses() -> None:
-    records = [{"name": "Kirkens SOS", "country": "NO"}]
+    records = [{"name": "Nattlinja", "country": "NO"}]
     assert check_format(b"\xef\xbb\xbf" + json.dumps(records).encode(), "json", None) is None
     assert check_format(json.dumps(records).encode("utf-16"), "json", None) is None

@@ -50,10 +50,10 @@ def workbook() -> bytes:
     for column, name in enumerate(["Name", "Telefon", "Name", "Verified", "Open 24/7", "Rating"], start=2):
         first.cell(row=3, column=column, value=name)
     first.cell(row=3, column=9, value="   ")  # a blank header over an empty column: dropped
-    first.append([None, "Fjordhjelp", 4722400040.0, "Hjelpetelefonen", dt.datetime(2025, 6, 30), True, 1.5])  # row 4
+    first.append([None, "Fjordhjelp", 4721000001.0, "Hjelpetelefonen", dt.datetime(2025, 6, 30), True, 1.5])  # row 4
     # row 5 left empty
     first.append([])
-    first.append([None, "Kirkens SOS", 22400040, None, dt.date(2024, 1, 2), False, 0.1 + 0.2])  # row 6
+    first.append([None, "Nattlinja", 21000001, None, dt.date(2024, 1, 2), False, 0.1 + 0.2])  # row 6
     first.cell(row=7, column=10, value="")  # an empty string far right: still an empty column
     first.append([None, "Late", None, None, dt.datetime(2025, 6, 30, 14, 5, 9)])  # row 8
 
@@ -89,7 +89,7 @@ def test_xlsx_first_sheet_by_default(workbook: bytes) -> None:
     assert _records(table) == [
         {
             "Name": "Fjordhjelp",
-            "Telefon": "4722400040",
+            "Telefon": "4721000001",
             "Name (2)": "Hjelpetelefonen",
             "Verified": "2025-06-30",
             "Open 24/7": "true",
@@ -97,8 +97,8 @@ def test_xlsx_first_sheet_by_default(workbook: bytes) -> None:
             ROW: 4,
         },
         {
-            "Name": "Kirkens SOS",
-            "Telefon": "22400040",
+            "Name": "Nattlinja",
+            "Telefon": "21000001",
             "Name (2)": "",
             "Verified": "2024-01-02",
             "Open 24/7": "false",
@@ -218,7 +218,7 @@ def test_json_list_of_objects_flattened() -> None:
     document = [
         {
             "name": "Fjordhjelp",
-            "phone": 4722400040.0,
+            "phone": 4721000001.0,
             "free": True,
             "rating": 1.5,
             "note": None,
@@ -226,7 +226,7 @@ def test_json_list_of_objects_flattened() -> None:
             "languages": ["nb", "en"],
             "phones": [{"number": "116 123", "type": "voice"}, {"number": "2222", "type": "sms"}, {"number": "3333"}],
         },
-        {"name": "Kirkens SOS", "extra": "late column", "contact": {"email": "b@example.org"}},
+        {"name": "Nattlinja", "extra": "late column", "contact": {"email": "b@example.org"}},
     ]
     table = read_json(_json(document))
     assert table.encoding == "utf-8"
@@ -247,7 +247,7 @@ def test_json_list_of_objects_flattened() -> None:
     assert _records(table) == [
         {
             "name": "Fjordhjelp",
-            "phone": "4722400040",
+            "phone": "4721000001",
             "free": "true",
             "rating": "1.5",
             "note": "",
@@ -260,7 +260,7 @@ def test_json_list_of_objects_flattened() -> None:
             ROW: 2,
         },
         {
-            "name": "Kirkens SOS",
+            "name": "Nattlinja",
             "phone": "",
             "free": "",
             "rating": "",
@@ -304,7 +304,7 @@ def test_json_invalid_names_line_and_column() -> None:
 
 
 def test_json_not_utf8() -> None:
-    assert read_json('[{"name": "Kirkens SOS – Norge"}]'.encode("cp1252")).error.startswith("it is not UTF-8 text")
+    assert read_json('[{"name": "Nattlinja – Norge"}]'.encode("cp1252")).error.startswith("it is not UTF-8 text")
 
 
 @pytest.mark.parametrize("data", [b"[]", b'{"services": []}', b"", b"  \n"])
@@ -377,7 +377,7 @@ def package() -> dict[str, bytes]:
         ),
         "organizations.csv": _csv(
             "id,name,email,website",
-            "o1,Fjordhjelp,post@mentalhelse.no,https://mentalhelse.no",
+            "o1,Fjordhjelp,post@fjordhjelp.example,https://fjordhjelp.example",
             "o2,Chat Org,,https://org2.example.org",
         ),
         "phones.csv": _csv(
@@ -420,10 +420,10 @@ def test_hsds_package_mapping(package: dict[str, bytes]) -> None:
         "name": "Hjelpetelefonen",
         "kind": "",
         "description": "Someone to talk to",
-        "url": "https://mentalhelse.no",  # the organisation's website
+        "url": "https://fjordhjelp.example",  # the organisation's website
         "phone": "116 123",  # the first voice number; the text line goes to sms, the fax is no phone
         "sms": "2222",
-        "email": "post@mentalhelse.no",
+        "email": "post@fjordhjelp.example",
         "country": "NO",
         "region": "Vestland;NO-03",  # physical addresses first; a postcode in state_province is no region
         "languages": "nb;en",
