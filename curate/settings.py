@@ -27,6 +27,9 @@ class Settings:
     #: URL sources: seconds to connect, and to wait for each read
     connect_timeout: float = 5.0
     read_timeout: float = 30.0
+    #: URL sources: retries on 5xx, timeouts and resets, and the exponential backoff factor between them
+    fetch_retries: int = 3
+    fetch_backoff: float = 0.5
     cron: str = "0 3 * * *"
     timezone: str = "UTC"
 

@@ -98,12 +98,13 @@ def replace_staged(
     frame: pd.DataFrame,
     digest: str | None,
     priority: int,
-    invalid_keys: list[str] | None = None,
+    invalid: pd.DataFrame | None = None,
 ) -> dict[str, int]:
     """Replace the staged rows of one source by ``frame`` (its accepted rows).
 
-    A row that is invalid in the new version (its match key in ``invalid_keys``) keeps its last valid
-    version, until it is fixed or deleted from the source.  Returns match key -> the row it was kept from.
+    A row that is invalid in the new version (a staged row of ``invalid``, the rejected rows) keeps its
+    last valid version, under its current record_id and row, until it is fixed or deleted from the
+    source.  Returns match key -> the row number the kept version had.
     """
     run(con, "CREATE OR REPLACE TEMP TABLE prev_rows AS SELECT * FROM stg_listings WHERE source_id = ?", [source_id])
     run(con, "DELETE FROM stg_listings WHERE source_id = ?", [source_id])
@@ -126,21 +127,25 @@ def replace_staged(
             [source_id, source_id, digest, priority],
         )
         con.unregister("stg_frame")
-    if not invalid_keys:
+    if invalid is None or invalid.empty:
         return {}
+    con.register("invalid_frame", invalid[[MATCH, "record_id", ROW]].astype({ROW: int}))
     kept = run(
         con,
-        """
+        f"""
         INSERT INTO stg_listings
-        SELECT p.* FROM prev_rows p
-        WHERE list_contains(?::VARCHAR[], p.match_key)
-          AND p.match_key NOT IN (SELECT match_key FROM stg_listings WHERE source_id = ?)
-          AND p.row_key NOT IN (SELECT row_key FROM stg_listings)
-        RETURNING match_key, row
+        SELECT p.* REPLACE (? || '/' || i.record_id AS row_key, i.record_id AS record_id, CAST(i.{ROW} AS INTEGER) AS row)
+        FROM prev_rows p JOIN invalid_frame i ON i.{MATCH} = p.match_key
+        WHERE p.match_key NOT IN (SELECT match_key FROM stg_listings WHERE source_id = ?)
+          AND ? || '/' || i.record_id NOT IN (SELECT row_key FROM stg_listings)
+        QUALIFY row_number() OVER (PARTITION BY p.match_key ORDER BY p.row) = 1
+        RETURNING match_key
         """,
-        [invalid_keys, source_id],
+        [source_id, source_id, source_id],
     )
-    return {str(k): int(r) for k, r in kept}  # type: ignore[call-overload]
+    con.unregister("invalid_frame")
+    old_rows: dict[object, object] = {k: r for k, r in run(con, "SELECT match_key, min(row) FROM prev_rows GROUP BY match_key")}
+    return {str(k): int(old_rows[k]) for (k,) in kept}  # type: ignore[call-overload]
 
 
 def drop_sources_not_in(con: duckdb.DuckDBPyConnection, present: list[str]) -> list[str]:

@@ -9,6 +9,7 @@ are pure functions in ``curate``, the edges are ``curate.ingest``,
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from dataclasses import dataclass, field
 
 from prefect import flow, get_run_logger, task
@@ -57,7 +58,9 @@ def read_state(settings: Settings, sources: list[SourceFile]) -> dict[str, Previ
 @task(cache_policy=NO_CACHE, retries=1, retry_delay_seconds=1)
 def ingest_source(source: SourceFile, today: dt.date, settings: Settings, previous: Previous) -> Ingested:
     """Read or download one source and check it (stage + validate); unchanged sources are not parsed again."""
-    limits = fetch.FetchLimits(settings.connect_timeout, settings.read_timeout, settings.max_source_bytes)
+    limits = fetch.FetchLimits(
+        settings.connect_timeout, settings.read_timeout, settings.max_source_bytes, settings.fetch_retries, settings.fetch_backoff
+    )
     session = fetch.make_session(limits, pool_size=1) if source.path is None else None
     try:
         reports = settings.reports_dir / f"{report_name(source.source_id)}.html"
@@ -90,7 +93,7 @@ def load_warehouse(settings: Settings, batch: list[Ingested], run_id: str, now: 
                 assert result.accepted is not None and result.rejected is not None
                 if result.raw is not None:
                     wh.write_raw(con, result.source_id, result.raw, digest)
-                kept = wh.replace_staged(con, result.source_id, result.accepted, digest, result.priority, result.rejected[MATCH].tolist())
+                kept = wh.replace_staged(con, result.source_id, result.accepted, digest, result.priority, result.rejected)
                 for key, row in zip(result.rejected[MATCH], result.rejected[ROW], strict=True):
                     if key in kept:
                         result.problems.append(
@@ -181,7 +184,7 @@ def curate_run(settings: Settings, now: dt.datetime | None = None) -> RunSummary
     """One whole pipeline run: ingest -> validate -> dedupe -> export -> publish."""
     logger = get_run_logger()
     now = (now or dt.datetime.now(dt.UTC)).replace(microsecond=0)
-    run_id = now.strftime("%Y%m%dT%H%M%SZ")
+    run_id = f"{now.strftime('%Y%m%dT%H%M%SZ')}-{uuid.uuid4().hex[:6]}"
     summary = RunSummary(run_id)
     sources, toml_error = discover(settings.sources_dir)
     if toml_error:

@@ -25,7 +25,7 @@ def load(con, source: str, csv_text: str, priority: int = 0) -> None:
     r = check_source(data, f"{source}.csv", source, SourceOptions(priority=priority), NOW.date())
     assert r.usable and r.rows_rejected == 0, r.problems
     digest = wh.store_version(con, source, f"{source}.csv", data, NOW)
-    wh.replace_staged(con, source, r.accepted, digest, priority, r.rejected["_match"].tolist())
+    wh.replace_staged(con, source, r.accepted, digest, priority, r.rejected)
 
 
 def listings(con) -> dict[str, dict]:
