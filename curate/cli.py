@@ -20,7 +20,7 @@ os.environ.setdefault("DO_NOT_TRACK", "1")
 
 from curate.checking import SourceResult, check_source
 from curate.settings import Settings
-from curate.sources import SourceOptions, load_options, source_id_for
+from curate.sources import SourceFile, SourceOptions, load_options, source_id_for
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Curate the support directory: ingest, check and publish listings.")
 console = Console(stderr=True)
@@ -116,16 +116,21 @@ def _options_for(path: Path, sources_dir: Path) -> SourceOptions:
 
 
 def _check_one(path: Path, sources_dir: Path, today: dt.date) -> SourceResult:
+    from curate.ingest import read_local
     from curate.problems import problem
 
     sid = source_id_for(path)
+    source = SourceFile(path, sid, _options_for(path, sources_dir))
     try:
-        data = path.read_bytes()
+        data, refused = read_local(source, Settings().max_source_bytes)
     except OSError as exc:
         r = SourceResult(sid, path.name, "")
         r.problems.append(problem(sid, path.name, "unreadable_file", detail=exc.strerror or str(exc)))
         return r
-    return check_source(data, path.name, sid, _options_for(path, sources_dir), today)
+    if data is None:
+        assert refused is not None
+        return refused
+    return check_source(data, path.name, sid, source.options, today, source.format)
 
 
 @app.command()

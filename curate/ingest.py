@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import io
+import json
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -95,11 +96,49 @@ def read_local(source: SourceFile, max_bytes: int) -> tuple[bytes | None, Source
     return (package_zip(source.path) if source.path.is_dir() else source.path.read_bytes()), None
 
 
+def fetch_package(session: requests.Session, url: str, limits: f.FetchLimits) -> f.Fetched:
+    """A HSDS package published as ``.../datapackage.json``: the descriptor and every resource it names, as ZIP bytes.
+
+    Resource paths must be relative and stay below the descriptor's folder; the whole package is fetched
+    every time (a 304 on the descriptor says nothing about its tables).
+    """
+    got = f.fetch(session, url, None, None, limits)
+    if got.outcome != "new" or got.data is None:
+        return got
+    try:
+        descriptor = json.loads(got.data.decode("utf-8-sig"))
+        paths = [r["path"] for r in descriptor["resources"]]
+    except (ValueError, KeyError, TypeError) as exc:
+        return f.Fetched(
+            "failed", http_status=got.http_status, final_url=got.final_url, error=f"the data package descriptor is not usable ({exc})"
+        )
+    files = {"datapackage.json": got.data}
+    base = (got.final_url or url).rsplit("/", 1)[0] + "/"
+    for path in paths:
+        if not isinstance(path, str) or path.startswith("/") or ".." in path.split("/") or "://" in path:
+            return f.Fetched(
+                "failed", http_status=got.http_status, final_url=got.final_url, error=f"the resource path {path!r} is not a relative path"
+            )
+        part = f.fetch(session, base + path, "csv", None, limits)
+        if part.outcome != "new" or part.data is None:
+            return f.Fetched("failed", http_status=part.http_status, final_url=part.final_url, error=f"{path}: {part.error}")
+        files[path] = part.data
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name in sorted(files):
+            archive.writestr(zipfile.ZipInfo(name, ZIP_TIME), files[name])
+    return f.Fetched("new", buf.getvalue(), got.http_status, content_type="application/zip", final_url=got.final_url,
+                     elapsed_ms=got.elapsed_ms)  # fmt: skip
+
+
 def download(source: SourceFile, previous: Previous, session: requests.Session, limits: f.FetchLimits) -> tuple[bytes | None, Ingested]:
     """Fetch a URL source: the bytes to parse (new, or the last good snapshot on a 304), or None when the download failed."""
     url = str(source.options.url)
     validators = f.Validators(previous.etag, previous.last_modified) if previous.good_bytes is not None else None
-    got = f.fetch(session, url, source.format, validators, limits)
+    if source.format == "hsds" and url.split("?", 1)[0].endswith(".json"):
+        got = fetch_package(session, url, limits)
+    else:
+        got = f.fetch(session, url, source.format, validators, limits)
     ingested = Ingested(SourceResult(source.source_id, source.name, ""), origin=url, fetched=got)
     if got.outcome == "new" and got.data is not None:
         return got.data, ingested

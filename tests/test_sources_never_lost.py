@@ -283,3 +283,61 @@ def test_the_hsds_reference_example_is_mapped_and_its_made_up_region_named():
         ("region_code", "region", "MyState"),
         ("region_in_country", "region", "MyState"),
     }
+
+
+def hsds_tables(blank_region: bool = True) -> dict[str, bytes]:
+    files = {p.name: p.read_bytes() for p in HSDS_EXAMPLES.glob("*.csv")}
+    if blank_region:
+        files["addresses.csv"] = files["addresses.csv"].replace(b"MyState", b"")
+    return files
+
+
+@pytest.mark.skipif(not HSDS_EXAMPLES.is_dir(), reason="the HSDS reference examples live in ../shared")
+def test_a_hsds_package_published_as_datapackage_json(monkeypatch):
+    from curate import fetch as f
+    from curate.checking import check_source
+    from curate.ingest import fetch_package
+    from curate.read_hsds import hsds_files_from_zip
+    from curate.sources import SourceOptions
+
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    tables = hsds_tables()
+    descriptor = {"name": "example", "resources": [{"name": n.removesuffix(".csv"), "path": n} for n in sorted(tables)]}
+    limits = f.FetchLimits(retries=0, backoff=0.01, read_timeout=2.0)
+    with serving() as server:
+        server.routes["/pkg/datapackage.json"] = lambda h, n: reply(
+            h, 200, json.dumps(descriptor).encode(), {"Content-Type": "application/json"}
+        )
+        for name, data in tables.items():
+            server.routes[f"/pkg/{name}"] = lambda h, n, data=data: reply(h, 200, data)
+        server.routes["/evil/datapackage.json"] = lambda h, n: reply(h, 200, b'{"resources": [{"path": "../secret.csv"}]}')
+        session = f.make_session(limits)
+        got = fetch_package(session, server.url("/pkg/datapackage.json"), limits)
+        evil = fetch_package(session, server.url("/evil/datapackage.json"), limits)
+    assert got.outcome == "new" and got.data is not None
+    files = hsds_files_from_zip(got.data)
+    assert isinstance(files, dict) and files["services.csv"] == tables["services.csv"]
+    r = check_source(got.data, "remote_hsds", "remote_hsds", SourceOptions(kind="helpline"), NOW.date(), "hsds")
+    assert r.rows_accepted == 1 and r.accepted.iloc[0]["name"] == "Community Counselling"
+    assert evil.outcome == "failed" and "not a relative path" in evil.error
+
+
+def test_curate_check_reads_xlsx_and_hsds_folders(tmp_path):
+    from typer.testing import CliRunner
+
+    from curate.cli import app
+
+    (tmp_path / "book.xlsx").write_bytes(xlsx_bytes())
+    (tmp_path / "sources.toml").write_text('[sources.book]\nsheet = "Helplines"\n[sources.pkg]\nkind = "helpline"\n', encoding="utf-8")
+    args = ["check", str(tmp_path / "book.xlsx"), "--format", "json", "--sources", str(tmp_path)]
+    if HSDS_EXAMPLES.is_dir():
+        (tmp_path / "pkg").mkdir()
+        for name, data in hsds_tables(blank_region=False).items():
+            (tmp_path / "pkg" / name).write_bytes(data)
+        args.insert(2, str(tmp_path / "pkg"))
+    result = CliRunner().invoke(app, args)
+    files = {Path(f["file"]).name: f for f in json.loads(result.stdout)["files"]}
+    assert (files["book.xlsx"]["rows"], files["book.xlsx"]["valid_rows"]) == (1, 1)
+    if HSDS_EXAMPLES.is_dir():
+        assert result.exit_code == 1  # the example's made-up region
+        assert next((p["row"], p["column"], p["value"]) for p in files["pkg"]["problems"]) == (2, "region", "MyState")
