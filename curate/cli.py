@@ -49,7 +49,7 @@ def _print_summary(summary: object) -> None:
         table.add_column(col, justify="left" if col == "source" else "right")
     for s in summary.sources:
         table.add_row(
-            str(s["file"]) + ("" if s["usable"] else " (not used)"),
+            str(s["file"]) + ("" if s["usable"] else " (not used)") + (" (unchanged)" if s.get("unchanged") else ""),
             *(str(s[k]) for k in ("rows", "accepted", "rejected", "errors", "warnings")),
         )
     out.print(table)
