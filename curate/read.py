@@ -93,11 +93,18 @@ def read_table(data: bytes, suffix: str) -> Table:
     except csv.Error as exc:
         return Table(None, encoding=encoding, delimiter=delimiter, error=f"it is not valid CSV ({exc})")
     numbered = [(i + 1, r) for i, r in enumerate(rows)]
-    numbered = [(n, r) for n, r in numbered if any(c.strip() for c in r)]
+    return table_from_rows([(n, r) for n, r in numbered if any(c.strip() for c in r)], encoding, delimiter)
+
+
+def table_from_rows(numbered: list[tuple[int, list[str]]], encoding: str, delimiter: str = "") -> Table:
+    """The frame from the non-empty rows, each with its spreadsheet row number; the first is the header.
+
+    Short rows are padded, columns empty in the header and every row are dropped, header names made unique.
+    """
     if not numbered:
         return Table(None, encoding=encoding, delimiter=delimiter, empty=True)
     (_, header), body = numbered[0], numbered[1:]
-    width = max(len(header), *(len(r) for _, r in body)) if body else len(header)
+    width = max(len(r) for _, r in numbered)
     header = header + [""] * (width - len(header))
     cells = [r + [""] * (width - len(r)) for _, r in body]
     keep = [j for j in range(width) if header[j].strip() or any(r[j].strip() for r in cells)]

@@ -16,9 +16,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-import pandas as pd
-
-from curate.read import ROW, Table, _unique
+from curate.read import Table, table_from_rows
 
 MB = 1_000_000
 #: Members smaller than this are not judged by their compression ratio (XML compresses well).
@@ -134,19 +132,4 @@ def read_xlsx(data: bytes, sheet: str | None = None, limits: XlsxLimits = XlsxLi
         return Table(None, error=f"it is not an Excel .xlsx file ({type(exc).__name__}: {exc})")
     finally:
         workbook.close()
-    return _table(numbered)
-
-
-def _table(numbered: list[tuple[int, list[str]]]) -> Table:
-    """The frame from the non-empty rows (numbered as in the sheet), as ``read_table`` builds it."""
-    if not numbered:
-        return Table(None, encoding="xlsx", empty=True)
-    (_, header), body = numbered[0], numbered[1:]
-    width = max(len(r) for _, r in numbered)
-    header = header + [""] * (width - len(header))
-    cells = [r + [""] * (width - len(r)) for _, r in body]
-    keep = [j for j in range(width) if header[j].strip() or any(r[j].strip() for r in cells)]
-    names = _unique([header[j] for j in keep])
-    frame = pd.DataFrame([[r[j] for j in keep] for r in cells], columns=names, dtype=object)
-    frame[ROW] = [n for n, _ in body]
-    return Table(frame.reset_index(drop=True), encoding="xlsx", delimiter="", empty=not body, header=names)
+    return table_from_rows(numbered, "xlsx")
