@@ -4,8 +4,8 @@
 read.  It never loses yesterday's data: a download that fails, is cut short or is
 not what it should be leaves the source unusable for this run, so the warehouse
 keeps its last good rows; a 304 reuses the last good snapshot.  A source whose
-bytes, options, code and date are those of its last successful parse is not parsed
-again (``fingerprint``).
+bytes, options and code are those of its last successful parse is not parsed again
+(``fingerprint``).
 """
 
 from __future__ import annotations
@@ -72,9 +72,9 @@ def package_zip(folder: Path) -> bytes:
     return buf.getvalue()
 
 
-def fingerprint(data: bytes, source: SourceFile, today: dt.date) -> str:
-    """What a parse depends on: the bytes, the options, the code and (for dates in the future) the day."""
-    key = f"{hashlib.sha256(data).hexdigest()}|{source.options!r}|{source.format}|{CODE_VERSION}|{today.isoformat()}"
+def fingerprint(data: bytes, source: SourceFile) -> str:
+    """What a parse depends on: the bytes, the options and the code (ageing is worked out at export, not at parse)."""
+    key = f"{hashlib.sha256(data).hexdigest()}|{source.options!r}|{source.format}|{CODE_VERSION}"
     return hashlib.sha256(key.encode()).hexdigest()
 
 
@@ -172,7 +172,7 @@ def ingest(
             return Ingested(refused, origin=str(source.path))
         ingested = Ingested(SourceResult(source.source_id, source.name, ""), origin=str(source.path))
     ingested.data = data
-    ingested.fingerprint = fingerprint(data, source, today)
+    ingested.fingerprint = fingerprint(data, source)
     if ingested.fingerprint == previous.fingerprint and reports_exist:
         result = SourceResult(source.source_id, source.name, hashlib.sha256(data).hexdigest(), priority=source.options.priority)
         result.rows_read = previous.rows_read

@@ -173,13 +173,13 @@ def test_unchanged_sources_are_not_parsed_again(prefect_harness, sources, tmp_pa
     settings = settings_for(tmp_path, sources)
     run(settings, NOW)
     before = (settings.exports_dir / "current" / "listings.json").read_bytes()
-    summary = run(settings, NOW + dt.timedelta(hours=1))
+    summary = run(settings, NOW + dt.timedelta(days=1))  # the next night: same bytes, nothing to parse
     assert [s["unchanged"] for s in summary.sources] == [True] and summary.rows_read == 1
     statuses = [r[0] for r in query(settings, "SELECT status FROM source_reads ORDER BY read_at")]
     assert statuses == ["ok", "unchanged"]
     assert (settings.exports_dir / "current" / "listings.json").read_bytes() == before
     (settings.reports_dir / "local.html").unlink()  # a missing report is written again
-    run(settings, NOW + dt.timedelta(hours=2))
+    run(settings, NOW + dt.timedelta(days=2))
     assert (settings.reports_dir / "local.html").is_file()
     assert query(settings, "SELECT status FROM source_reads ORDER BY read_at DESC LIMIT 1") == [("ok",)]
 
