@@ -30,9 +30,24 @@ KINDS: dict[str, Term] = {
     "forum": Term("A message board or discussion forum.", ("message board", "discussion forum", "board", "subreddit")),
     "helpline": Term(
         "A telephone line answered by a person.",
-        ("hotline", "phone line", "telephone", "crisis line", "crisis helpline", "lifeline", "hjelpetelefon", "telefon"),
+        (
+            "hotline",
+            "phone line",
+            "telephone",
+            "crisis line",
+            "crisis helpline",
+            "lifeline",
+            "hjelpetelefon",
+            "telefon",
+            "hjälplinje",
+            "stødtelefon",
+            "beratungstelefon",
+            "ligne d'écoute",
+            "línea de ayuda",
+            "linea de ayuda",
+        ),
     ),
-    "chat": Term("A live one-to-one web or app chat.", ("webchat", "web chat", "live chat", "online chat", "chat line")),
+    "chat": Term("A live one-to-one web or app chat.", ("webchat", "web chat", "live chat", "online chat", "chat line", "chatt", "tchat")),
     "text_line": Term(
         "A support service reached by SMS or messaging.", ("textline", "text", "sms", "sms line", "crisis text line", "text service")
     ),
