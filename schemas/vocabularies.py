@@ -53,7 +53,18 @@ KINDS: dict[str, Term] = {
     ),
     "support_group": Term(
         "A (self-)help group that meets in person or online.",
-        ("group", "self-help group", "selfhelp group", "peer group", "mutual aid group"),
+        (
+            "group",
+            "self-help group",
+            "selfhelp group",
+            "peer group",
+            "mutual aid group",
+            "selvhjelpsgruppe",
+            "självhjälpsgrupp",
+            "selbsthilfegruppe",
+            "groupe de parole",
+            "grupo de apoyo",
+        ),
     ),
     "online_therapy": Term(
         "Therapy or counselling delivered online by professionals.",
