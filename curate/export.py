@@ -231,8 +231,32 @@ def new_release_id(releases: Path, now: dt.datetime) -> str:
     return rid
 
 
+def validate_against_schemas(folder: Path) -> list[str]:
+    """Problems of a written release against its own schemas: every listing against
+    ``schema/listing.schema.json`` (JSON Schema 2020-12), every CSV against ``datapackage.json`` (Frictionless)."""
+    import jsonschema
+    from frictionless import Package
+
+    problems: list[str] = []
+    schema = json.loads((folder / "schema" / "listing.schema.json").read_text(encoding="utf-8"))
+    validator = jsonschema.Draft202012Validator(schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
+    documents = [("listings.json", json.loads((folder / "listings.json").read_text(encoding="utf-8")))]
+    for path in sorted((folder / "locations").glob("*.json")):
+        documents.append((f"locations/{path.name}", json.loads(path.read_text(encoding="utf-8"))["listings"]))
+    for name, listings in documents:
+        for listing in listings:
+            for error in validator.iter_errors(listing):
+                problems.append(f"{name}: {listing.get('id')}: {error.message}")
+    report = Package(str(folder / "datapackage.json")).validate()
+    if not report.valid:
+        for task in report.tasks:
+            problems += [f"{task.name}: {e.message}" for e in task.errors[:5]]
+        problems += [e.message for e in report.errors[:5]]
+    return problems
+
+
 def verify(folder: Path, man: dict[str, object]) -> list[str]:
-    """Problems of a written release against its manifest (missing files, wrong sizes or checksums)."""
+    """Problems of a written release: files against the manifest (sizes, checksums), contents against its schemas."""
     problems = []
     for entry in man["files"]:  # type: ignore[attr-defined]
         path = folder / entry["path"]
@@ -242,7 +266,7 @@ def verify(folder: Path, man: dict[str, object]) -> list[str]:
         data = path.read_bytes()
         if len(data) != entry["bytes"] or hashlib.sha256(data).hexdigest() != entry["sha256"]:
             problems.append(f"{entry['path']} does not match the manifest")
-    return problems
+    return problems or validate_against_schemas(folder)
 
 
 def publish(

@@ -142,3 +142,24 @@ def test_verify_catches_a_changed_file(tmp_path):
     assert export.verify(rel.path, manifest) == []
     (rel.path / "listings.json").write_text("[]\n")
     assert export.verify(rel.path, manifest) == ["listings.json does not match the manifest"]
+
+
+def test_a_release_that_breaks_its_own_json_schema_is_never_published(tmp_path):
+    good = publish(tmp_path)
+    bad = [*LISTINGS, listing("9", "Bad kind", ["NO"], kind="not_a_kind")]
+    with pytest.raises(RuntimeError, match="not_a_kind"):
+        publish(tmp_path, listings=bad, now=NOW + dt.timedelta(hours=1))
+    assert export.current_release(tmp_path) == good.release_id
+
+
+def test_a_release_that_breaks_its_datapackage_is_never_published(tmp_path):
+    good = publish(tmp_path)
+    twice = [*LISTINGS, dict(LISTINGS[0])]  # the same id twice breaks the CSV primary key
+    with pytest.raises(RuntimeError, match="failed its checks"):
+        publish(tmp_path, listings=twice, now=NOW + dt.timedelta(hours=1))
+    assert export.current_release(tmp_path) == good.release_id
+
+
+def test_published_releases_pass_json_schema_and_frictionless(tmp_path):
+    rel = publish(tmp_path)
+    assert export.validate_against_schemas(rel.path) == []
