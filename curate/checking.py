@@ -33,6 +33,8 @@ class SourceResult:
     rejected: pd.DataFrame | None = None  # staged rows with errors (their match keys let the warehouse keep their last valid version)
     problems: list[Problem] = field(default_factory=list)
     mapping: dict[str, str] = field(default_factory=dict)
+    #: what the source's last parse found (set by the warehouse step; None on a first read), for "what changed"
+    previous_problems: list[Problem] | None = None
     rows_read: int = 0
     priority: int = 0
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import io
 from collections import Counter, defaultdict
+from dataclasses import dataclass
 from html import escape
 from pathlib import Path
 
@@ -22,7 +23,8 @@ h1{font-size:1.5rem} table{border-collapse:collapse;margin:.5rem 0 1.5rem}
 td,th{border:1px solid #ccc;padding:.3rem .6rem;text-align:left;vertical-align:top}
 .error{color:#a40000;font-weight:600} .warning{color:#8a5a00;font-weight:600}
 .row{border:1px solid #ddd;border-radius:6px;padding:.5rem 1rem;margin:.8rem 0}
-.fix{color:#235;} .muted{color:#666}
+.fix{color:#235;} .muted{color:#666} .new{background:#fde68a;padding:0 .3rem;border-radius:3px;font-size:.85em}
+.fixed{color:#276738}
 """
 
 
@@ -39,8 +41,62 @@ def _row_label(raw: pd.DataFrame | None, mapping: dict[str, str], row: int) -> s
     return " · ".join(parts)
 
 
+def problem_key(p: Problem) -> tuple[str, str, str]:
+    """What makes a problem the same from one run to the next, even when rows move: its rule, column and value."""
+    return (p.rule, p.column or "", p.value or "")
+
+
+@dataclass(frozen=True)
+class Changes:
+    """Problems compared with the source's previous run."""
+
+    new: list[Problem]
+    fixed: list[Problem]
+    still_open: int
+
+
+def compare(previous: list[Problem], current: list[Problem]) -> Changes:
+    """New, fixed and still-open problems (matched by ``problem_key``, counting repeats)."""
+    before = Counter(problem_key(p) for p in previous)
+    now = Counter(problem_key(p) for p in current)
+    new, fixed = [], []
+    for p in current:
+        if before[problem_key(p)] > 0:
+            before[problem_key(p)] -= 1
+        else:
+            new.append(p)
+    for p in previous:
+        if now[problem_key(p)] > 0:
+            now[problem_key(p)] -= 1
+        else:
+            fixed.append(p)
+    return Changes(new, fixed, len(current) - len(new))
+
+
+def _changes_html(previous: list[Problem] | None, problems: list[Problem]) -> tuple[list[str], set[int]]:
+    if previous is None:
+        return ["<h2>Since the last run</h2><p>This is the first time this file was checked.</p>"], set()
+    changes = compare(previous, problems)
+    out = [
+        "<h2>Since the last run</h2>",
+        f"<p><b>{len(changes.new)}</b> new problems, <b>{len(changes.fixed)}</b> fixed, <b>{changes.still_open}</b> still open.</p>",
+    ]
+    if changes.fixed:
+        out.append("<p>Fixed since the last run:</p><ul>")
+        out += [f"<li class='fixed'>{escape(p.message)}</li>" for p in changes.fixed]
+        out.append("</ul>")
+    return out, {id(p) for p in changes.new}
+
+
 def render_html(
-    source: str, file: str, problems: list[Problem], rows_read: int, rows_accepted: int, raw: pd.DataFrame | None, mapping: dict[str, str]
+    source: str,
+    file: str,
+    problems: list[Problem],
+    rows_read: int,
+    rows_accepted: int,
+    raw: pd.DataFrame | None,
+    mapping: dict[str, str],
+    previous: list[Problem] | None = None,
 ) -> str:
     """A report a non-engineer can act on: counts, file problems, then every row's problems with fixes."""
     errors = sum(1 for p in problems if p.severity == "error")
@@ -56,6 +112,8 @@ def render_html(
         f"The rejected rows, with their problems, are in <code>{escape(source)}.rejected.csv</code>: fix them there "
         "or in your file, and drop the file back into <code>sources/</code>.</p>",
     ]
+    changes, new = _changes_html(previous, problems)
+    out += changes
     if not problems:
         out.append("<p>No problems found. Thank you!</p>")
     by_rule = Counter((p.severity, p.rule) for p in problems)
@@ -82,8 +140,9 @@ def render_html(
         out.append(f"<div class='row' id='row-{row}'><h3>Row {row}{' — ' + escape(label) if label else ''}</h3><ul>")
         for p in by_row[row]:
             where = f"<code>{escape(p.column)}</code>: " if p.column else ""
+            badge = " <span class='new'>new</span>" if id(p) in new else ""
             out.append(
-                f"<li><span class='{p.severity}'>{p.severity}</span> {where}{escape(p.message)}"
+                f"<li><span class='{p.severity}'>{p.severity}</span>{badge} {where}{escape(p.message)}"
                 f"<br><span class='fix'>What to do: {escape(p.fix)}</span></li>"
             )
         out.append("</ul></div>")
@@ -124,10 +183,11 @@ def write_reports(
     rows_accepted: int,
     raw: pd.DataFrame | None,
     mapping: dict[str, str],
+    previous: list[Problem] | None = None,
 ) -> tuple[Path, Path]:
     reports_dir.mkdir(parents=True, exist_ok=True)
     html_path = reports_dir / f"{source}.html"
     csv_path = reports_dir / f"{source}.rejected.csv"
-    html_path.write_text(render_html(source, file, problems, rows_read, rows_accepted, raw, mapping), encoding="utf-8")
+    html_path.write_text(render_html(source, file, problems, rows_read, rows_accepted, raw, mapping, previous), encoding="utf-8")
     csv_path.write_text(render_rejected_csv(raw, problems), encoding="utf-8")
     return html_path, csv_path

@@ -156,6 +156,14 @@ def drop_sources_not_in(con: duckdb.DuckDBPyConnection, present: list[str]) -> l
     return gone
 
 
+def previous_problems(con: duckdb.DuckDBPyConnection, source_id: str) -> list[Problem] | None:
+    """The problems the last parse of a source found (None when it was never parsed)."""
+    if not run(con, "SELECT 1 FROM source_reads WHERE source_id = ? AND status IN ('ok', 'kept') LIMIT 1", [source_id]):
+        return None
+    rows = run(con, 'SELECT source, file, row, "column", value, severity, rule, message, fix FROM problems WHERE source = ?', [source_id])
+    return [Problem(*r) for r in rows]  # type: ignore[arg-type]
+
+
 def record_problems(con: duckdb.DuckDBPyConnection, run_id: str, source_id: str, problems: list[Problem]) -> None:
     run(con, "DELETE FROM problems WHERE source = ?", [source_id])
     if problems:

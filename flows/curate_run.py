@@ -87,6 +87,8 @@ def load_warehouse(settings: Settings, batch: list[Ingested], run_id: str, now: 
             digest = wh.store_version(con, result.source_id, item.origin, item.data, stamp) if item.data else None
             if item.fetched is not None:
                 wh.record_fetch(con, run_id, result.source_id, item.origin, item.fetched, digest, stamp)
+            if not item.reused:
+                result.previous_problems = wh.previous_problems(con, result.source_id)
             if item.reused:
                 status = "unchanged"
             elif result.usable:
@@ -129,7 +131,15 @@ def write_reports(settings: Settings, batch: list[Ingested]) -> None:
         if not item.reused:
             r = item.result
             report.write_reports(
-                settings.reports_dir, report_name(r.source_id), r.file, r.problems, r.rows_read, r.rows_accepted, r.raw, r.mapping
+                settings.reports_dir,
+                report_name(r.source_id),
+                r.file,
+                r.problems,
+                r.rows_read,
+                r.rows_accepted,
+                r.raw,
+                r.mapping,
+                r.previous_problems,
             )
 
 

@@ -341,3 +341,19 @@ def test_curate_check_reads_xlsx_and_hsds_folders(tmp_path):
     if HSDS_EXAMPLES.is_dir():
         assert result.exit_code == 1  # the example's made-up region
         assert next((p["row"], p["column"], p["value"]) for p in files["pkg"]["problems"]) == (2, "region", "MyState")
+
+
+def test_the_report_says_what_changed_since_the_last_run(prefect_harness, tmp_path):
+    folder = tmp_path / "sources"
+    folder.mkdir()
+    path = folder / "lines.csv"
+    settings = settings_for(tmp_path, folder)
+    path.write_text("record_id,name,kind,url,country\n1,One,helpline,javascript:x,GB\n2,Two,helpline,https://two.example,Narnia\n")
+    run(settings, day(0))
+    assert "first time this file was checked" in report(settings, "lines")
+    path.write_text("record_id,name,kind,url,country\n1,One,helpline,https://one.example,GB\n2,Two,helpline,https://two.example,Narnia\n"
+                    "3,Three,hepline,https://three.example,GB\n")  # fmt: skip
+    run(settings, day(1))
+    html = report(settings, "lines")
+    assert "<b>1</b> new problems, <b>1</b> fixed, <b>1</b> still open" in html
+    assert "javascript:x" in html.split("Fixed since the last run")[1]
