@@ -32,6 +32,7 @@ typecheck: venv
 
 generate: venv
 	$(BIN)/python -m schemas.generate
+	$(BIN)/python -m schemas.curator_aids
 
 clean:
 	rm -rf $(VENV) warehouse/*.duckdb* exports/releases exports/current sources/reports

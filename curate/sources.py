@@ -12,7 +12,7 @@ SOURCE_ID = re.compile(r"^[a-z0-9_-]+$")
 FORMATS = {".csv": "csv", ".tsv": "tsv", ".txt": "csv", ".xlsx": "xlsx", ".json": "json", ".zip": "hsds"}
 #: spreadsheet files we recognise but cannot read: reported, never silently ignored
 UNSUPPORTED = (".xls", ".ods", ".numbers", ".xlsm", ".xlsb")
-IGNORED_NAMES = {"readme.md", "sources.toml", "overrides.toml"}
+IGNORED_NAMES = {"readme.md", "sources.toml", "overrides.toml", "template.csv"}
 IGNORED_DIRS = {"reports"}
 
 

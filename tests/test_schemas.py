@@ -99,3 +99,23 @@ def test_header_aliases_are_unambiguous():
             for alias in (f.name, *f.aliases):
                 key = vocabulary_key(alias)
                 assert seen.setdefault(key, f.name) == f.name, f"{alias!r} names both {seen[key]} and {f.name}"
+
+
+def test_curator_template_and_column_guide_match_the_registry():
+    from schemas import curator_aids
+
+    for path, content in curator_aids.generated_files().items():
+        assert path.read_bytes().decode("utf-8") == content, f"{path.name} drifted: run `make generate`"
+    header = curator_aids.TEMPLATE_FILE.read_text(encoding="utf-8").strip().split(",")
+    assert tuple(header) == CURATOR_COLUMNS
+    guide = curator_aids.README_FILE.read_text(encoding="utf-8")
+    assert all(f"| `{c}` |" in guide for c in CURATOR_COLUMNS)
+
+
+def test_the_template_is_not_read_as_a_source(tmp_path):
+    from curate.sources import discover
+    from schemas import curator_aids
+
+    (tmp_path / "TEMPLATE.csv").write_text(curator_aids.template_csv(), encoding="utf-8")
+    (tmp_path / "mine.csv").write_text(curator_aids.template_csv() + "A,B\n", encoding="utf-8")
+    assert [s.source_id for s in discover(tmp_path)[0]] == ["mine"]
