@@ -7,7 +7,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export DO_NOT_TRACK := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: run test lint typecheck generate clean venv
+.PHONY: run test lint typecheck generate bench clean venv
 
 venv: $(VENV)/.installed
 
@@ -33,6 +33,9 @@ typecheck: venv
 generate: venv
 	$(BIN)/python -m schemas.generate
 	$(BIN)/python -m schemas.curator_aids
+
+bench: venv
+	$(BIN)/python -m benchmarks.validate_speed 10000 100000
 
 clean:
 	rm -rf $(VENV) warehouse/*.duckdb* exports/releases exports/current sources/reports

@@ -7,7 +7,9 @@ values, ``_row`` kept) and the problems staging itself finds.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 import pandas as pd
 
@@ -20,6 +22,8 @@ from schemas.vocabularies import vocabulary_key
 
 #: How a row is recognised in the next version of its source: its record_id, or its name and country.
 MATCH = "_match"
+
+T = TypeVar("T")
 
 #: header spelling (as ``vocabulary_key``) -> curator column
 HEADER_ALIASES: dict[str, str] = {}
@@ -69,42 +73,15 @@ def contact_numbers(phone_cell: str | None, sms_cell: str | None) -> tuple[str |
     return (phones[0] if phones else None), (smses[0] if smses else None), leftover
 
 
-def stage_row(cells: dict[str, str | None], row: int, options: SourceOptions) -> dict[str, object]:
-    """One raw row (contract column -> cell) to its staged values."""
-    country = n.country(cells.get("country")) or n.country(options.country)
-    regions = n.regions(cells.get("region"), country)
-    hours = n.hours(cells.get("hours"))
-    phone, sms, _ = contact_numbers(cells.get("phone"), cells.get("sms"))
-    return {
-        ROW: row,
-        "record_id": n.record_id(cells.get("record_id"), row),
-        "name": n.text(cells.get("name")),
-        "kind": n.term(cells.get("kind"), "KINDS") or n.term(options.kind, "KINDS"),
-        "description": n.text(cells.get("description")),
-        "url": n.url(cells.get("url")),
-        "phone": n.phone(phone, country),
-        "sms": n.phone(sms, country),
-        "chat_url": n.url(cells.get("chat_url")),
-        "email": n.email(cells.get("email")),
-        "country": country,
-        "region": regions,
-        "areas": n.areas(country, regions),
-        "languages": n.languages(cells.get("languages")),
-        "topics": n.terms(cells.get("topics"), "TOPICS"),
-        "audience": n.terms(cells.get("audience"), "AUDIENCES"),
-        "moderation": n.term(cells.get("moderation"), "MODERATION"),
-        "cost": n.term(cells.get("cost"), "COSTS"),
-        "hours": hours,
-        "always_open": hours == "24/7",
-        "verified_at": n.date(cells.get("verified_at")),
-    }
-
-
-def match_key(staged: dict[str, object], has_ids: bool) -> str:
-    """``id:<record_id>`` when the source gives ids, else ``name:<name>|<country>`` (casefolded)."""
-    if has_ids:
-        return f"id:{staged['record_id']}"
-    return f"name:{str(staged['name'] or '').casefold()}|{staged['country'] or ''}"
+def distinct(fn: Callable[..., T], *columns: list[Any]) -> list[T]:
+    """``fn`` applied row by row, but computed once per distinct tuple of values (files repeat values a lot)."""
+    cache: dict[tuple[Any, ...], T] = {}
+    out = []
+    for key in zip(*columns, strict=True):
+        if key not in cache:
+            cache[key] = fn(*key)
+        out.append(cache[key])
+    return out
 
 
 def stage_listings(raw: pd.DataFrame, source: str, file: str, options: SourceOptions) -> Staged:
@@ -118,30 +95,73 @@ def stage_listings(raw: pd.DataFrame, source: str, file: str, options: SourceOpt
     if missing:
         return Staged(None, mapping, problems + [problem(source, file, "missing_column", column=c) for c in missing])
     inverse = {target: column for column, target in mapping.items()}
-    records = []
-    seen_ids: set[str] = set()
-    for record in raw.to_dict("records"):
-        row = int(record[ROW])
-        cells = {c: _cell(record.get(inverse[c])) for c in CURATOR_COLUMNS if c in inverse}
-        staged = stage_row(cells, row, options)
-        records.append(staged)
-        for column in TEXT_COLUMNS:
-            value = cells.get(column)
-            if value and n.has_markup(value):
-                problems.append(problem(source, file, "markup_removed", row=row, column=column, value=value))
-            if value and value.lstrip()[:1] in FORMULA_PREFIXES and column != "email":
-                problems.append(problem(source, file, "formula_like", row=row, column=column, value=value, detail=value.lstrip()[0]))
-        leftover = contact_numbers(cells.get("phone"), cells.get("sms"))[2]
+    frame, notes = stage_columns(raw, inverse, options)
+    for row_index, _, rule, column, value, detail in sorted(notes, key=lambda x: (x[0], x[1])):
+        problems.append(problem(source, file, rule, row=int(raw[ROW].iloc[row_index]), column=column, value=value, detail=detail))
+    return Staged(frame, mapping, problems)
+
+
+Note = tuple[int, int, str, str, object, str]  # row index, order within the row, rule, column, value, detail
+
+
+def stage_columns(raw: pd.DataFrame, inverse: dict[str, str], options: SourceOptions) -> tuple[pd.DataFrame, list[Note]]:
+    """Every staged column at once, each value normalised once per distinct value (or value and country)."""
+    size = len(raw)
+    rows = [int(r) for r in raw[ROW]]
+    cells = {c: [_cell(v) for v in raw[inverse[c]]] if c in inverse else [None] * size for c in CURATOR_COLUMNS}
+    default_country, default_kind = n.country(options.country), n.term(options.kind, "KINDS")
+    country = [c or default_country for c in distinct(n.country, cells["country"])]
+    regions = distinct(n.regions, cells["region"], country)
+    numbers = distinct(contact_numbers, cells["phone"], cells["sms"])
+    hours = distinct(n.hours, cells["hours"])
+    record_id = [t or str(r) for t, r in zip(distinct(n.text, cells["record_id"]), rows, strict=True)]
+    name = distinct(n.text, cells["name"])
+    columns: dict[str, list[Any]] = {
+        ROW: rows,
+        "record_id": record_id,
+        "name": name,
+        "kind": [k or default_kind for k in distinct(lambda v: n.term(v, "KINDS"), cells["kind"])],
+        "description": distinct(n.text, cells["description"]),
+        "url": distinct(n.url, cells["url"]),
+        "phone": distinct(n.phone, [x[0] for x in numbers], country),
+        "sms": distinct(n.phone, [x[1] for x in numbers], country),
+        "chat_url": distinct(n.url, cells["chat_url"]),
+        "email": distinct(n.email, cells["email"]),
+        "country": country,
+        "region": regions,
+        "areas": [n.areas(c, r) for c, r in zip(country, regions, strict=True)],
+        "languages": distinct(n.languages, cells["languages"]),
+        "topics": distinct(lambda v: n.terms(v, "TOPICS"), cells["topics"]),
+        "audience": distinct(lambda v: n.terms(v, "AUDIENCES"), cells["audience"]),
+        "moderation": distinct(lambda v: n.term(v, "MODERATION"), cells["moderation"]),
+        "cost": distinct(lambda v: n.term(v, "COSTS"), cells["cost"]),
+        "hours": hours,
+        "always_open": [h == "24/7" for h in hours],
+        "verified_at": distinct(n.date, cells["verified_at"]),
+    }
+    has_ids = "record_id" in inverse
+    columns[MATCH] = [
+        f"id:{rid}" if has_ids else f"name:{(nm or '').casefold()}|{k or ''}" for rid, nm, k in zip(record_id, name, country, strict=True)
+    ]
+    notes: list[Note] = []
+    for order, column in enumerate(TEXT_COLUMNS):
+        marked = distinct(lambda v: bool(v) and n.has_markup(v), cells[column])
+        formula = distinct(lambda v: bool(v) and v.lstrip()[:1] in FORMULA_PREFIXES, cells[column])
+        for i, value in enumerate(cells[column]):
+            if marked[i]:
+                notes.append((i, 2 * order, "markup_removed", column, value, ""))
+            if formula[i] and column != "email":
+                notes.append((i, 2 * order + 1, "formula_like", column, value, str(value).lstrip()[0]))
+    for i, (_, _, leftover) in enumerate(numbers):
         if leftover:
-            problems.append(problem(source, file, "extra_numbers", row=row, column="phone", value=leftover))
-        rid = str(staged["record_id"])
-        if rid in seen_ids:
-            problems.append(problem(source, file, "duplicate_record_id", row=row, column="record_id", value=rid))
-        seen_ids.add(rid)
-    frame = pd.DataFrame.from_records(records, columns=[ROW, *STAGED_COLUMNS])
-    frame[MATCH] = [match_key(r, "record_id" in inverse) for r in records]
-    frame = frame.astype(object)
-    return Staged(frame.where(frame.notna(), None), mapping, problems)
+            notes.append((i, 100, "extra_numbers", "phone", leftover, ""))
+    seen: set[str] = set()
+    for i, rid in enumerate(record_id):
+        if rid in seen:
+            notes.append((i, 101, "duplicate_record_id", "record_id", rid, ""))
+        seen.add(rid)
+    frame = pd.DataFrame({c: pd.Series(columns[c], dtype=object) for c in (ROW, *STAGED_COLUMNS, MATCH)})
+    return frame.where(frame.notna(), None), notes
 
 
 def _cell(value: object) -> str | None:
