@@ -99,6 +99,27 @@ def text(value: str | None) -> str | None:
     return out or None
 
 
+#: What ends a text cut at its field's ``max_length``.
+ELLIPSIS = "…"
+#: Characters dropped from the end of a cut text before the ellipsis.
+CUT_TRAILING = " \t\n,;:.-–—(["
+
+
+def shorten(value: str | None, max_length: int) -> str | None:
+    """At most ``max_length`` characters: a longer text is cut at the last word boundary before the cap and ends in ``…``.
+
+    A text with no space in its last half is cut inside the word.  Idempotent: a text that fits is returned as it is.
+    """
+    if value is None or len(value) <= max_length:
+        return value
+    head = value[: max_length - len(ELLIPSIS)]
+    if not value[len(head)].isspace():
+        space = max((head.rfind(ch) for ch in (" ", "\t", "\n")), default=-1)
+        if space >= len(head) // 2:
+            head = head[:space]
+    return head.rstrip(CUT_TRAILING) + ELLIPSIS
+
+
 def has_markup(value: str | None) -> bool:
     """True when ``text`` would remove markup or control characters (not just fold spaces)."""
     if not value:
@@ -379,6 +400,10 @@ def phone(value: str | None, country_code: str | None) -> str | None:
             except phonenumbers.NumberParseException:
                 number = None
     if number is not None and phonenumbers.is_valid_number(number):
+        return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    if number is not None and len(digits) > 6 and phonenumbers.is_possible_number(number):
+        # a number of a possible length that the metadata does not know (yet): E.164 all the same, for
+        # validation to keep with a warning (phone_unverified)
         return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
     if not international and (region_code or country_code == "WW") and 3 <= len(digits) <= 6 and re.fullmatch(r"[\d\s().-]+", cleaned):
         # a national short code the metadata lacks (the Netherlands' 113); in a worldwide row, the digits let

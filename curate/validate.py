@@ -7,15 +7,17 @@ failure of every row).  ``split_rows`` then keeps the rows without errors.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 
 import pandas as pd
 import pandera.pandas as pa
 
+from curate import normalise as n
 from curate.problems import Problem, problem
 from curate.read import ROW
 from schemas import checks as c
-from schemas.fields import BY_NAME, STAGED_COLUMNS
-from schemas.generate import ROW_CHECKS, to_pandera, value_predicates
+from schemas.fields import BY_NAME, FIELDS, STAGED_COLUMNS
+from schemas.generate import COUNTRY_ROW_CHECKS, ROW_CHECKS, to_pandera, value_predicates
 
 
 def validate_listings(staged: pd.DataFrame, source: str, file: str, today: dt.date) -> list[Problem]:
@@ -29,24 +31,32 @@ def validate_listings(staged: pd.DataFrame, source: str, file: str, today: dt.da
 
 def _problems(cases: pd.DataFrame, staged: pd.DataFrame, source: str, file: str, today: dt.date) -> list[Problem]:
     out: list[Problem] = []
-    seen: set[tuple[object, str]] = set()
+    cases = cases[cases["index"].notna()]
+    frame_wide = cases["check"].isin([*ROW_CHECKS, *COUNTRY_ROW_CHECKS])
+    # frame-wide checks repeat their failure once per column: one problem per row and check
+    cases = pd.concat([cases[~frame_wide], cases[frame_wide].drop_duplicates(["index", "check"])])
+    row_of = dict(zip(staged.index, staged[ROW], strict=True))
+    predicates: dict[str, dict[str, Callable[[str], bool]]] = {}
     for case in cases.to_dict("records"):
         index, check, column = case["index"], str(case["check"]), case["column"]
-        if index is None or pd.isna(index):
-            continue
-        row = int(staged.loc[index, ROW])
+        row = int(row_of[index])
         if check in ROW_CHECKS:
-            if (index, check) in seen:
-                continue  # frame-wide checks repeat their failure once per column
-            seen.add((index, check))
             rule, shown, _ = ROW_CHECKS[check]
-            value = staged.loc[index, shown] if shown else None
-            out.append(problem(source, file, rule, row=row, column=shown, value=value))
+            out.append(problem(source, file, rule, row=row, column=shown, value=staged.at[index, shown] if shown else None))
+            continue
+        if check in COUNTRY_ROW_CHECKS:
+            shown, verdict = COUNTRY_ROW_CHECKS[check]
+            number, country = str(staged.at[index, shown]), staged.at[index, "country"]
+            broken = verdict(number, country if isinstance(country, str) else None)
+            if broken:
+                out.append(problem(source, file, broken, row=row, column=shown, value=number))
             continue
         rule = "required" if check == "not_nullable" else check
         value = case["failure_case"]
-        if isinstance(value, list) and rule in value_predicates(BY_NAME[column], today):
-            pred = value_predicates(BY_NAME[column], today)[rule]
+        if column not in predicates:
+            predicates[column] = value_predicates(BY_NAME[column], today)
+        if isinstance(value, list) and rule in predicates[column]:
+            pred = predicates[column][rule]
             value = [x for x in value if not pred(x)]
         detail = ""
         if rule == "vocabulary":
@@ -59,7 +69,21 @@ def _problems(cases: pd.DataFrame, staged: pd.DataFrame, source: str, file: str,
 
 
 def split_rows(staged: pd.DataFrame, problems: list[Problem]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(accepted, rejected) rows: a row with any error is rejected, warnings keep it."""
+    """(accepted, rejected) rows: a row with any error is rejected, warnings keep it.
+
+    Accepted rows go on to be published, so their texts are cut to the registry's ``max_length`` here (after
+    validation has warned about the full text: ``<field>_too_long``).
+    """
     bad_rows = {p.row for p in problems if p.severity == "error" and p.row is not None}
     rejected = staged[ROW].isin(bad_rows)
-    return staged[~rejected].reset_index(drop=True), staged[rejected].reset_index(drop=True)
+    return capped_texts(staged[~rejected].reset_index(drop=True)), staged[rejected].reset_index(drop=True)
+
+
+def capped_texts(staged: pd.DataFrame) -> pd.DataFrame:
+    """The rows with every text field that has a ``max_length`` cut to it (``normalise.shorten``; idempotent)."""
+    out = staged.copy()
+    for f in FIELDS:
+        if f.max_length is not None and f.name in out.columns:
+            cap = f.max_length
+            out[f.name] = pd.Series([n.shorten(v, cap) if isinstance(v, str) else v for v in out[f.name]], index=out.index, dtype=object)
+    return out

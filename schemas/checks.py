@@ -1,15 +1,21 @@
 """Checks on normalised values, and the plain-language rules curators are shown.
 
 A check is a predicate on one normalised value (``str``); list fields apply it to
-each element.  ``RULES`` holds, for every rule a problem can carry, its severity,
-the message shown to curators and the fix to suggest.  The registry
-(``schemas.fields``) names checks; ``schemas.generate`` turns them into Pandera.
+each element.  Date checks also take the day of the run (``DATE_CHECKS``), and
+country checks judge a value inside its row's country (``COUNTRY_CHECKS``: a
+verdict naming the rule broken, cached per (value, country)).  ``RULES`` holds, for
+every rule a problem can carry, its severity, the message shown to curators and the
+fix to suggest.  The registry (``schemas.fields``) names checks; ``schemas.generate``
+turns them into Pandera.
 """
 
 from __future__ import annotations
 
+import calendar
 import datetime as dt
 import difflib
+import functools
+import ipaddress
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -17,8 +23,11 @@ from dataclasses import dataclass
 import langcodes
 import phonenumbers
 import pycountry
+from phonenumbers import PhoneNumberType, ShortNumberCost, shortnumberinfo
+from publicsuffixlist import PublicSuffixList
 
 from schemas import vocabularies
+from schemas.fields import BY_NAME, VERIFIED_EXPIRED_MONTHS, VERIFIED_STALE_MONTHS
 
 EMAIL = re.compile(
     r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$"
@@ -29,25 +38,128 @@ COUNTRY_CODES = frozenset(c.alpha_2 for c in pycountry.countries) | {"WW"}
 REGION_CODES = frozenset(s.code for s in pycountry.subdivisions)
 
 
-def http_url(value: str) -> bool:
-    """An absolute http(s) URL without credentials, with a dotted host name."""
-    m = re.match(r"^https?://([^/?#]*)", value)
-    if not m or "@" in m.group(1) or any(c.isspace() for c in value):
-        return False
-    host = m.group(1).rsplit(":", 1)[0] if not m.group(1).endswith("]") else m.group(1)
-    return bool(HOST.match(host))
+#: An absolute http(s) URL without white space, its host and port (no credentials: no @) before any path, query or fragment.
+HTTP_URL_PARTS = re.compile(r"^https?://(?P<netloc>[^/?#@\s]*)(?:[/?#]\S*)?$")
 
 
-def phone_number(value: str) -> bool:
-    """A valid E.164 number, or the 3 to 8 digits of a national short number."""
-    if re.fullmatch(r"[0-9]{3,8}", value):
-        return True
-    if not re.fullmatch(r"\+[1-9][0-9]{6,14}", value):
-        return False
+def _url_host(value: str) -> str | None:
+    """The host of an absolute http(s) URL without credentials or white space, or None."""
+    m = HTTP_URL_PARTS.match(value)
+    if not m:
+        return None
+    netloc = m.group("netloc")
+    if netloc.startswith("["):  # an IPv6 address: [::1] or [::1]:8080
+        return netloc[1 : netloc.index("]")] if "]" in netloc else None
+    return netloc.rsplit(":", 1)[0]
+
+
+def _ip_address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    if not host or not (host[-1].isdigit() or ":" in host):
+        return None  # a name: its last label starts with a letter
     try:
-        return phonenumbers.is_valid_number(phonenumbers.parse(value, None))
+        return ipaddress.ip_address(host)
+    except ValueError:
+        return None
+
+
+def _well_formed_host(host: str | None) -> bool:
+    return host is not None and (bool(HOST.match(host)) or _ip_address(host) is not None)
+
+
+def http_url(value: str) -> bool:
+    """An absolute http(s) URL without credentials, with a dotted host name or an IP address."""
+    return _well_formed_host(_url_host(value))
+
+
+#: Top-level domains reserved for tests and documentation (RFC 2606, RFC 6761), never on the public internet.
+RESERVED_TLDS = frozenset({"example", "test", "invalid", "localhost"})
+
+
+@functools.cache
+def _public_suffix_list() -> PublicSuffixList:
+    """The Public Suffix List bundled with the ``publicsuffixlist`` package (read from disk, never fetched)."""
+    return PublicSuffixList()
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def public_host(host: str) -> bool:
+    """A name people can reach on the internet: a public IP address, or a name under a public suffix."""
+    ip = _ip_address(host)
+    if ip is not None:
+        return ip.is_global
+    if host.rsplit(".", 1)[-1] in RESERVED_TLDS:
+        return True
+    return _public_suffix_list().publicsuffix(host, accept_unknown=False) is not None
+
+
+def url_public_suffix(value: str) -> bool:
+    """The URL's host is public: a name ending in a suffix of the Public Suffix List (``.no``, ``.org``, ``.co.uk``;
+    ``nhs.uk`` itself counts), or a public IP address (not a private, loopback, link-local or reserved one).
+
+    The reserved test and documentation domains ``.example``, ``.test``, ``.invalid`` and ``.localhost``
+    are accepted too, so that fixtures and examples can use them.  URLs that ``http_url`` refuses pass
+    here, so a broken URL is reported once.  The list is the snapshot the package ships: no download.
+    """
+    host = _url_host(value)
+    if host is None or not _well_formed_host(host):
+        return True
+    return public_host(host)
+
+
+# --- phone numbers ----------------------------------------------------------------------------
+
+SHORT_NUMBER = re.compile(r"[0-9]{3,8}")
+E164 = re.compile(r"\+[1-9][0-9]{1,14}")
+#: National codes this short are kept (with a warning) even when the metadata lacks them (the Netherlands' 113).
+SHORT_CODE_DIGITS = range(3, 7)
+
+#: Every rule a phone verdict can name; None is a number that is fine.
+PHONE_RULES = ("phone_number", "phone_unverified", "emergency_number", "premium_rate", "short_number_needs_country")
+
+
+def _region(country: str | None) -> str | None:
+    return country if country in COUNTRY_CODES and country != "WW" else None
+
+
+@functools.lru_cache(maxsize=1 << 20)
+def phone_verdict(value: str, country: str | None) -> str | None:
+    """The rule a staged phone or sms number breaks inside ``country``, or None when it is fine.
+
+    ``value`` is as staged (``curate.normalise.phone``): the digits of a national short number, E.164 for
+    the others, or what the curator wrote when neither could be made of it.  Judged once per
+    (value, country) pair.
+    """
+    region = _region(country)
+    if SHORT_NUMBER.fullmatch(value):
+        if country == "WW":
+            return "short_number_needs_country"
+        if region is None:
+            return None  # no country to judge it in: the row's country is reported instead
+        if shortnumberinfo.is_emergency_number(value, region):
+            return "emergency_number"
+        try:
+            short = phonenumbers.parse(value, region)
+        except phonenumbers.NumberParseException:
+            return "phone_number"
+        if shortnumberinfo.is_valid_short_number_for_region(short, region):
+            premium = shortnumberinfo.expected_cost_for_region(short, region) == ShortNumberCost.PREMIUM_RATE
+            return "premium_rate" if premium else None
+        if len(value) in SHORT_CODE_DIGITS or phonenumbers.is_possible_number(short):
+            return "phone_unverified"
+        return "phone_number"
+    if not E164.fullmatch(value):
+        return "phone_number"
+    try:
+        number = phonenumbers.parse(value, None)
     except phonenumbers.NumberParseException:
-        return False
+        return "phone_number"
+    national = phonenumbers.national_significant_number(number)
+    regions = phonenumbers.region_codes_for_country_code(number.country_code or 0)
+    if len(national) <= max(SHORT_CODE_DIGITS) and any(shortnumberinfo.is_emergency_number(national, r) for r in regions):
+        return "emergency_number"  # +44 999
+    if phonenumbers.is_valid_number(number):
+        return "premium_rate" if phonenumbers.number_type(number) == PhoneNumberType.PREMIUM_RATE else None
+    return "phone_unverified" if phonenumbers.is_possible_number(number) else "phone_number"
 
 
 def email(value: str) -> bool:
@@ -70,25 +182,79 @@ def not_placeholder(value: str) -> bool:
     return vocabularies.vocabulary_key(value) not in vocabularies.PLACEHOLDER_NAMES
 
 
-def date_not_future(value: str, today: dt.date) -> bool:
+def _iso_date(value: str) -> dt.date | None:
     if not ISO_DATE.match(value):
-        return False
+        return None
     try:
-        return dt.date.fromisoformat(value) <= today
+        return dt.date.fromisoformat(value)
     except ValueError:
-        return False
+        return None
+
+
+def date_not_future(value: str, today: dt.date) -> bool:
+    day = _iso_date(value)
+    return day is not None and day <= today
+
+
+def months_before(today: dt.date, months: int) -> dt.date:
+    """The same day ``months`` calendar months earlier (the month's last day when it is shorter), as DuckDB counts."""
+    year, month = divmod(today.year * 12 + today.month - 1 - months, 12)
+    last_day = calendar.monthrange(year, month + 1)[1]
+    return dt.date(year, month + 1, min(today.day, last_day))
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _age(value: str, today: dt.date) -> str | None:
+    """'expired', 'stale' or None for a readable date that is not in the future (None too for any other value)."""
+    day = _iso_date(value)
+    if day is None or day > today:
+        return None  # date_not_future names it
+    if day < months_before(today, VERIFIED_EXPIRED_MONTHS):
+        return "expired"
+    return "stale" if day < months_before(today, VERIFIED_STALE_MONTHS) else None
+
+
+def verified_stale(value: str, today: dt.date) -> bool:
+    """Confirmed within the last ``VERIFIED_STALE_MONTHS`` months (or already ``verified_expired``)."""
+    return _age(value, today) != "stale"
+
+
+def verified_expired(value: str, today: dt.date) -> bool:
+    """Confirmed within the last ``VERIFIED_EXPIRED_MONTHS`` months: older listings are left out of public exports."""
+    return _age(value, today) != "expired"
 
 
 #: Checks that take only the value.
 VALUE_CHECKS: dict[str, Callable[[str], bool]] = {
     "http_url": http_url,
-    "phone_number": phone_number,
+    "url_public_suffix": url_public_suffix,
     "email": email,
     "country_code": country_code,
     "region_code": region_code,
     "bcp47": bcp47,
     "not_placeholder": not_placeholder,
 }
+
+#: Checks that take the value and the day of the run.
+DATE_CHECKS: dict[str, Callable[[str, dt.date], bool]] = {
+    "date_not_future": date_not_future,
+    "verified_stale": verified_stale,
+    "verified_expired": verified_expired,
+}
+
+#: Checks that judge a value inside the row's country: name -> (verdict on (value, country), the rules it names).
+COUNTRY_CHECKS: dict[str, tuple[Callable[[str, str | None], str | None], tuple[str, ...]]] = {
+    "phone_number": (phone_verdict, PHONE_RULES),
+}
+
+
+def too_long_rule(field_name: str) -> str:
+    """The rule a text longer than its field's ``max_length`` breaks."""
+    return f"{field_name}_too_long"
+
+
+#: The registry's cap on descriptions, told to curators in ``description_too_long``.
+DESCRIPTION_MAX = BY_NAME["description"].max_length
 
 
 @dataclass(frozen=True)
@@ -140,7 +306,31 @@ RULES: dict[str, Rule] = {
     "vocabulary": Rule("error", "'{value}' is not one of the values '{column}' takes.{detail}", ""),
     "not_placeholder": Rule("error", "'{value}' looks like a placeholder, not a real name.", ""),
     "http_url": Rule("error", "'{value}' is not a usable web address (it must start with http:// or https:// and name a real host).", ""),
+    "url_public_suffix": Rule(
+        "error",
+        "'{value}' is not a public web address: its ending after the last dot is not one used on the internet (such as .org, .no "
+        "or .co.uk), or it points to a private or local network.",
+        "Write the address people use on the internet, for example https://www.example.org, and look at the spelling of its ending.",
+    ),
     "phone_number": Rule("error", "'{value}' is not a valid phone number for this country.", ""),
+    "phone_unverified": Rule(
+        "warning",
+        "'{value}' could not be confirmed as a phone number of this country; the listing is kept with it, but it may be wrong.",
+        "Call the number to make sure it reaches the service: if it does, leave it as it is; if not, write the right number.",
+    ),
+    "emergency_number": Rule(
+        "error",
+        "'{value}' is an emergency number (police, fire or ambulance), not the service's own line; the directory must not send "
+        "people to the emergency services in this service's name.",
+        "Write the service's own phone number instead of the emergency number.",
+    ),
+    "premium_rate": Rule(
+        "warning",
+        "'{value}' is a premium-rate number: calling it costs more than a normal call, and people in crisis must know that before "
+        "they call.",
+        "Write the service's free or normal-rate number if it has one; if not, set cost to paid and say in the description what a "
+        "call costs.",
+    ),
     "email": Rule("error", "'{value}' is not an email address.", ""),
     "country_code": Rule("error", "'{value}' is not a country we recognise.{detail}", ""),
     "region_code": Rule("error", "'{value}' is not a region we recognise.", ""),
@@ -149,6 +339,24 @@ RULES: dict[str, Rule] = {
     ),
     "bcp47": Rule("error", "'{value}' is not a language we recognise.", ""),
     "date_not_future": Rule("error", "'{value}' is not a date we can read, or it lies in the future.", ""),
+    "verified_stale": Rule(
+        "warning",
+        f"The details were last confirmed on {{value}}, more than {VERIFIED_STALE_MONTHS} months ago; please confirm them again.",
+        "Confirm the details with the service, then write the date you did so in verified_at (YYYY-MM-DD).",
+    ),
+    "verified_expired": Rule(
+        "warning",
+        f"The details were last confirmed on {{value}}, more than {VERIFIED_EXPIRED_MONTHS} months ago, so the listing is left "
+        "out of the public directory until someone confirms them again.",
+        "Confirm the details with the service, then write the date you did so in verified_at (YYYY-MM-DD); the listing is "
+        "published again on the next run.",
+    ),
+    too_long_rule("description"): Rule(
+        "warning",
+        f"The description is longer than {DESCRIPTION_MAX} characters, so only its first {DESCRIPTION_MAX} are published, "
+        "cut at the end of a word and followed by '…'.",
+        f"Shorten the description to at most {DESCRIPTION_MAX} characters, with what people most need to know first.",
+    ),
     "contact_required": Rule(
         "error",
         "The row has no way to reach the service: no url, phone, sms or chat_url.",

@@ -35,8 +35,11 @@ class Field:
     vocabulary: dict[str, v.Term] | None = None
     #: a regular expression every (normalised) value matches
     pattern: str | None = None
-    #: names of the checks in ``schemas.checks`` a value must pass
+    #: names of the checks in ``schemas.checks`` a value must pass (value checks, date checks that know
+    #: today, or country checks that judge the value inside the row's country)
     checks: tuple[str, ...] = ()
+    #: longest text published; a longer one draws the warning ``<name>_too_long`` and is cut at a word boundary
+    max_length: int | None = None
     #: what a curator should write, shown with every problem in this column
     fix: str = ""
     example: str = ""
@@ -112,6 +115,7 @@ FIELDS: tuple[Field, ...] = (
             "descripción",
             "descripcion",
         ),
+        max_length=1000,
         fix="Write plain text, without HTML.",
         example="Free, anonymous support line for anyone in emotional distress.",
     ),
@@ -138,7 +142,7 @@ FIELDS: tuple[Field, ...] = (
             "pagina web",
         ),
         pattern=HTTP_URL,
-        checks=("http_url",),
+        checks=("http_url", "url_public_suffix"),
         fix="Write the full web address, starting with https://.",
         example="https://mentalhelse.no",
     ),
@@ -183,7 +187,7 @@ FIELDS: tuple[Field, ...] = (
         "Web address of the service's chat (http or https).",
         aliases=("chat", "chat link", "webchat", "web chat", "chat address", "chatt", "chat url"),
         pattern=HTTP_URL,
-        checks=("http_url",),
+        checks=("http_url", "url_public_suffix"),
         fix="Write the full address of the chat page, starting with https://.",
         example="https://sidetmedord.no",
     ),
@@ -300,7 +304,7 @@ FIELDS: tuple[Field, ...] = (
             "geprüft",
             "vérifié",
         ),
-        checks=("date_not_future",),
+        checks=("date_not_future", "verified_stale", "verified_expired"),
         fix="Write the date you confirmed the details, as YYYY-MM-DD.",
         example="2025-06-30",
     ),
@@ -330,6 +334,12 @@ STAGED_COLUMNS: tuple[str, ...] = (*CURATOR_COLUMNS, "areas", "always_open")
 
 #: Fields a listing must offer at least one of, so that someone can reach the service.
 CONTACT_FIELDS: tuple[str, ...] = ("url", "phone", "sms", "chat_url")
+
+#: A listing confirmed longer ago than this many months draws the warning ``verified_stale``.
+VERIFIED_STALE_MONTHS = 12
+#: ... and longer ago than this many months ``verified_expired``: it is left out of public exports (CONTRACT section 4;
+#: ``warehouse/sql/out_listings.sql`` applies it through ``Settings.max_verified_age_months``).
+VERIFIED_EXPIRED_MONTHS = 24
 
 #: Multi-value cells are split on this character.
 LIST_SEPARATOR = ";"

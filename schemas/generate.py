@@ -36,14 +36,27 @@ DUCKDB_TYPES = {
 
 
 def value_predicates(f: Field, today: dt.date) -> dict[str, Callable[[str], bool]]:
-    """Rule name -> predicate on one (element of a) value of ``f``."""
+    """Rule name -> predicate on one (element of a) value of ``f`` (checks that need the row's country are ROW_CHECKS)."""
     preds: dict[str, Callable[[str], bool]] = {}
     if f.vocabulary:
         vocab = frozenset(f.vocabulary)
         preds["vocabulary"] = vocab.__contains__
     for name in f.checks:
-        preds[name] = functools.partial(c.date_not_future, today=today) if name == "date_not_future" else c.VALUE_CHECKS[name]
+        if name in c.DATE_CHECKS:
+            preds[name] = _on_day(c.DATE_CHECKS[name], today)
+        elif name not in c.COUNTRY_CHECKS:
+            preds[name] = c.VALUE_CHECKS[name]
+    if f.max_length is not None:
+        preds[c.too_long_rule(f.name)] = functools.partial(_fits, max_length=f.max_length)
     return preds
+
+
+def _on_day(check: Callable[[str, dt.date], bool], today: dt.date) -> Callable[[str], bool]:
+    return lambda value: check(value, today)
+
+
+def _fits(value: str, max_length: int) -> bool:
+    return len(value) <= max_length
 
 
 def _each(pred: Callable[[str], bool]) -> Callable[[object], bool]:
@@ -58,10 +71,17 @@ def _region_in_country(df: pd.DataFrame) -> pd.Series:
     return pd.Series([all(r.startswith(f"{k}-") for r in rs) for rs, k in zip(df["region"], df["country"], strict=True)], index=df.index)
 
 
-def _short_number_has_country(column: str) -> Callable[[pd.DataFrame], pd.Series]:
+def _country_check(column: str, verdict: Callable[[str, str | None], str | None]) -> Callable[[pd.DataFrame], pd.Series]:
+    """Rows whose ``column`` breaks no rule inside the row's country (``verdict`` is cached per (value, country))."""
+
     def check(df: pd.DataFrame) -> pd.Series:
         return pd.Series(
-            [not (isinstance(n, str) and n.isdigit() and k == "WW") for n, k in zip(df[column], df["country"], strict=True)], index=df.index
+            [
+                not isinstance(v, str) or verdict(v, k if isinstance(k, str) else None) is None
+                for v, k in zip(df[column], df["country"], strict=True)
+            ],
+            index=df.index,
+            dtype=bool,
         )
 
     return check
@@ -71,8 +91,13 @@ def _short_number_has_country(column: str) -> Callable[[pd.DataFrame], pd.Series
 ROW_CHECKS: dict[str, tuple[str, str | None, Callable[[pd.DataFrame], pd.Series]]] = {
     "contact_required": ("contact_required", None, _has_contact),
     "region_in_country": ("region_in_country", "region", _region_in_country),
-    "short_number_needs_country:phone": ("short_number_needs_country", "phone", _short_number_has_country("phone")),
-    "short_number_needs_country:sms": ("short_number_needs_country", "sms", _short_number_has_country("sms")),
+}
+
+#: Checks of a column inside the row's country, from the registry's ``checks`` that are ``COUNTRY_CHECKS``:
+#: check name -> (the column, the verdict naming the rule a value breaks).  One pass per column; the rule a
+#: failing row breaks is the verdict's (one of the check's rules in ``COUNTRY_CHECKS``).
+COUNTRY_ROW_CHECKS: dict[str, tuple[str, Callable[[str, str | None], str | None]]] = {
+    f"{name}:{f.name}": (f.name, c.COUNTRY_CHECKS[name][0]) for f in FIELDS for name in f.checks if name in c.COUNTRY_CHECKS
 }
 
 
@@ -89,6 +114,7 @@ def to_pandera(today: dt.date) -> pa.DataFrameSchema:
         nullable = not (f.required or name == "record_id") and f.type != "strings"
         columns[name] = pa.Column(None, checks, nullable=nullable, required=True)
     frame_checks = [pa.Check(fn, name=name) for name, (_, _, fn) in ROW_CHECKS.items()]
+    frame_checks += [pa.Check(_country_check(column, verdict), name=name) for name, (column, verdict) in COUNTRY_ROW_CHECKS.items()]
     return pa.DataFrameSchema(columns, checks=frame_checks, name="stg_listings")
 
 

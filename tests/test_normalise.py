@@ -363,6 +363,13 @@ def test_email(value, expected):
         ("113", "NL", "113"),
         ("85258", "GB", "85258"),
         ("116 123", "WW", "116123"),  # validation then asks for a country
+        # of a possible length but not known to be in use: E.164 all the same (validation warns: phone_unverified)
+        ("+47 1234 5678", "NO", "+4712345678"),
+        ("1234 5678", "NO", "+4712345678"),
+        ("+44 7700 900000", None, "+447700900000"),
+        # too short or too long to be a number anywhere: kept as written (validation: phone_number)
+        ("+47 1234", "NO", "+47 1234"),
+        ("1234567", "NO", "1234567"),
         # garbage kept as written
         ("call us", "NO", "call us"),
         ("12", "NO", "12"),
@@ -444,3 +451,25 @@ def test_comparison_signs_are_not_mistaken_for_markup():
     assert n.text("for ages < 25 and > 12") == "for ages < 25 and > 12"
     assert not n.has_markup("for ages < 25 and > 12")
     assert n.text("<b>bold</b> ages < 25") == "bold ages < 25"
+
+
+@pytest.mark.parametrize(
+    ("value", "max_length", "expected"),
+    [
+        ("short enough", 20, "short enough"),
+        ("exactly twenty chars", 20, "exactly twenty chars"),
+        # cut at the last word boundary before the cap, with room for the ellipsis
+        ("one two three four five", 12, "one two…"),
+        ("one two three four five", 14, "one two three…"),  # the cut falls on a space: the whole word stays
+        ("Free, anonymous, confidential support", 18, "Free, anonymous…"),  # trailing punctuation dropped
+        # a word longer than half the cap is cut inside the word
+        ("Supercalifragilisticexpialidocious", 10, "Supercali…"),
+        ("a Supercalifragilisticexpialidocious", 10, "a Superca…"),
+        (None, 10, None),
+    ],
+)
+def test_shorten(value, max_length, expected):
+    out = n.shorten(value, max_length)
+    assert out == expected
+    assert out is None or len(out) <= max_length
+    assert n.shorten(out, max_length) == out  # idempotent

@@ -44,6 +44,10 @@ RICH = {
 }
 
 
+#: a description longer than the registry's cap (1000 characters)
+LONG_DESCRIPTION = " ".join(["Free, anonymous support."] * 45)
+
+
 def frame(*rows: dict[str, str]) -> pd.DataFrame:
     """A raw frame as ``read_table`` returns it: strings only, ``_row`` from 2 (the header is row 1)."""
     columns = list(dict.fromkeys(c for r in rows for c in r))
@@ -102,10 +106,39 @@ CASES = [
     ("url dotless host", {"url": "http://localhost/help"}, [("http_url", "error", 2, "url", "http://localhost/help")]),
     ("url intranet host", {"url": "https://intranet"}, [("http_url", "error", 2, "url", "https://intranet")]),
     ("chat_url javascript", {"chat_url": "javascript:alert(1)"}, [("http_url", "error", 2, "chat_url", "javascript:alert(1)")]),
+    ("chat_url data", {"chat_url": "data:text/html,hi"}, [("http_url", "error", 2, "chat_url", "data:text/html,hi")]),
+    (
+        "chat_url credentials",
+        {"chat_url": "https://user:pw@chat.example"},
+        [("http_url", "error", 2, "chat_url", "https://user:pw@chat.example")],
+    ),
+    ("url unknown ending", {"url": "https://fjordhjelp.zz/help"}, [("url_public_suffix", "error", 2, "url", "https://fjordhjelp.zz/help")]),
+    ("url .local host", {"url": "http://helpline.local"}, [("url_public_suffix", "error", 2, "url", "http://helpline.local")]),
+    ("url private IP", {"url": "http://192.168.1.10/help"}, [("url_public_suffix", "error", 2, "url", "http://192.168.1.10/help")]),
+    ("url loopback IP", {"url": "http://127.0.0.1:8080"}, [("url_public_suffix", "error", 2, "url", "http://127.0.0.1:8080")]),
+    ("url loopback IPv6", {"url": "https://[::1]/chat"}, [("url_public_suffix", "error", 2, "url", "https://[::1]/chat")]),
+    (
+        "chat_url internal host",
+        {"chat_url": "https://chat.internal"},
+        [("url_public_suffix", "error", 2, "chat_url", "https://chat.internal")],
+    ),
     ("phone too short", {"phone": "12"}, [("phone_number", "error", 2, "phone", "12")]),
     ("phone words", {"phone": "call us"}, [("phone_number", "error", 2, "phone", "call us")]),
     ("phone invalid E.164", {"phone": "+47 1234"}, [("phone_number", "error", 2, "phone", "+47 1234")]),
     ("sms invalid", {"sms": "text HELLO"}, [("phone_number", "error", 2, "sms", "text HELLO")]),
+    ("phone 7 digits, impossible in NO", {"phone": "1234567"}, [("phone_number", "error", 2, "phone", "1234567")]),
+    ("phone possible, not known", {"phone": "+47 1234 5678"}, [("phone_unverified", "warning", 2, "phone", "+4712345678")]),
+    ("phone NL 113, missing from metadata", {"country": "NL", "phone": "113"}, [("phone_unverified", "warning", 2, "phone", "113")]),
+    ("sms short code not in metadata", {"sms": "2222"}, [("phone_unverified", "warning", 2, "sms", "2222")]),
+    ("phone emergency 112", {"phone": "112"}, [("emergency_number", "error", 2, "phone", "112")]),
+    ("phone emergency 113 in NO", {"phone": "113"}, [("emergency_number", "error", 2, "phone", "113")]),
+    ("phone emergency 911 in US", {"country": "US", "phone": "911"}, [("emergency_number", "error", 2, "phone", "911")]),
+    ("phone emergency 999 in GB", {"country": "GB", "phone": "9 9 9"}, [("emergency_number", "error", 2, "phone", "999")]),
+    ("phone emergency 000 in AU", {"country": "AU", "phone": "000"}, [("emergency_number", "error", 2, "phone", "000")]),
+    ("sms emergency", {"sms": "112"}, [("emergency_number", "error", 2, "sms", "112")]),
+    ("phone premium rate", {"phone": "+47 820 12 345"}, [("premium_rate", "warning", 2, "phone", "+4782012345")]),
+    ("phone premium rate US", {"country": "US", "phone": "1-900-555-1234"}, [("premium_rate", "warning", 2, "phone", "+19005551234")]),
+    ("phone premium short number", {"country": "US", "phone": "24280"}, [("premium_rate", "warning", 2, "phone", "24280")]),
     ("email words", {"email": "not an email"}, [("email", "error", 2, "email", "not an email")]),
     ("email no dot", {"email": "help@example"}, [("email", "error", 2, "email", "help@example")]),
     ("email two ats", {"email": "help@@example.org"}, [("email", "error", 2, "email", "help@@example.org")]),
@@ -132,8 +165,14 @@ CASES = [
     ("date future", {"verified_at": "01.01.2030"}, [("date_not_future", "error", 2, "verified_at", "2030-01-01")]),
     ("date unreadable", {"verified_at": "last spring"}, [("date_not_future", "error", 2, "verified_at", "last spring")]),
     ("date no such day", {"verified_at": "31.02.2025"}, [("date_not_future", "error", 2, "verified_at", "31.02.2025")]),
+    ("verified 12 months and a day ago", {"verified_at": "2025-11-24"}, [("verified_stale", "warning", 2, "verified_at", "2025-11-24")]),
+    ("verified 24 months ago", {"verified_at": "25.11.2024"}, [("verified_stale", "warning", 2, "verified_at", "2024-11-25")]),
+    ("verified 24 months and a day ago", {"verified_at": "2024-11-24"}, [("verified_expired", "warning", 2, "verified_at", "2024-11-24")]),
+    ("verified long ago", {"verified_at": "01.01.2019"}, [("verified_expired", "warning", 2, "verified_at", "2019-01-01")]),
+    ("description too long", {"description": LONG_DESCRIPTION}, [("description_too_long", "warning", 2, "description", LONG_DESCRIPTION)]),
     ("no contact", {"phone": ""}, [("contact_required", "error", 2, None, None)]),
     ("short number WW", {"phone": "116123", "country": "WW"}, [("short_number_needs_country", "error", 2, "phone", "116123")]),
+    ("emergency number WW", {"phone": "112", "country": "WW"}, [("short_number_needs_country", "error", 2, "phone", "112")]),
     (
         "short number WW spaced",
         {"phone": "116 123", "country": "worldwide"},
@@ -149,8 +188,12 @@ def test_row_rule(overrides, expected):
     for problem in problems:
         assert_plain_words(problem)
     accepted, rejected = split_rows(staged, problems)
-    assert accepted.empty
-    assert rejected[ROW].tolist() == [2]
+    if any(severity == "error" for _, severity, *_ in expected):
+        assert accepted.empty
+        assert rejected[ROW].tolist() == [2]
+    else:  # warnings keep the row
+        assert accepted[ROW].tolist() == [2]
+        assert rejected.empty
 
 
 def test_every_row_rule_is_covered():
@@ -222,7 +265,27 @@ def test_many_problems_in_one_row_are_all_reported_sorted_by_column():
 
 
 @pytest.mark.parametrize(
-    "row", [BASE, RICH, {**BASE, "phone": "", "chat_url": "https://chat.example"}, {**BASE, "verified_at": "2026-11-25"}]
+    "row",
+    [
+        BASE,
+        RICH,
+        {**BASE, "phone": "", "chat_url": "https://chat.example"},
+        {**BASE, "verified_at": "2026-11-25"},
+        {**BASE, "verified_at": "2025-11-25"},  # exactly 12 months ago
+        {**BASE, "description": LONG_DESCRIPTION[:1000]},  # exactly the cap
+        # national short numbers valid in the row's country
+        {**BASE, "phone": "116 123"},
+        {**BASE, "country": "GB", "phone": "116 123"},
+        {**BASE, "country": "DE", "phone": "116123"},
+        {**BASE, "country": "US", "phone": "988"},
+        {**BASE, "country": "BE", "phone": "1813"},
+        {**BASE, "country": "GB", "phone": "0800 58 58 58", "sms": "85258"},
+        # public hosts, and the reserved test and documentation domains
+        {**BASE, "url": "https://www.gov.uk/mental-health", "chat_url": "https://nhs.uk/chat"},
+        {**BASE, "url": "https://93.184.215.14/help", "chat_url": "https://[2606:2800:220:1:248:1893:25c8:1946]/"},
+        {**BASE, "url": "https://help.test", "chat_url": "http://chat.localhost:8080/room"},
+        {**BASE, "url": "https://help.invalid", "chat_url": "https://xn--80aswg.xn--p1ai"},
+    ],
 )
 def test_clean_row_has_no_problems(row):
     staged, problems = run(row)
@@ -296,6 +359,7 @@ def test_check_source_reads_stages_and_validates():
     result = check_source(data, FILE, SOURCE, SourceOptions(priority=3), TODAY)
     assert summary(result.problems) == [
         ("unknown_column", "warning", None, None, "Colour"),
+        ("verified_stale", "warning", 2, "verified_at", "2025-06-30"),
         ("markup_removed", "warning", 3, "name", "<b>Nattlinja</b>"),
         ("contact_required", "error", 4, None, None),
         ("vocabulary", "error", 4, "kind", "hepline"),
