@@ -10,6 +10,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from schemas.fields import VERIFIED_EXPIRED_MONTHS
+
 ENV_PREFIX = "CURATE_"
 
 
@@ -21,7 +23,7 @@ class Settings:
     #: releases kept in ``exports/releases`` (CONTRACT section 5)
     keep_releases: int = 14
     #: a listing verified longer ago than this is left out of public exports
-    max_verified_age_months: int = 24
+    max_verified_age_months: int = VERIFIED_EXPIRED_MONTHS
     #: a source file larger than this is refused (it stays in sources/, untouched)
     max_source_bytes: int = 50_000_000
     #: URL sources: seconds to connect, and to wait for each read

@@ -162,6 +162,8 @@ def _json_type(f: Field) -> dict[str, object]:
         base["enum"] = f.extra["enum"].split(",")
     if f.pattern:
         base["pattern"] = f.pattern
+    if f.max_length:
+        base["maxLength"] = f.max_length
     return base
 
 
@@ -194,6 +196,8 @@ def to_table_schema() -> dict[str, object]:
             field.update(trueValues=["true"], falseValues=["false"])
         if name in ("id", "name", "kind"):
             field["constraints"] = {"required": True, **({"unique": True} if name == "id" else {})}
+        if f.max_length:
+            field["constraints"] = {**field.get("constraints", {}), "maxLength": f.max_length}  # type: ignore[dict-item]
         if f.vocabulary and f.type == "string":
             field["constraints"] = {**field.get("constraints", {}), "enum": list(f.vocabulary)}  # type: ignore[dict-item]
         fields.append(field)

@@ -163,3 +163,10 @@ def test_a_release_that_breaks_its_datapackage_is_never_published(tmp_path):
 def test_published_releases_pass_json_schema_and_frictionless(tmp_path):
     rel = publish(tmp_path)
     assert export.validate_against_schemas(rel.path) == []
+
+
+def test_description_length_is_part_of_the_published_schema(tmp_path):
+    fits = [listing("a", "Long", ["NO"], description="d" * 1000)]
+    publish(tmp_path, listings=fits)
+    with pytest.raises(RuntimeError, match="too long"):
+        publish(tmp_path, listings=[listing("a", "Longer", ["NO"], description="d" * 1001)], now=NOW + dt.timedelta(hours=1))
