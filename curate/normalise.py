@@ -262,9 +262,23 @@ def language(value: str) -> str:
     except (ValueError, LookupError):
         pass
     try:
-        return langcodes.find(cleaned).to_tag()
+        found = langcodes.find(cleaned)
     except (LookupError, ValueError):
         return cleaned
+    # langcodes.find also takes near and partial names ("Klingonish", "english and french"): only an exact name counts
+    return found.to_tag() if cleaned.casefold() in _language_names(found.to_tag()) else cleaned
+
+
+#: Languages whose names of languages are accepted, beside English and each language's own name.
+LANGUAGE_NAME_LANGUAGES = ("en", "nb", "nn", "no", "sv", "da", "de", "fr", "es")
+
+
+@functools.lru_cache(maxsize=4096)
+def _language_names(tag: str) -> frozenset[str]:
+    """A language's names, casefolded: in English, in its own language, and in the header-alias languages."""
+    lang = langcodes.Language.get(tag)
+    names = {lang.display_name(other) for other in (*LANGUAGE_NAME_LANGUAGES, tag)}
+    return frozenset(n.casefold() for n in names)
 
 
 def languages(value: str | None) -> list[str]:
