@@ -59,8 +59,23 @@ def _fits(value: str, max_length: int) -> bool:
     return len(value) <= max_length
 
 
-def _each(pred: Callable[[str], bool]) -> Callable[[object], bool]:
-    return lambda values: isinstance(values, list) and all(isinstance(x, str) and pred(x) for x in values)
+def _per_distinct(pred: Callable[[str], bool], many: bool) -> Callable[[pd.Series], pd.Series]:
+    """A column check that judges each distinct value once (files repeat values a lot); nulls pass."""
+
+    def check(series: pd.Series) -> pd.Series:
+        verdicts: dict[object, bool] = {}
+        out = []
+        for value in series:
+            key = tuple(value) if isinstance(value, list) else value
+            if key not in verdicts:
+                if value is None or (not many and not isinstance(value, str)):
+                    verdicts[key] = value is None
+                else:
+                    verdicts[key] = isinstance(value, list) and all(isinstance(x, str) and pred(x) for x in value) if many else pred(value)
+            out.append(verdicts[key])
+        return pd.Series(out, index=series.index, dtype=bool)
+
+    return check
 
 
 def _has_contact(df: pd.DataFrame) -> pd.Series:
@@ -107,10 +122,7 @@ def to_pandera(today: dt.date) -> pa.DataFrameSchema:
     columns = {}
     for name in STAGED_COLUMNS:
         f = BY_NAME[name]
-        checks = [
-            pa.Check(_each(pred) if f.type == "strings" else pred, element_wise=True, name=rule)
-            for rule, pred in value_predicates(f, today).items()
-        ]
+        checks = [pa.Check(_per_distinct(pred, f.type == "strings"), name=rule) for rule, pred in value_predicates(f, today).items()]
         nullable = not (f.required or name == "record_id") and f.type != "strings"
         columns[name] = pa.Column(None, checks, nullable=nullable, required=True)
     frame_checks = [pa.Check(fn, name=name) for name, (_, _, fn) in ROW_CHECKS.items()]
