@@ -14,6 +14,7 @@ import datetime as dt
 import hashlib
 import io
 import json
+import logging
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +25,8 @@ from curate import fetch as f
 from curate.checking import SourceResult, check_source
 from curate.problems import problem
 from curate.sources import SourceFile
+
+log = logging.getLogger(__name__)
 
 #: A hash of the code that reads, stages and validates: a change of it re-parses every source.
 CODE_VERSION = hashlib.sha256(
@@ -178,5 +181,12 @@ def ingest(
         result.rows_read = previous.rows_read
         ingested.result, ingested.reused = result, True
         return ingested
-    ingested.result = check_source(data, source.name, source.source_id, source.options, today, source.format)
+    try:
+        ingested.result = check_source(data, source.name, source.source_id, source.options, today, source.format)
+    except Exception as exc:  # a bug met on one file must not stop the others: that source keeps its last good rows
+        log.exception("reading %s failed", source.name)
+        result = SourceResult(source.source_id, source.name, hashlib.sha256(data).hexdigest())
+        detail = f"an unexpected error while reading it ({type(exc).__name__}); the maintainers have been told in the run's log"
+        result.problems.append(problem(source.source_id, source.name, "unreadable_file", detail=detail))
+        ingested.result, ingested.fingerprint = result, None
     return ingested

@@ -357,3 +357,25 @@ def test_the_report_says_what_changed_since_the_last_run(prefect_harness, tmp_pa
     html = report(settings, "lines")
     assert "<b>1</b> new problems, <b>1</b> fixed, <b>1</b> still open" in html
     assert "javascript:x" in html.split("Fixed since the last run")[1]
+
+
+def test_an_unexpected_error_on_one_file_does_not_stop_the_run(prefect_harness, sources, tmp_path, monkeypatch):
+    import curate.ingest
+
+    settings = settings_for(tmp_path, sources)
+    run(settings, day(0))
+    (sources / "other.csv").write_text("name,kind,url,country\nOther Line,helpline,https://other.example,SE\n", encoding="utf-8")
+    real = curate.ingest.check_source
+
+    def flaky(data, file, *args, **kwargs):
+        if file == "local.csv":
+            raise ValueError("a bug met on this file")
+        return real(data, file, *args, **kwargs)
+
+    monkeypatch.setattr(curate.ingest, "check_source", flaky)
+    (sources / "local.csv").write_text("record_id,name,kind,url,country\nl1,Local Line,helpline,https://local2.example,NO\n")
+    summary = run(settings, day(1))
+    listings = published(settings)
+    assert listings["Local Line"]["url"] == "https://local.example"  # its last good rows are kept
+    assert "Other Line" in listings
+    assert any("local.csv" in m and "unexpected error" in m for m in summary.messages)
