@@ -8,6 +8,7 @@ from prefect import flow
 
 from curate import export
 from curate.settings import Settings
+from curate.sources import discover
 from flows.curate_run import build_core, export_release
 
 
@@ -15,4 +16,4 @@ from flows.curate_run import build_core, export_release
 def curate_export(settings: Settings, now: dt.datetime | None = None) -> export.Release:
     now = (now or dt.datetime.now(dt.UTC)).replace(microsecond=0)
     build_core(settings, now)
-    return export_release(settings, now, "export-" + now.strftime("%Y%m%dT%H%M%SZ"))
+    return export_release(settings, now, "export-" + now.strftime("%Y%m%dT%H%M%SZ"), discover(settings.sources_dir)[0])

@@ -154,9 +154,9 @@ def build_core(settings: Settings, now: dt.datetime) -> dict[str, int]:
 
 
 @task(cache_policy=NO_CACHE)
-def export_release(settings: Settings, now: dt.datetime, run_id: str) -> export.Release:
+def export_release(settings: Settings, now: dt.datetime, run_id: str, sources: list[SourceFile]) -> export.Release:
     """Publish ``out_listings`` as a release and switch ``exports/current`` to it."""
-    options = {s.source_id: s.options for s in discover(settings.sources_dir)[0]}
+    options = {s.source_id: s.options for s in sources}
     con = wh.connect(settings.warehouse_file)
     try:
         listings = export.public_listings(con)
@@ -205,7 +205,7 @@ def curate_run(settings: Settings, now: dt.datetime | None = None) -> RunSummary
     summary.messages += load_warehouse(settings, batch, run_id, now)
     write_reports(settings, batch)
     counts = build_core(settings, now)
-    release = export_release(settings, now, run_id)
+    release = export_release(settings, now, run_id, sources)
     summary.sources = [_source_line(item, state.get(item.result.source_id, Previous())) for item in batch]
     summary.rows_read = sum(int(s["rows"]) for s in summary.sources)  # type: ignore[call-overload]
     summary.rows_accepted = sum(int(s["accepted"]) for s in summary.sources)  # type: ignore[call-overload]

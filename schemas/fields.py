@@ -45,6 +45,10 @@ class Field:
     example: str = ""
     extra: dict[str, str] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        if self.type not in TYPES:
+            raise ValueError(f"field {self.name}: type {self.type!r} is not one of {TYPES}")
+
 
 E164_OR_SHORT = r"^(\+[1-9][0-9]{6,14}|[0-9]{3,8})$"
 LISTING_ID = r"^lst_[0-9a-f]{12}$"

@@ -119,3 +119,12 @@ def test_the_template_is_not_read_as_a_source(tmp_path):
     (tmp_path / "TEMPLATE.csv").write_text(curator_aids.template_csv(), encoding="utf-8")
     (tmp_path / "mine.csv").write_text(curator_aids.template_csv() + "A,B\n", encoding="utf-8")
     assert [s.source_id for s in discover(tmp_path)[0]] == ["mine"]
+
+
+def test_a_field_of_an_unknown_type_is_refused():
+    import pytest
+
+    from schemas.fields import Field
+
+    with pytest.raises(ValueError, match="not one of"):
+        Field("nonsense", "integer", "A type the registry cannot generate.")
