@@ -33,6 +33,10 @@ TAG = re.compile(r"</?[a-zA-Z!][^<>]*>")
 ENTITY = re.compile(r"&(#[0-9]+;?|#[xX][0-9a-fA-F]+;?|[A-Za-z][A-Za-z0-9]*(?:;|(?![A-Za-z0-9=])))")
 CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2060\ufeff]")
 SPACE = re.compile(r"\s+")
+#: ASCII text that ``text`` returns as it is: no markup, references, control characters or extra white space.
+PLAIN_ASCII = re.compile(r"[^\s<&\x00-\x1f\x7f]+(?: [^\s<&\x00-\x1f\x7f]+)*")
+#: ASCII characters that make ``has_markup`` look closer (anything else is at most white space to fold).
+MARKUP_ASCII = re.compile(r"[<&\x00-\x08\x0e-\x1f\x7f]")
 #: Languages whose country names are accepted, beside English (the header-alias languages and neighbours).
 COUNTRY_NAME_LANGUAGES = ("nb", "nn", "sv", "da", "de", "fr", "es", "it", "nl", "pt", "fi", "pl", "is")
 #: Common English names pycountry does not list.
@@ -94,7 +98,13 @@ def text(value: str | None) -> str | None:
     """Plain text: markup, entities and control characters removed, white space folded; None when empty."""
     if value is None:
         return None
-    out = _settle(_clean_step, unicodedata.normalize("NFC", str(value)))
+    if isinstance(value, str) and value.isascii() and PLAIN_ASCII.fullmatch(value):
+        return value  # the common case: nothing to do (the same result as ``_plain_text``: tests/test_normalise_properties.py)
+    return _plain_text(str(value))
+
+
+def _plain_text(value: str) -> str | None:
+    out = _settle(_clean_step, unicodedata.normalize("NFC", value))
     out = SPACE.sub(" ", out).strip()
     return out or None
 
@@ -124,6 +134,12 @@ def has_markup(value: str | None) -> bool:
     """True when ``text`` would remove markup or control characters (not just fold spaces)."""
     if not value:
         return False
+    if value.isascii() and not MARKUP_ASCII.search(value):
+        return False  # the common case (the same answer as ``_markup_removed``)
+    return _markup_removed(value)
+
+
+def _markup_removed(value: str) -> bool:
     cleaned = text(value) or ""
     return cleaned != SPACE.sub(" ", unicodedata.normalize("NFC", value)).strip()
 
@@ -297,7 +313,17 @@ def url(value: str | None) -> str | None:
     cleaned = text(value)
     if cleaned is None:
         return None
+    simple = SIMPLE_URL.fullmatch(cleaned)
+    if simple:  # the common case, without the work below (the same result: tests/test_normalise_properties.py)
+        scheme, host, path, query = simple.groups()
+        return f"{scheme.lower()}://{host.lower()}{'' if path in (None, '/') else path}{query or ''}"
     return _settle(_url_step, cleaned) or None
+
+
+#: An http(s) URL with a plain host, no port, credentials, fragment or characters that ``_url_step`` would change.
+SIMPLE_URL = re.compile(
+    r"(https?)://([a-z0-9-]+(?:\.[a-z0-9-]+)+)(/[a-z0-9._~%!$'()*+,;=:@/-]*)?(\?[a-z0-9._~%!$'()*+,;=:@/?-]+)?", re.IGNORECASE
+)
 
 
 def _url_step(value: str) -> str:
@@ -383,6 +409,17 @@ def split_numbers(value: str | None) -> tuple[list[str], list[str]]:
     return voice, texts
 
 
+#: A national number written with digits and spacing only (no letters, no extension, no +).
+NATIONAL_NOTATION = re.compile(r"[\d\s().-]+")
+
+
+def _parse(number: str, region_code: str | None) -> phonenumbers.PhoneNumber | None:
+    try:
+        return phonenumbers.parse(number, region_code)
+    except phonenumbers.NumberParseException:
+        return None
+
+
 def phone(value: str | None, country_code: str | None) -> str | None:
     """E.164 for a valid number; the digits for a national short number; else the cleaned input."""
     cleaned = text(value)
@@ -395,31 +432,28 @@ def phone(value: str | None, country_code: str | None) -> str | None:
     if cleaned.startswith("00"):
         digits = digits[2:]  # 00 is the international prefix, as + is
     region_code = country_code if country_code and len(country_code) == 2 and country_code != "WW" else None
+    formatted_only = bool(NATIONAL_NOTATION.fullmatch(cleaned))  # digits and spacing only: parsed as its digits
+    number = None if international else _parse(digits if formatted_only else cleaned, region_code)
     if not international and region_code and 3 <= len(digits) <= 8:
-        try:
-            short = phonenumbers.parse(digits, region_code)
-            if shortnumberinfo.is_valid_short_number_for_region(short, region_code):
-                return digits
-        except phonenumbers.NumberParseException:
-            pass
-    try:
-        number = phonenumbers.parse("+" + digits if international else cleaned, None if international else region_code)
-    except phonenumbers.NumberParseException:
-        number = None
-    if (number is None or not phonenumbers.is_valid_number(number)) and not international and region_code:
+        short = number if formatted_only else _parse(digits, region_code)
+        if short is not None and shortnumberinfo.is_valid_short_number_for_region(short, region_code):
+            return digits
+    if international:
+        number = _parse("+" + digits, None)
+    valid = number is not None and phonenumbers.is_valid_number(number)
+    if not valid and not international and region_code:
         calling = str(phonenumbers.country_code_for_region(region_code))
         if digits.startswith(calling) and len(digits) > len(calling) + 4:
-            try:  # the + lost in a spreadsheet: 4722400040 in a Norwegian row is +47 22 40 00 40
-                number = phonenumbers.parse("+" + digits, None)
-            except phonenumbers.NumberParseException:
-                number = None
-    if number is not None and phonenumbers.is_valid_number(number):
+            # the + lost in a spreadsheet: 4722400040 in a Norwegian row is +47 22 40 00 40
+            number = _parse("+" + digits, None)
+            valid = number is not None and phonenumbers.is_valid_number(number)
+    if valid and number is not None:
         return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
     if number is not None and len(digits) > 6 and phonenumbers.is_possible_number(number):
         # a number of a possible length that the metadata does not know (yet): E.164 all the same, for
         # validation to keep with a warning (phone_unverified)
         return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
-    if not international and (region_code or country_code == "WW") and 3 <= len(digits) <= 6 and re.fullmatch(r"[\d\s().-]+", cleaned):
+    if not international and (region_code or country_code == "WW") and 3 <= len(digits) <= 6 and formatted_only:
         # a national short code the metadata lacks (the Netherlands' 113); in a worldwide row, the digits let
         # validation say that a short number needs a country (short_number_needs_country)
         return digits

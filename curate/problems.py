@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import asdict, dataclass
 
 from schemas.checks import RULES
@@ -30,10 +31,15 @@ def problem(
     source: str, file: str, rule: str, *, row: int | None = None, column: str | None = None, value: object = None, detail: str = ""
 ) -> Problem:
     """A problem told in the words of ``schemas.checks.RULES`` and the registry's fix for the column."""
-    spec = RULES[rule]
     shown = "" if value is None else ("; ".join(map(str, value)) if isinstance(value, list) else str(value))
+    severity, message, fix = _words(rule, column, shown, detail)
+    return Problem(source, file, row, column, shown if value is not None else None, severity, rule, message, fix)
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _words(rule: str, column: str | None, shown: str, detail: str) -> tuple[str, str, str]:
+    """The severity, message and fix of a rule broken by a value (files repeat the same mistake on many rows)."""
+    spec = RULES[rule]
     fix = spec.fix or (BY_NAME[column].fix if column in BY_NAME else "")
     fmt = {"column": column or "", "value": shown, "detail": detail}
-    return Problem(
-        source, file, row, column, shown if value is not None else None, spec.severity, rule, spec.message.format(**fmt), fix.format(**fmt)
-    )
+    return spec.severity, spec.message.format(**fmt), fix.format(**fmt)

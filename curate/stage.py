@@ -7,23 +7,21 @@ values, ``_row`` kept) and the problems staging itself finds.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
 
+import numpy as np
 import pandas as pd
 
 from curate import normalise as n
 from curate.problems import Problem, problem
 from curate.read import ROW
 from curate.sources import SourceOptions
+from schemas.distinct import Distinct
 from schemas.fields import BY_NAME, CURATOR_COLUMNS, FIELDS, STAGED_COLUMNS
 from schemas.vocabularies import vocabulary_key
 
 #: How a row is recognised in the next version of its source: its record_id, or its name and country.
 MATCH = "_match"
-
-T = TypeVar("T")
 
 #: header spelling (as ``vocabulary_key``) -> curator column
 HEADER_ALIASES: dict[str, str] = {}
@@ -73,17 +71,6 @@ def contact_numbers(phone_cell: str | None, sms_cell: str | None) -> tuple[str |
     return (phones[0] if phones else None), (smses[0] if smses else None), leftover
 
 
-def distinct(fn: Callable[..., T], *columns: list[Any]) -> list[T]:
-    """``fn`` applied row by row, but computed once per distinct tuple of values (files repeat values a lot)."""
-    cache: dict[tuple[Any, ...], T] = {}
-    out = []
-    for key in zip(*columns, strict=True):
-        if key not in cache:
-            cache[key] = fn(*key)
-        out.append(cache[key])
-    return out
-
-
 def stage_listings(raw: pd.DataFrame, source: str, file: str, options: SourceOptions) -> Staged:
     """Rename, normalise and derive; file-level problems leave ``frame`` as None."""
     columns = [c for c in raw.columns if c != ROW]
@@ -107,64 +94,63 @@ Note = tuple[int, int, str, str, object, str]  # row index, order within the row
 def stage_columns(raw: pd.DataFrame, inverse: dict[str, str], options: SourceOptions) -> tuple[pd.DataFrame, list[Note]]:
     """Every staged column at once, each value normalised once per distinct value (or value and country)."""
     size = len(raw)
-    rows = [int(r) for r in raw[ROW]]
-    cells = {c: [_cell(v) for v in raw[inverse[c]]] if c in inverse else [None] * size for c in CURATOR_COLUMNS}
+    rows = raw[ROW].to_numpy(dtype=np.int64)
+    empty = np.full(size, None, dtype=object)
+    cells = {c: Distinct.of(raw[inverse[c]] if c in inverse else empty).map(_cell) for c in CURATOR_COLUMNS}
     default_country, default_kind = n.country(options.country), n.term(options.kind, "KINDS")
-    country = [c or default_country for c in distinct(n.country, cells["country"])]
-    regions = distinct(n.regions, cells["region"], country)
-    numbers = distinct(contact_numbers, cells["phone"], cells["sms"])
-    hours = distinct(n.hours, cells["hours"])
-    record_id = [t or str(r) for t, r in zip(distinct(n.text, cells["record_id"]), rows, strict=True)]
-    name = distinct(n.text, cells["name"])
-    columns: dict[str, list[Any]] = {
+    country = cells["country"].map(lambda v: n.country(v) or default_country)
+    where = cells["region"].pair(country)
+    regions = where.map(lambda rc: n.regions(*rc))
+    numbers = cells["phone"].pair(cells["sms"]).map(lambda ps: contact_numbers(*ps))
+    hours = cells["hours"].map(n.hours)
+    name = cells["name"].map(n.text)
+    record_id = cells["record_id"].map(n.text).rows()
+    unnamed = np.flatnonzero(pd.isna(record_id))
+    record_id[unnamed] = rows[unnamed].astype(str)
+    columns: dict[str, np.ndarray] = {
         ROW: rows,
         "record_id": record_id,
-        "name": name,
-        "kind": [k or default_kind for k in distinct(lambda v: n.term(v, "KINDS"), cells["kind"])],
-        "description": distinct(n.text, cells["description"]),
-        "url": distinct(n.url, cells["url"]),
-        "phone": distinct(n.phone, [x[0] for x in numbers], country),
-        "sms": distinct(n.phone, [x[1] for x in numbers], country),
-        "chat_url": distinct(n.url, cells["chat_url"]),
-        "email": distinct(n.email, cells["email"]),
-        "country": country,
-        "region": regions,
-        "areas": [n.areas(c, r) for c, r in zip(country, regions, strict=True)],
-        "languages": distinct(n.languages, cells["languages"]),
-        "topics": distinct(lambda v: n.terms(v, "TOPICS"), cells["topics"]),
-        "audience": distinct(lambda v: n.terms(v, "AUDIENCES"), cells["audience"]),
-        "moderation": distinct(lambda v: n.term(v, "MODERATION"), cells["moderation"]),
-        "cost": distinct(lambda v: n.term(v, "COSTS"), cells["cost"]),
-        "hours": hours,
-        "always_open": [h == "24/7" for h in hours],
-        "verified_at": distinct(n.date, cells["verified_at"]),
+        "name": name.rows(),
+        "kind": cells["kind"].map(lambda v: n.term(v, "KINDS") or default_kind).rows(),
+        "description": cells["description"].map(n.text).rows(),
+        "url": cells["url"].map(n.url).rows(),
+        "phone": numbers.map(lambda x: x[0]).pair(country).map(lambda pc: n.phone(*pc)).rows(),
+        "sms": numbers.map(lambda x: x[1]).pair(country).map(lambda pc: n.phone(*pc)).rows(),
+        "chat_url": cells["chat_url"].map(n.url).rows(),
+        "email": cells["email"].map(n.email).rows(),
+        "country": country.rows(),
+        "region": regions.rows(),
+        "areas": Distinct(where.codes, [n.areas(c, r) for (_, c), r in zip(where.values, regions.values, strict=True)]).rows(),
+        "languages": cells["languages"].map(n.languages).rows(),
+        "topics": cells["topics"].map(lambda v: n.terms(v, "TOPICS")).rows(),
+        "audience": cells["audience"].map(lambda v: n.terms(v, "AUDIENCES")).rows(),
+        "moderation": cells["moderation"].map(lambda v: n.term(v, "MODERATION")).rows(),
+        "cost": cells["cost"].map(lambda v: n.term(v, "COSTS")).rows(),
+        "hours": hours.rows(),
+        "always_open": hours.map(lambda h: h == "24/7").rows(),
+        "verified_at": cells["verified_at"].map(n.date).rows(),
     }
-    has_ids = "record_id" in inverse
-    columns[MATCH] = [
-        f"id:{rid}" if has_ids else f"name:{(nm or '').casefold()}|{k or ''}" for rid, nm, k in zip(record_id, name, country, strict=True)
-    ]
+    if "record_id" in inverse:
+        columns[MATCH] = np.array(["id:" + rid for rid in record_id.tolist()], dtype=object)
+    else:
+        columns[MATCH] = name.pair(country).map(lambda nk: f"name:{(nk[0] or '').casefold()}|{nk[1] or ''}").rows()
     notes: list[Note] = []
     for order, column in enumerate(TEXT_COLUMNS):
-        marked = distinct(lambda v: bool(v) and n.has_markup(v), cells[column])
-        formula = distinct(lambda v: bool(v) and v.lstrip()[:1] in FORMULA_PREFIXES, cells[column])
-        for i, value in enumerate(cells[column]):
-            if marked[i]:
-                notes.append((i, 2 * order, "markup_removed", column, value, ""))
-            if formula[i] and column != "email":
-                notes.append((i, 2 * order + 1, "formula_like", column, value, str(value).lstrip()[0]))
-    for i, (_, _, leftover) in enumerate(numbers):
-        if leftover:
-            notes.append((i, 100, "extra_numbers", "phone", leftover, ""))
-    seen: set[str] = set()
-    for i, rid in enumerate(record_id):
-        if rid in seen:
-            notes.append((i, 101, "duplicate_record_id", "record_id", rid, ""))
-        seen.add(rid)
-    frame = pd.DataFrame({c: pd.Series(columns[c], dtype=object) for c in (ROW, *STAGED_COLUMNS, MATCH)})
-    return frame.where(frame.notna(), None), notes
+        values = cells[column]
+        for i in values.rows_where(n.has_markup):
+            notes.append((int(i), 2 * order, "markup_removed", column, values.values[values.codes[i]], ""))
+        if column != "email":
+            for i in values.rows_where(lambda v: bool(v) and v.lstrip()[:1] in FORMULA_PREFIXES):
+                value = values.values[values.codes[i]]
+                notes.append((int(i), 2 * order + 1, "formula_like", column, value, value.lstrip()[0]))
+    for i in numbers.rows_where(lambda x: bool(x[2])):
+        notes.append((int(i), 100, "extra_numbers", "phone", numbers.values[numbers.codes[i]][2], ""))
+    for i in np.flatnonzero(pd.Series(record_id).duplicated().to_numpy()):
+        notes.append((int(i), 101, "duplicate_record_id", "record_id", record_id[i], ""))
+    return pd.DataFrame({c: pd.Series(columns[c], dtype=object) for c in (ROW, *STAGED_COLUMNS, MATCH)}), notes
 
 
 def _cell(value: object) -> str | None:
-    if value is None or (isinstance(value, float) and pd.isna(value)):
+    if value is None or value is pd.NA or (isinstance(value, float) and pd.isna(value)):
         return None
     return str(value)

@@ -35,37 +35,51 @@ def _problems(cases: pd.DataFrame, staged: pd.DataFrame, source: str, file: str,
     frame_wide = cases["check"].isin([*ROW_CHECKS, *COUNTRY_ROW_CHECKS])
     # frame-wide checks repeat their failure once per column: one problem per row and check
     cases = pd.concat([cases[~frame_wide], cases[frame_wide].drop_duplicates(["index", "check"])])
-    row_of = dict(zip(staged.index, staged[ROW], strict=True))
+    at = staged.index.get_indexer(pd.Index(cases["index"]))
+    rows = staged[ROW].to_numpy()[at].tolist()
+    country = staged["country"].to_numpy()
     predicates: dict[str, dict[str, Callable[[str], bool]]] = {}
-    for case in cases.to_dict("records"):
-        index, check, column = case["index"], str(case["check"]), case["column"]
-        row = int(row_of[index])
+    failing: dict[tuple[str, str, int], list[str]] = {}  # the elements of a list value that break a rule
+    details: dict[tuple[str, str], str] = {}
+    for row, position, check, column, value in zip(
+        rows, at.tolist(), cases["check"].astype(str), cases["column"], cases["failure_case"], strict=True
+    ):
         if check in ROW_CHECKS:
             rule, shown, _ = ROW_CHECKS[check]
-            out.append(problem(source, file, rule, row=row, column=shown, value=staged.at[index, shown] if shown else None))
+            out.append(problem(source, file, rule, row=row, column=shown, value=staged[shown].iat[position] if shown else None))
             continue
         if check in COUNTRY_ROW_CHECKS:
             shown, verdict = COUNTRY_ROW_CHECKS[check]
-            number, country = str(staged.at[index, shown]), staged.at[index, "country"]
-            broken = verdict(number, country if isinstance(country, str) else None)
+            number, where = str(staged[shown].iat[position]), country[position]
+            broken = verdict(number, where if isinstance(where, str) else None)
             if broken:
                 out.append(problem(source, file, broken, row=row, column=shown, value=number))
             continue
         rule = "required" if check == "not_nullable" else check
-        value = case["failure_case"]
         if column not in predicates:
             predicates[column] = value_predicates(BY_NAME[column], today)
         if isinstance(value, list) and rule in predicates[column]:
-            pred = predicates[column][rule]
-            value = [x for x in value if not pred(x)]
+            key = (column, rule, id(value))  # equal lists are one object per distinct value (staging)
+            if key not in failing:
+                pred = predicates[column][rule]
+                failing[key] = [x for x in value if not pred(x)]
+            value = failing[key]
         detail = ""
-        if rule == "vocabulary":
-            vocab = BY_NAME[column].vocabulary or {}
-            detail = "".join(c.suggestion(x, vocab) for x in (value if isinstance(value, list) else [value]))
-        elif rule == "country_code":
-            detail = " Write a two-letter code (NO, GB) or WW for worldwide."
+        if rule in ("vocabulary", "country_code"):
+            shown_value = "; ".join(value) if isinstance(value, list) else str(value)
+            if (column, shown_value) not in details:
+                details[column, shown_value] = _detail(rule, column, value)
+            detail = details[column, shown_value]
         out.append(problem(source, file, rule, row=row, column=column, value=None if rule == "required" else value, detail=detail))
     return sorted(out, key=lambda p: (p.row or 0, p.column or "", p.rule))
+
+
+def _detail(rule: str, column: str, value: object) -> str:
+    """What a problem adds to its rule's message: a suggestion for a near miss of a vocabulary."""
+    if rule == "country_code":
+        return " Write a two-letter code (NO, GB) or WW for worldwide."
+    vocab = BY_NAME[column].vocabulary or {}
+    return "".join(c.suggestion(str(x), vocab) for x in (value if isinstance(value, list) else [value]))
 
 
 def split_rows(staged: pd.DataFrame, problems: list[Problem]) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -16,6 +16,7 @@ import pandas as pd
 import pandera.pandas as pa
 
 from schemas import checks as c
+from schemas.distinct import Distinct
 from schemas.fields import BY_NAME, CONTACT_FIELDS, CURATOR_COLUMNS, FIELDS, LISTING_FIELDS, STAGED_COLUMNS, Field
 
 HERE = Path(__file__).parent
@@ -62,18 +63,15 @@ def _fits(value: str, max_length: int) -> bool:
 def _per_distinct(pred: Callable[[str], bool], many: bool) -> Callable[[pd.Series], pd.Series]:
     """A column check that judges each distinct value once (files repeat values a lot); nulls pass."""
 
+    def one(value: object) -> bool:
+        return value is None or (isinstance(value, str) and pred(value))
+
+    def each(value: object) -> bool:
+        return value is None or (isinstance(value, list) and all(isinstance(x, str) and pred(x) for x in value))
+
     def check(series: pd.Series) -> pd.Series:
-        verdicts: dict[object, bool] = {}
-        out = []
-        for value in series:
-            key = tuple(value) if isinstance(value, list) else value
-            if key not in verdicts:
-                if value is None or (not many and not isinstance(value, str)):
-                    verdicts[key] = value is None
-                else:
-                    verdicts[key] = isinstance(value, list) and all(isinstance(x, str) and pred(x) for x in value) if many else pred(value)
-            out.append(verdicts[key])
-        return pd.Series(out, index=series.index, dtype=bool)
+        ok = Distinct.by_identity(series).test(each) if many else Distinct.of(series).test(one)
+        return pd.Series(ok, index=series.index, dtype=bool)
 
     return check
 
@@ -83,21 +81,19 @@ def _has_contact(df: pd.DataFrame) -> pd.Series:
 
 
 def _region_in_country(df: pd.DataFrame) -> pd.Series:
-    return pd.Series([all(r.startswith(f"{k}-") for r in rs) for rs, k in zip(df["region"], df["country"], strict=True)], index=df.index)
+    pairs = Distinct.by_identity(df["region"]).pair(Distinct.of(df["country"]))
+    return pd.Series(pairs.test(lambda rk: all(r.startswith(f"{rk[1]}-") for r in rk[0])), index=df.index, dtype=bool)
 
 
 def _country_check(column: str, verdict: Callable[[str, str | None], str | None]) -> Callable[[pd.DataFrame], pd.Series]:
-    """Rows whose ``column`` breaks no rule inside the row's country (``verdict`` is cached per (value, country))."""
+    """Rows whose ``column`` breaks no rule inside the row's country (judged once per (value, country))."""
+
+    def fine(vk: tuple[object, object]) -> bool:
+        value, country = vk
+        return not isinstance(value, str) or verdict(value, country if isinstance(country, str) else None) is None
 
     def check(df: pd.DataFrame) -> pd.Series:
-        return pd.Series(
-            [
-                not isinstance(v, str) or verdict(v, k if isinstance(k, str) else None) is None
-                for v, k in zip(df[column], df["country"], strict=True)
-            ],
-            index=df.index,
-            dtype=bool,
-        )
+        return pd.Series(Distinct.of(df[column]).pair(Distinct.of(df["country"])).test(fine), index=df.index, dtype=bool)
 
     return check
 
@@ -125,8 +121,11 @@ def to_pandera(today: dt.date) -> pa.DataFrameSchema:
         checks = [pa.Check(_per_distinct(pred, f.type == "strings"), name=rule) for rule, pred in value_predicates(f, today).items()]
         nullable = not (f.required or name == "record_id") and f.type != "strings"
         columns[name] = pa.Column(None, checks, nullable=nullable, required=True)
-    frame_checks = [pa.Check(fn, name=name) for name, (_, _, fn) in ROW_CHECKS.items()]
-    frame_checks += [pa.Check(_country_check(column, verdict), name=name) for name, (column, verdict) in COUNTRY_ROW_CHECKS.items()]
+    # ignore_na=False: a row is judged whatever its nulls (and pandera need not look for rows of nulls only)
+    frame_checks = [pa.Check(fn, name=name, ignore_na=False) for name, (_, _, fn) in ROW_CHECKS.items()]
+    frame_checks += [
+        pa.Check(_country_check(column, verdict), name=name, ignore_na=False) for name, (column, verdict) in COUNTRY_ROW_CHECKS.items()
+    ]
     return pa.DataFrameSchema(columns, checks=frame_checks, name="stg_listings")
 
 

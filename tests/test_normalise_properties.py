@@ -40,6 +40,31 @@ def test_text(value):
     assert n.text(once) == once
 
 
+#: Cells that take the normalisers' fast paths (plain ASCII text, simple URLs), beside ones that just miss them.
+PLAIN_PIECES = ("a", "Z", "0", " ", "-", "/", "?", "=", ".", ":", "%", "~", "https://", "HTTP://", "x.example", "<", "&", "\t")
+PLAIN = st.lists(st.one_of(st.sampled_from(PLAIN_PIECES), st.text(alphabet=st.characters(max_codepoint=127), max_size=3)), max_size=12).map(
+    "".join
+)
+
+
+@PROPERTY
+@given(st.one_of(PLAIN, CELLS))
+def test_fast_paths_give_what_the_full_work_gives(value):
+    assert n.text(value) == n._plain_text(value)
+    assert n.has_markup(value) == (bool(value) and n._markup_removed(value))
+    cleaned = n._plain_text(value)
+    assert n.url(value) == (None if cleaned is None else (n._settle(n._url_step, cleaned) or None))
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["https://a.example/", "HTTPS://Help.Example/Chat?x=1", "http://a.example/?q=1", "https://a.example//x", "https://x-1.b.example/p%20q"],
+)
+def test_simple_urls_take_the_fast_path_and_agree(value):
+    assert n.SIMPLE_URL.fullmatch(value)
+    assert n.url(value) == n._settle(n._url_step, value)
+
+
 @PROPERTY
 @given(CELLS)
 def test_has_markup_is_false_on_cleaned_text(value):

@@ -1,0 +1,65 @@
+"""Columns evaluated once per distinct value: the work of staging and of the generated checks."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+#: A column of values: a pandas Series or a NumPy object array.
+Column = pd.Series | np.ndarray
+
+
+@dataclass(frozen=True)
+class Distinct:
+    """A column as each row's number of a distinct value (``codes``) and those values: work is done per value.
+
+    Files repeat values a lot (countries, kinds, a number shared by many rows); hashing happens in pandas
+    (``factorize``), never row by row in Python.
+    """
+
+    codes: np.ndarray
+    values: list[Any]
+
+    @classmethod
+    def of(cls, column: Column) -> Distinct:
+        codes, uniques = pd.factorize(np.asarray(column, dtype=object), use_na_sentinel=False)
+        return cls(codes, [None if _missing(v) else v for v in uniques])
+
+    @classmethod
+    def by_identity(cls, column: Column) -> Distinct:
+        """Values that cannot be hashed (lists), told apart by identity: equal lists made once per distinct value
+        (as staging makes them) are judged once, others each on their own."""
+        objects = np.asarray(column, dtype=object)
+        codes, _ = pd.factorize(np.fromiter(map(id, objects), dtype=np.int64, count=len(objects)))
+        first = np.empty(int(codes.max()) + 1 if len(codes) else 0, dtype=np.int64)
+        first[codes[::-1]] = np.arange(len(codes) - 1, -1, -1)  # the last assignment wins: each code's first row
+        return cls(codes, objects[first].tolist())
+
+    def map(self, fn: Callable[[Any], Any]) -> Distinct:
+        return Distinct(self.codes, [fn(v) for v in self.values])
+
+    def pair(self, other: Distinct) -> Distinct:
+        """The column of (this value, the other's value) pairs, each distinct pair once."""
+        width = max(len(other.values), 1)
+        codes, combos = pd.factorize(self.codes * width + other.codes)
+        return Distinct(codes, [(self.values[c // width], other.values[c % width]) for c in combos.tolist()])
+
+    def rows(self) -> np.ndarray:
+        """The value of every row (an object array; equal rows share one value object)."""
+        return np.fromiter(self.values, dtype=object, count=len(self.values))[self.codes]
+
+    def test(self, test: Callable[[Any], bool]) -> np.ndarray:
+        """Whether each row's value passes ``test`` (a boolean array; judged once per distinct value)."""
+        return np.array([bool(test(v)) for v in self.values], dtype=bool)[self.codes]
+
+    def rows_where(self, test: Callable[[Any], bool]) -> np.ndarray:
+        """The indexes of the rows whose value passes ``test``."""
+        return np.flatnonzero(self.test(test))
+
+
+def _missing(value: object) -> bool:
+    return value is None or value is pd.NA or (isinstance(value, float) and value != value)
