@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from curate.problems import Problem, problem
-from curate.read import ROW, Table, read_table
+from curate.read import ROW, Table, collection_paused, read_table
 from curate.read_hsds import hsds_files_from_zip, read_hsds
 from curate.read_json import read_json
 from curate.read_xlsx import read_xlsx
@@ -54,6 +54,11 @@ class SourceResult:
 
 def read_any(data: bytes, fmt: str, options: SourceOptions) -> tuple[Table, list[str]]:
     """Bytes of any accepted format -> a table of strings, and numbers a HSDS package holds beyond phone and sms."""
+    with collection_paused():
+        return _read_any(data, fmt, options)
+
+
+def _read_any(data: bytes, fmt: str, options: SourceOptions) -> tuple[Table, list[str]]:
     if fmt in ("csv", "tsv"):
         return read_table(data, "." + fmt), []
     if fmt == "xlsx":

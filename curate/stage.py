@@ -71,6 +71,11 @@ def contact_numbers(phone_cell: str | None, sms_cell: str | None) -> tuple[str |
     return (phones[0] if phones else None), (smses[0] if smses else None), leftover
 
 
+def phone_in_country(number_country: tuple[str | None, str | None]) -> str | None:
+    """``normalise.phone`` of a (number, country) pair (module-level: it may run in worker processes)."""
+    return n.phone(*number_country)
+
+
 def stage_listings(raw: pd.DataFrame, source: str, file: str, options: SourceOptions) -> Staged:
     """Rename, normalise and derive; file-level problems leave ``frame`` as None."""
     columns = [c for c in raw.columns if c != ROW]
@@ -114,8 +119,8 @@ def stage_columns(raw: pd.DataFrame, inverse: dict[str, str], options: SourceOpt
         "kind": cells["kind"].map(lambda v: n.term(v, "KINDS") or default_kind).rows(),
         "description": cells["description"].map(n.text).rows(),
         "url": cells["url"].map(n.url).rows(),
-        "phone": numbers.map(lambda x: x[0]).pair(country).map(lambda pc: n.phone(*pc)).rows(),
-        "sms": numbers.map(lambda x: x[1]).pair(country).map(lambda pc: n.phone(*pc)).rows(),
+        "phone": numbers.map(lambda x: x[0]).pair(country).map_in_processes(phone_in_country).rows(),
+        "sms": numbers.map(lambda x: x[1]).pair(country).map_in_processes(phone_in_country).rows(),
         "chat_url": cells["chat_url"].map(n.url).rows(),
         "email": cells["email"].map(n.email).rows(),
         "country": country.rows(),

@@ -17,40 +17,43 @@ from curate.problems import Problem, problem
 from curate.read import ROW
 from schemas import checks as c
 from schemas.fields import BY_NAME, FIELDS, STAGED_COLUMNS
-from schemas.generate import COUNTRY_ROW_CHECKS, ROW_CHECKS, to_pandera, value_predicates
+from schemas.generate import COUNTRY_ROW_CHECKS, ROW_CHECKS, row_schemas, to_pandera, value_predicates
 
 
 def validate_listings(staged: pd.DataFrame, source: str, file: str, today: dt.date) -> list[Problem]:
     """Every problem Pandera finds in the staged rows, in a curator's words."""
-    try:
-        to_pandera(today).validate(staged[list(STAGED_COLUMNS)], lazy=True)
-    except pa.errors.SchemaErrors as exc:
-        return _problems(exc.failure_cases, staged, source, file, today)
-    return []
+    found = []
+    for columns, schema in ((STAGED_COLUMNS, to_pandera(today)), *row_schemas()):
+        try:
+            schema.validate(staged[list(columns)], lazy=True)
+        except pa.errors.SchemaErrors as exc:
+            found.append(exc.failure_cases)
+    return _problems(pd.concat(found, ignore_index=True), staged, source, file, today) if found else []
 
 
 def _problems(cases: pd.DataFrame, staged: pd.DataFrame, source: str, file: str, today: dt.date) -> list[Problem]:
     out: list[Problem] = []
     cases = cases[cases["index"].notna()]
     frame_wide = cases["check"].isin([*ROW_CHECKS, *COUNTRY_ROW_CHECKS])
-    # frame-wide checks repeat their failure once per column: one problem per row and check
+    # row checks repeat their failure once per column they read: one problem per row and check
     cases = pd.concat([cases[~frame_wide], cases[frame_wide].drop_duplicates(["index", "check"])])
     at = staged.index.get_indexer(pd.Index(cases["index"]))
     rows = staged[ROW].to_numpy()[at].tolist()
-    country = staged["country"].to_numpy()
+    column_values = {c: staged[c].to_numpy(dtype=object) for c in STAGED_COLUMNS}
+    country = column_values["country"]
     predicates: dict[str, dict[str, Callable[[str], bool]]] = {}
     failing: dict[tuple[str, str, int], list[str]] = {}  # the elements of a list value that break a rule
     details: dict[tuple[str, str], str] = {}
     for row, position, check, column, value in zip(
-        rows, at.tolist(), cases["check"].astype(str), cases["column"], cases["failure_case"], strict=True
+        rows, at.tolist(), *(cases[k].to_numpy(dtype=object).tolist() for k in ("check", "column", "failure_case")), strict=True
     ):
         if check in ROW_CHECKS:
             rule, shown, _ = ROW_CHECKS[check]
-            out.append(problem(source, file, rule, row=row, column=shown, value=staged[shown].iat[position] if shown else None))
+            out.append(problem(source, file, rule, row=row, column=shown, value=column_values[shown][position] if shown else None))
             continue
         if check in COUNTRY_ROW_CHECKS:
             shown, verdict = COUNTRY_ROW_CHECKS[check]
-            number, where = str(staged[shown].iat[position]), country[position]
+            number, where = str(column_values[shown][position]), country[position]
             broken = verdict(number, where if isinstance(where, str) else None)
             if broken:
                 out.append(problem(source, file, broken, row=row, column=shown, value=number))

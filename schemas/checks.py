@@ -178,8 +178,19 @@ def bcp47(value: str) -> bool:
     return langcodes.tag_is_valid(value) and value == langcodes.standardize_tag(value)
 
 
+#: A letter or digit: a name without any ("-", "—", "?", "...") is a placeholder.
+LETTER_OR_DIGIT = re.compile(r"[^\W_]")
+#: Placeholders as compared: their keys without spaces ("n / a" is "n/a").
+PLACEHOLDER_KEYS = frozenset(vocabularies.vocabulary_key(p).replace(" ", "") for p in vocabularies.PLACEHOLDER_NAMES)
+#: No placeholder is longer than this (so a longer name with a letter is judged at once).
+PLACEHOLDER_MAX_LENGTH = 2 * max(len(p) for p in vocabularies.PLACEHOLDER_NAMES)
+
+
 def not_placeholder(value: str) -> bool:
-    return vocabularies.vocabulary_key(value) not in vocabularies.PLACEHOLDER_NAMES
+    """A name that is not a stand-in ("N/A", "TBD", "test", "n / a", or no letter or digit at all)."""
+    if not LETTER_OR_DIGIT.search(value):
+        return False
+    return len(value) > PLACEHOLDER_MAX_LENGTH or vocabularies.vocabulary_key(value).replace(" ", "") not in PLACEHOLDER_KEYS
 
 
 def _iso_date(value: str) -> dt.date | None:

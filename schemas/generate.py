@@ -76,6 +76,14 @@ def _per_distinct(pred: Callable[[str], bool], many: bool) -> Callable[[pd.Serie
     return check
 
 
+def _column_check(f: Field, rule: str, pred: Callable[[str], bool]) -> Callable[[pd.Series], pd.Series]:
+    """The Pandera check of one rule on ``f``'s column: the length of a text in one pass, other rules per distinct value."""
+    if f.type == "string" and f.max_length is not None and rule == c.too_long_rule(f.name):
+        cap = f.max_length
+        return lambda series: series.isna() | (series.str.len() <= cap)
+    return _per_distinct(pred, f.type == "strings")
+
+
 def _has_contact(df: pd.DataFrame) -> pd.Series:
     return df[list(CONTACT_FIELDS)].notna().any(axis=1)
 
@@ -85,15 +93,20 @@ def _region_in_country(df: pd.DataFrame) -> pd.Series:
     return pd.Series(pairs.test(lambda rk: all(r.startswith(f"{rk[1]}-") for r in rk[0])), index=df.index, dtype=bool)
 
 
+def _fine_in_country(verdict: Callable[[str, str | None], str | None], value_country: tuple[object, object]) -> bool:
+    """A (value, country) pair breaks no rule (module-level: it may run in worker processes)."""
+    value, country = value_country
+    return not isinstance(value, str) or verdict(value, country if isinstance(country, str) else None) is None
+
+
 def _country_check(column: str, verdict: Callable[[str, str | None], str | None]) -> Callable[[pd.DataFrame], pd.Series]:
     """Rows whose ``column`` breaks no rule inside the row's country (judged once per (value, country))."""
 
-    def fine(vk: tuple[object, object]) -> bool:
-        value, country = vk
-        return not isinstance(value, str) or verdict(value, country if isinstance(country, str) else None) is None
+    fine = functools.partial(_fine_in_country, verdict)
 
     def check(df: pd.DataFrame) -> pd.Series:
-        return pd.Series(Distinct.of(df[column]).pair(Distinct.of(df["country"])).test(fine), index=df.index, dtype=bool)
+        pairs = Distinct.of(df[column]).pair(Distinct.of(df["country"])).map_in_processes(fine)
+        return pd.Series(pairs.test(bool), index=df.index, dtype=bool)
 
     return check
 
@@ -103,6 +116,8 @@ ROW_CHECKS: dict[str, tuple[str, str | None, Callable[[pd.DataFrame], pd.Series]
     "contact_required": ("contact_required", None, _has_contact),
     "region_in_country": ("region_in_country", "region", _region_in_country),
 }
+#: The columns each row check reads (it is run on those alone: pandera reports a failing row with every column).
+ROW_CHECK_COLUMNS: dict[str, tuple[str, ...]] = {"contact_required": CONTACT_FIELDS, "region_in_country": ("region", "country")}
 
 #: Checks of a column inside the row's country, from the registry's ``checks`` that are ``COUNTRY_CHECKS``:
 #: check name -> (the column, the verdict naming the rule a value breaks).  One pass per column; the rule a
@@ -114,19 +129,28 @@ COUNTRY_ROW_CHECKS: dict[str, tuple[str, Callable[[str, str | None], str | None]
 
 @functools.cache
 def to_pandera(today: dt.date) -> pa.DataFrameSchema:
-    """The schema of staged rows, generated from the registry (``today`` bounds ``verified_at``)."""
+    """The schema of staged rows, generated from the registry (``today`` bounds ``verified_at``): each column's checks."""
     columns = {}
     for name in STAGED_COLUMNS:
         f = BY_NAME[name]
-        checks = [pa.Check(_per_distinct(pred, f.type == "strings"), name=rule) for rule, pred in value_predicates(f, today).items()]
+        checks = [pa.Check(_column_check(f, rule, pred), name=rule) for rule, pred in value_predicates(f, today).items()]
         nullable = not (f.required or name == "record_id") and f.type != "strings"
         columns[name] = pa.Column(None, checks, nullable=nullable, required=True)
-    # ignore_na=False: a row is judged whatever its nulls (and pandera need not look for rows of nulls only)
-    frame_checks = [pa.Check(fn, name=name, ignore_na=False) for name, (_, _, fn) in ROW_CHECKS.items()]
-    frame_checks += [
-        pa.Check(_country_check(column, verdict), name=name, ignore_na=False) for name, (column, verdict) in COUNTRY_ROW_CHECKS.items()
+    return pa.DataFrameSchema(columns, name="stg_listings")
+
+
+@functools.cache
+def row_schemas() -> tuple[tuple[tuple[str, ...], pa.DataFrameSchema], ...]:
+    """The checks across columns of a row (``ROW_CHECKS``, ``COUNTRY_ROW_CHECKS``): each a schema of the columns it reads.
+
+    ``ignore_na=False``: a row is judged whatever its nulls (and pandera need not look for rows of nulls only).
+    """
+    schemas = [(ROW_CHECK_COLUMNS[name], pa.Check(fn, name=name, ignore_na=False)) for name, (_, _, fn) in ROW_CHECKS.items()]
+    schemas += [
+        ((column, "country"), pa.Check(_country_check(column, verdict), name=name, ignore_na=False))
+        for name, (column, verdict) in COUNTRY_ROW_CHECKS.items()
     ]
-    return pa.DataFrameSchema(columns, checks=frame_checks, name="stg_listings")
+    return tuple((columns, pa.DataFrameSchema(checks=[check], name=f"stg_listings {check.name}")) for columns, check in schemas)
 
 
 # --- DuckDB -----------------------------------------------------------------------------------

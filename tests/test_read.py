@@ -229,3 +229,22 @@ def test_a_few_control_characters_are_still_text():
     table = read_table(b"name,kind\nA\x07,b\x0c\n", ".csv")
     assert table.error == ""
     assert table.frame is not None and table.frame.to_dict("records") == [{"name": "A\x07", "kind": "b\x0c", ROW: 2}]
+
+
+def test_collection_paused_holds_the_collector_off_and_gives_it_back_as_it_was():
+    import gc
+
+    from curate.read import collection_paused
+
+    assert gc.isenabled()
+    with pytest.raises(ValueError), collection_paused():
+        assert not gc.isenabled()
+        raise ValueError("a reader failed")
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with collection_paused():
+            pass
+        assert not gc.isenabled()  # it was off before: it stays off
+    finally:
+        gc.enable()

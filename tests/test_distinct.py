@@ -1,0 +1,59 @@
+"""Tests of ``schemas.distinct``: columns worked on once per distinct value."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from curate import normalise as n
+from curate.stage import phone_in_country
+from schemas import distinct
+from schemas.distinct import Distinct
+
+
+def test_of_numbers_rows_by_distinct_value_and_folds_nulls_into_none():
+    column = Distinct.of(pd.Series(["NO", None, "GB", "NO", math.nan, pd.NA], dtype=object))
+    assert sorted(column.values, key=str) == ["GB", "NO", None]
+    assert column.rows().tolist() == ["NO", None, "GB", "NO", None, None]
+
+
+def test_map_calls_the_function_once_per_distinct_value():
+    calls: list[str] = []
+    column = Distinct.of(np.array(["a", "b", "a", "a", "b"], dtype=object))
+    mapped = column.map(lambda v: calls.append(v) or v.upper())
+    assert sorted(calls) == ["a", "b"]
+    assert mapped.rows().tolist() == ["A", "B", "A", "A", "B"]
+
+
+def test_pair_is_one_value_per_distinct_pair_of_rows():
+    numbers = Distinct.of(np.array(["116 123", "116 123", "116 123", "22 40 00 40"], dtype=object))
+    countries = Distinct.of(np.array(["GB", "NO", "GB", "NO"], dtype=object))
+    pairs = numbers.pair(countries)
+    assert len(pairs.values) == 3
+    assert pairs.rows().tolist() == [("116 123", "GB"), ("116 123", "NO"), ("116 123", "GB"), ("22 40 00 40", "NO")]
+
+
+def test_by_identity_judges_one_list_object_once_and_equal_copies_apart():
+    shared, copy = ["en"], ["en"]
+    column = Distinct.by_identity(pd.Series([shared, shared, copy, shared], dtype=object))
+    assert len(column.values) == 2
+    assert column.test(lambda v: v is shared).tolist() == [True, True, False, True]
+
+
+def test_rows_where_gives_the_rows_whose_value_passes():
+    column = Distinct.of(np.array(["=SUM(A1)", "ok", "=1+1", "ok"], dtype=object))
+    assert column.rows_where(lambda v: v.startswith("=")).tolist() == [0, 2]
+
+
+def test_map_in_processes_gives_what_map_gives(monkeypatch):
+    """Worker processes are used above PROCESS_MIN_VALUES; their results are the same, in the same rows."""
+    monkeypatch.setattr(distinct, "PROCESS_MIN_VALUES", 2)
+    monkeypatch.setattr(distinct, "_cpus", lambda: 2)
+    cells = ["22 40 00 40", "116 123", "+47 22 40 00 40", "4722400040", "113", "not a number", "988", None]
+    countries = ["NO", "GB", "WW", "NO", "NL", "NO", "US", "NO"]
+    pairs = Distinct.of(np.array(cells * 50, dtype=object)).pair(Distinct.of(np.array(countries * 50, dtype=object)))
+    in_processes = pairs.map_in_processes(phone_in_country).rows().tolist()
+    assert in_processes == [n.phone(c, k) for c, k in zip(cells * 50, countries * 50, strict=True)]
+    assert in_processes[:4] == ["+4722400040", "116123", "+4722400040", "+4722400040"]
