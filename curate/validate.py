@@ -7,8 +7,8 @@ failure of every row).  ``split_rows`` then keeps the rows without errors.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
 
+import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 
@@ -16,65 +16,79 @@ from curate import normalise as n
 from curate.problems import Problem, problem
 from curate.read import ROW
 from schemas import checks as c
+from schemas.distinct import Distinct, combined_codes, first_rows
 from schemas.fields import BY_NAME, FIELDS, STAGED_COLUMNS
-from schemas.generate import COUNTRY_ROW_CHECKS, ROW_CHECKS, row_schemas, to_pandera, value_predicates
+from schemas.generate import COUNTRY_ROW_CHECKS, ROW_CHECKS, column_schemas, row_schemas, value_predicates
 
 
 def validate_listings(staged: pd.DataFrame, source: str, file: str, today: dt.date) -> list[Problem]:
-    """Every problem Pandera finds in the staged rows, in a curator's words."""
-    found = []
-    for columns, schema in ((STAGED_COLUMNS, to_pandera(today)), *row_schemas()):
-        try:
-            schema.validate(staged[list(columns)], lazy=True)
-        except pa.errors.SchemaErrors as exc:
-            found.append(exc.failure_cases)
-    return _problems(pd.concat(found, ignore_index=True), staged, source, file, today) if found else []
+    """Every problem Pandera finds in the staged rows, in a curator's words.
 
-
-def _problems(cases: pd.DataFrame, staged: pd.DataFrame, source: str, file: str, today: dt.date) -> list[Problem]:
+    Pandera is handed, for each column and for each check across columns, the distinct values (or tuples of
+    values) the rows hold, each once; what it finds of a value is told of every row that holds it.
+    """
+    values = {c: staged[c].to_numpy(dtype=object) for c in STAGED_COLUMNS}
+    rows = staged[ROW].to_numpy()
+    columns: dict[str, Distinct] = {}
     out: list[Problem] = []
-    cases = cases[cases["index"].notna()]
-    frame_wide = cases["check"].isin([*ROW_CHECKS, *COUNTRY_ROW_CHECKS])
-    # row checks repeat their failure once per column they read: one problem per row and check
-    cases = pd.concat([cases[~frame_wide], cases[frame_wide].drop_duplicates(["index", "check"])])
-    at = staged.index.get_indexer(pd.Index(cases["index"]))
-    rows = staged[ROW].to_numpy()[at].tolist()
-    column_values = {c: staged[c].to_numpy(dtype=object) for c in STAGED_COLUMNS}
-    country = column_values["country"]
-    predicates: dict[str, dict[str, Callable[[str], bool]]] = {}
-    failing: dict[tuple[str, str, int], list[str]] = {}  # the elements of a list value that break a rule
-    details: dict[tuple[str, str], str] = {}
-    for row, position, check, column, value in zip(
-        rows, at.tolist(), *(cases[k].to_numpy(dtype=object).tolist() for k in ("check", "column", "failure_case")), strict=True
+    for names, schema in (*column_schemas(today), *row_schemas()):
+        for name in names:
+            if name not in columns:
+                columns[name] = Distinct.by_identity(values[name]) if BY_NAME[name].type == "strings" else Distinct.of(values[name])
+        codes = combined_codes([columns[name] for name in names])
+        first = first_rows(codes)
+        try:
+            schema.validate(pd.DataFrame({name: pd.Series(values[name][first], dtype=object) for name in names}), lazy=True)
+        except pa.errors.SchemaErrors as exc:
+            findings = _findings(exc.failure_cases, {name: values[name][first] for name in names}, today)
+            out += _fan_out(findings, codes, rows, source, file)
+    return sorted(out, key=lambda p: (p.row or 0, p.column or "", p.rule))
+
+
+Finding = tuple[str, str | None, object, str]  # rule, column, value shown, detail
+
+
+def _findings(cases: pd.DataFrame, sample: dict[str, np.ndarray], today: dt.date) -> dict[tuple[str, int], Finding]:
+    """(check, distinct value's code) -> the problem every row holding that value has."""
+    cases = cases[cases["index"].notna()].drop_duplicates(["index", "check"])  # a row check fails once per column it reads
+    out: dict[tuple[str, int], Finding] = {}
+    for code, check, column, value in zip(
+        cases["index"].astype(int).tolist(),
+        *(cases[k].to_numpy(dtype=object).tolist() for k in ("check", "column", "failure_case")),
+        strict=True,
     ):
+        check = str(check)
         if check in ROW_CHECKS:
             rule, shown, _ = ROW_CHECKS[check]
-            out.append(problem(source, file, rule, row=row, column=shown, value=column_values[shown][position] if shown else None))
+            out[check, code] = (rule, shown, sample[shown][code] if shown else None, "")
             continue
         if check in COUNTRY_ROW_CHECKS:
             shown, verdict = COUNTRY_ROW_CHECKS[check]
-            number, where = str(column_values[shown][position]), country[position]
+            number, where = str(sample[shown][code]), sample["country"][code]
             broken = verdict(number, where if isinstance(where, str) else None)
             if broken:
-                out.append(problem(source, file, broken, row=row, column=shown, value=number))
+                out[check, code] = (broken, shown, number, "")
             continue
         rule = "required" if check == "not_nullable" else check
-        if column not in predicates:
-            predicates[column] = value_predicates(BY_NAME[column], today)
-        if isinstance(value, list) and rule in predicates[column]:
-            key = (column, rule, id(value))  # equal lists are one object per distinct value (staging)
-            if key not in failing:
-                pred = predicates[column][rule]
-                failing[key] = [x for x in value if not pred(x)]
-            value = failing[key]
-        detail = ""
-        if rule in ("vocabulary", "country_code"):
-            shown_value = "; ".join(value) if isinstance(value, list) else str(value)
-            if (column, shown_value) not in details:
-                details[column, shown_value] = _detail(rule, column, value)
-            detail = details[column, shown_value]
-        out.append(problem(source, file, rule, row=row, column=column, value=None if rule == "required" else value, detail=detail))
-    return sorted(out, key=lambda p: (p.row or 0, p.column or "", p.rule))
+        pred = value_predicates(BY_NAME[column], today).get(rule)
+        if isinstance(value, list) and pred is not None:
+            value = [x for x in value if not pred(x)]  # the elements of a list that break the rule
+        detail = _detail(rule, column, value) if rule in ("vocabulary", "country_code") else ""
+        out[check, code] = (rule, column, None if rule == "required" else value, detail)
+    return out
+
+
+def _fan_out(findings: dict[tuple[str, int], Finding], codes: np.ndarray, rows: np.ndarray, source: str, file: str) -> list[Problem]:
+    """The problems of every row whose distinct value has a finding (one pass over the rows per check)."""
+    out: list[Problem] = []
+    for check in {check for check, _ in findings}:
+        found = {code: finding for (name, code), finding in findings.items() if name == check}
+        failing = np.zeros(int(codes.max()) + 1, dtype=bool)
+        failing[list(found)] = True
+        for position in np.flatnonzero(failing[codes]).tolist():
+            rule, column, value, detail = found[int(codes[position])]
+            out.append(problem(source, file, rule, row=int(rows[position]), column=column, value=value, detail=detail))
+    return out
 
 
 def _detail(rule: str, column: str, value: object) -> str:

@@ -121,13 +121,41 @@ def _region(country: str | None) -> str | None:
     return country if country in COUNTRY_CODES and country != "WW" else None
 
 
-@functools.lru_cache(maxsize=1 << 20)
-def phone_verdict(value: str, country: str | None) -> str | None:
+class Verdicts:
+    """A verdict on (value, country) pairs, judged once per pair: here, or by worker processes that ran
+    ``judge`` (a module-level function) and handed their verdicts back with ``remember``."""
+
+    def __init__(self, judge: Callable[[str, str | None], str | None], max_size: int = 1 << 20) -> None:
+        self.judge = judge
+        self.max_size = max_size
+        self.known: dict[tuple[str, str | None], str | None] = {}
+        self.misses = 0  # pairs judged here
+
+    def __call__(self, value: str, country: str | None) -> str | None:
+        key = (value, country)
+        if key not in self.known:
+            if len(self.known) >= self.max_size:
+                self.known.clear()
+            self.misses += 1
+            self.known[key] = self.judge(value, country)
+        return self.known[key]
+
+    def remember(self, pairs: Iterable[tuple[str, str | None]], verdicts: Iterable[str | None]) -> None:
+        if len(self.known) >= self.max_size:
+            self.known.clear()
+        self.known.update(zip(pairs, verdicts, strict=True))
+
+    def cache_clear(self) -> None:
+        self.known.clear()
+        self.misses = 0
+
+
+def judge_phone(value: str, country: str | None) -> str | None:
     """The rule a staged phone or sms number breaks inside ``country``, or None when it is fine.
 
     ``value`` is as staged (``curate.normalise.phone``): the digits of a national short number, E.164 for
-    the others, or what the curator wrote when neither could be made of it.  Judged once per
-    (value, country) pair.
+    the others, or what the curator wrote when neither could be made of it.  ``phone_verdict`` judges
+    each (value, country) pair once.
     """
     region = _region(country)
     if SHORT_NUMBER.fullmatch(value):
@@ -254,7 +282,10 @@ DATE_CHECKS: dict[str, Callable[[str, dt.date], bool]] = {
 }
 
 #: Checks that judge a value inside the row's country: name -> (verdict on (value, country), the rules it names).
-COUNTRY_CHECKS: dict[str, tuple[Callable[[str, str | None], str | None], tuple[str, ...]]] = {
+#: ``judge_phone``, once per (value, country) pair.
+phone_verdict = Verdicts(judge_phone)
+
+COUNTRY_CHECKS: dict[str, tuple[Verdicts, tuple[str, ...]]] = {
     "phone_number": (phone_verdict, PHONE_RULES),
 }
 

@@ -49,9 +49,7 @@ class Distinct:
         (as staging makes them) are judged once, others each on their own."""
         objects = np.asarray(column, dtype=object)
         codes, _ = pd.factorize(np.fromiter(map(id, objects), dtype=np.int64, count=len(objects)))
-        first = np.empty(int(codes.max()) + 1 if len(codes) else 0, dtype=np.int64)
-        first[codes[::-1]] = np.arange(len(codes) - 1, -1, -1)  # the last assignment wins: each code's first row
-        return cls(codes, objects[first].tolist())
+        return cls(codes, objects[first_rows(codes)].tolist())
 
     def map(self, fn: Callable[[Any], Any]) -> Distinct:
         return Distinct(self.codes, [fn(v) for v in self.values])
@@ -75,9 +73,9 @@ class Distinct:
 
     def pair(self, other: Distinct) -> Distinct:
         """The column of (this value, the other's value) pairs, each distinct pair once."""
-        width = max(len(other.values), 1)
-        codes, combos = pd.factorize(self.codes * width + other.codes)
-        return Distinct(codes, [(self.values[c // width], other.values[c % width]) for c in combos.tolist()])
+        codes = combined_codes([self, other])
+        first = first_rows(codes).tolist()
+        return Distinct(codes, [(self.values[self.codes[i]], other.values[other.codes[i]]) for i in first])
 
     def rows(self) -> np.ndarray:
         """The value of every row (an object array; equal rows share one value object)."""
@@ -95,3 +93,18 @@ class Distinct:
 def _cpus() -> int:
     """The CPUs this process may run on."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def combined_codes(columns: list[Distinct]) -> np.ndarray:
+    """Per row, the number of its distinct tuple of values across ``columns`` (0, 1, ... in order of first row)."""
+    codes = columns[0].codes
+    for other in columns[1:]:
+        codes = pd.factorize(codes * max(len(other.values), 1) + other.codes)[0]
+    return pd.factorize(codes)[0] if len(columns) == 1 else codes
+
+
+def first_rows(codes: np.ndarray) -> np.ndarray:
+    """The first row holding each code (codes numbered 0, 1, ... in order of first row, as ``factorize`` does)."""
+    first = np.empty(int(codes.max()) + 1 if len(codes) else 0, dtype=np.int64)
+    first[codes[::-1]] = np.arange(len(codes) - 1, -1, -1)  # the last assignment wins: each code's first row
+    return first

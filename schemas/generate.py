@@ -60,8 +60,8 @@ def _fits(value: str, max_length: int) -> bool:
     return len(value) <= max_length
 
 
-def _per_distinct(pred: Callable[[str], bool], many: bool) -> Callable[[pd.Series], pd.Series]:
-    """A column check that judges each distinct value once (files repeat values a lot); nulls pass."""
+def _each_value(pred: Callable[[str], bool], many: bool) -> Callable[[pd.Series], pd.Series]:
+    """A column check of each value (``curate.validate`` hands Pandera each distinct value once); nulls pass."""
 
     def one(value: object) -> bool:
         return value is None or (isinstance(value, str) and pred(value))
@@ -69,19 +69,20 @@ def _per_distinct(pred: Callable[[str], bool], many: bool) -> Callable[[pd.Serie
     def each(value: object) -> bool:
         return value is None or (isinstance(value, list) and all(isinstance(x, str) and pred(x) for x in value))
 
+    judge = each if many else one
+
     def check(series: pd.Series) -> pd.Series:
-        ok = Distinct.by_identity(series).test(each) if many else Distinct.of(series).test(one)
-        return pd.Series(ok, index=series.index, dtype=bool)
+        return pd.Series([judge(v) for v in series.tolist()], index=series.index, dtype=bool)
 
     return check
 
 
 def _column_check(f: Field, rule: str, pred: Callable[[str], bool]) -> Callable[[pd.Series], pd.Series]:
-    """The Pandera check of one rule on ``f``'s column: the length of a text in one pass, other rules per distinct value."""
+    """The Pandera check of one rule on ``f``'s column: the length of a text in one pass, other rules value by value."""
     if f.type == "string" and f.max_length is not None and rule == c.too_long_rule(f.name):
         cap = f.max_length
         return lambda series: series.isna() | (series.str.len() <= cap)
-    return _per_distinct(pred, f.type == "strings")
+    return _each_value(pred, f.type == "strings")
 
 
 def _has_contact(df: pd.DataFrame) -> pd.Series:
@@ -93,20 +94,22 @@ def _region_in_country(df: pd.DataFrame) -> pd.Series:
     return pd.Series(pairs.test(lambda rk: all(r.startswith(f"{rk[1]}-") for r in rk[0])), index=df.index, dtype=bool)
 
 
-def _fine_in_country(verdict: Callable[[str, str | None], str | None], value_country: tuple[object, object]) -> bool:
-    """A (value, country) pair breaks no rule (module-level: it may run in worker processes)."""
+def _verdict_in_country(judge: Callable[[str, str | None], str | None], value_country: tuple[object, object]) -> str | None:
+    """The rule a (value, country) pair breaks, or None (module-level: it may run in worker processes)."""
     value, country = value_country
-    return not isinstance(value, str) or verdict(value, country if isinstance(country, str) else None) is None
+    return judge(value, country if isinstance(country, str) else None) if isinstance(value, str) else None
 
 
-def _country_check(column: str, verdict: Callable[[str, str | None], str | None]) -> Callable[[pd.DataFrame], pd.Series]:
-    """Rows whose ``column`` breaks no rule inside the row's country (judged once per (value, country))."""
-
-    fine = functools.partial(_fine_in_country, verdict)
+def _country_check(column: str, verdicts: c.Verdicts) -> Callable[[pd.DataFrame], pd.Series]:
+    """Rows whose ``column`` breaks no rule inside the row's country (judged once per (value, country); the
+    verdicts are remembered, so that the rule a failing row breaks is named without judging it again)."""
 
     def check(df: pd.DataFrame) -> pd.Series:
-        pairs = Distinct.of(df[column]).pair(Distinct.of(df["country"])).map_in_processes(fine)
-        return pd.Series(pairs.test(bool), index=df.index, dtype=bool)
+        pairs = Distinct.of(df[column]).pair(Distinct.of(df["country"]))
+        found = pairs.map_in_processes(functools.partial(_verdict_in_country, verdicts.judge))
+        judged = [(i, (v, k if isinstance(k, str) else None)) for i, (v, k) in enumerate(pairs.values) if isinstance(v, str)]
+        verdicts.remember([key for _, key in judged], [found.values[i] for i, _ in judged])
+        return pd.Series(found.test(lambda rule: rule is None), index=df.index, dtype=bool)
 
     return check
 
@@ -122,7 +125,7 @@ ROW_CHECK_COLUMNS: dict[str, tuple[str, ...]] = {"contact_required": CONTACT_FIE
 #: Checks of a column inside the row's country, from the registry's ``checks`` that are ``COUNTRY_CHECKS``:
 #: check name -> (the column, the verdict naming the rule a value breaks).  One pass per column; the rule a
 #: failing row breaks is the verdict's (one of the check's rules in ``COUNTRY_CHECKS``).
-COUNTRY_ROW_CHECKS: dict[str, tuple[str, Callable[[str, str | None], str | None]]] = {
+COUNTRY_ROW_CHECKS: dict[str, tuple[str, c.Verdicts]] = {
     f"{name}:{f.name}": (f.name, c.COUNTRY_CHECKS[name][0]) for f in FIELDS for name in f.checks if name in c.COUNTRY_CHECKS
 }
 
@@ -137,6 +140,13 @@ def to_pandera(today: dt.date) -> pa.DataFrameSchema:
         nullable = not (f.required or name == "record_id") and f.type != "strings"
         columns[name] = pa.Column(None, checks, nullable=nullable, required=True)
     return pa.DataFrameSchema(columns, name="stg_listings")
+
+
+@functools.cache
+def column_schemas(today: dt.date) -> tuple[tuple[tuple[str, ...], pa.DataFrameSchema], ...]:
+    """``to_pandera`` one column at a time: (the column, a schema of it alone), so that each can be handed distinct values."""
+    schema = to_pandera(today)
+    return tuple(((name,), pa.DataFrameSchema({name: column}, name=f"stg_listings {name}")) for name, column in schema.columns.items())
 
 
 @functools.cache

@@ -109,12 +109,20 @@ def test_phone_unverified_keeps_the_row_and_says_what_to_do():
     assert accepted["phone"].tolist() == ["113"]
 
 
-def test_each_number_is_judged_once_per_value_and_country():
+def test_each_number_is_judged_once_per_value_and_country(monkeypatch):
+    judged: list[tuple[str, str | None]] = []
+
+    def judge(value: str, country: str | None) -> str | None:
+        judged.append((value, country))
+        return c.judge_phone(value, country)
+
     c.phone_verdict.cache_clear()
+    monkeypatch.setattr(c.phone_verdict, "judge", judge)
     rows = [{**BASE, "phone": "116 123"}, {**BASE, "phone": "22 40 00 40", "sms": "2222"}, {**BASE, "country": "GB", "phone": "116123"}]
-    run(*(rows * 200))
-    # (116123, NO), (+4722400040, NO), (2222, NO), (116123, GB): each judged once, whatever the rows and rules
-    assert c.phone_verdict.cache_info().misses == 4
+    rows += [{**BASE, "phone": "0800 000 0000"}]  # a number that fails: its rule is named without judging it again
+    problems = run(*(rows * 200))[1]
+    assert sorted(judged) == sorted([("116123", "NO"), ("+4722400040", "NO"), ("2222", "NO"), ("116123", "GB"), ("0800 000 0000", "NO")])
+    assert {(p.value, p.rule) for p in problems} >= {("0800 000 0000", "phone_number")}
 
 
 # --- web addresses ----------------------------------------------------------------------------
