@@ -13,6 +13,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import shutil
 import time
 from collections.abc import Callable, Iterable
@@ -24,7 +25,7 @@ import pycountry
 
 from curate import hsds, preview
 from curate.warehouse import run
-from schemas.fields import BY_NAME, LISTING_FIELDS, UNTRACKED_FIELDS
+from schemas.fields import BY_NAME, FIELDS, HTTP_URL, LISTING_FIELDS, UNTRACKED_FIELDS
 from schemas.generate import to_arrow_schema, to_json_schema, to_table_schema
 
 SCHEMA_VERSION = "1.0"
@@ -393,6 +394,28 @@ def validate_against_schemas(folder: Path) -> list[str]:
     return problems
 
 
+MARKUP = re.compile(r"<[a-zA-Z/!][^>]*>|&(?:[a-zA-Z]+|#[0-9]+|#x[0-9a-fA-F]+);")
+CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+URL_FIELDS = tuple(f.name for f in FIELDS if f.listing and f.pattern == HTTP_URL)
+TEXT_FIELDS = tuple(f.name for f in FIELDS if f.listing and f.type == "string" and f.name not in URL_FIELDS)
+
+
+def content_problems(listings: list[Listing]) -> list[str]:
+    """Safe content (CONTRACT section 4): text fields plain (no markup, entities or control characters), URLs http(s).
+    Staging guarantees this; a release that breaks it anyway is not published."""
+    problems = []
+    for x in listings:
+        for name in TEXT_FIELDS:
+            value = x.get(name)
+            if isinstance(value, str) and (MARKUP.search(value) or CONTROL.search(value)):
+                problems.append(f"{x.get('id')}: {name} is not plain text: {value[:60]!r}")
+        for name in URL_FIELDS:
+            value = x.get(name)
+            if value is not None and not (isinstance(value, str) and re.match(r"https?://[^\s]+$", value)):
+                problems.append(f"{x.get('id')}: {name} is not an http(s) URL: {str(value)[:60]!r}")
+    return problems
+
+
 def count_problems(folder: Path, man: dict[str, object]) -> list[str]:
     """The counts a release states (manifest, index, location files) against the listings it holds."""
     problems = []
@@ -421,7 +444,10 @@ def verify(folder: Path, man: dict[str, object]) -> list[str]:
         data = path.read_bytes()
         if len(data) != entry["bytes"] or hashlib.sha256(data).hexdigest() != entry["sha256"]:
             problems.append(f"{entry['path']} does not match the manifest")
-    return problems or count_problems(folder, man) or validate_against_schemas(folder)
+    if problems:
+        return problems
+    listings = json.loads((folder / "listings.json").read_text(encoding="utf-8"))
+    return count_problems(folder, man) or content_problems(listings) or validate_against_schemas(folder)
 
 
 def previous_listings(exports_dir: Path) -> list[Listing] | None:
