@@ -461,7 +461,7 @@ def previous_listings(exports_dir: Path) -> list[Listing] | None:
 
 
 #: the steps of ``publish`` a checkpoint is called at (the SIGKILL tests stop a real run at each)
-STEPS = ("start", "writing", "written", "verified", "renamed", "switched")
+STEPS = ("start", "writing", "written", "verified", "renamed", "linked", "switched")
 
 
 def pause_at(step_to_pause: str, marker_dir: Path, seconds: float = 120.0) -> Callable[[str], None]:
@@ -543,6 +543,7 @@ def publish(
     if tmp_link.is_symlink() or tmp_link.exists():
         tmp_link.unlink()
     tmp_link.symlink_to(Path("releases") / release_id)
+    checkpoint("linked")
     os.replace(tmp_link, exports_dir / "current")
     _fsync_dir(exports_dir)
     checkpoint("switched")
