@@ -29,6 +29,8 @@ from schemas.fields import BY_NAME, FIELDS, HTTP_URL, LISTING_FIELDS, UNTRACKED_
 from schemas.generate import to_arrow_schema, to_json_schema, to_table_schema
 
 SCHEMA_VERSION = "1.0"
+#: the Frictionless Table Schema every location CSV follows
+TABLE_SCHEMA_PATH = "schema/location.tableschema.json"
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 PARTIAL_PREFIX = ".partial-"
 
@@ -170,7 +172,6 @@ class SourceMeta:
 
 def datapackage(csv_paths: list[str], sources: list[SourceMeta]) -> dict[str, object]:
     """Frictionless data package of the release's CSV files, with each source's licence and attribution."""
-    schema = to_table_schema()
     licences = sorted({s.licence for s in sources if s.licence})
     return {
         "profile": "data-package",
@@ -186,7 +187,7 @@ def datapackage(csv_paths: list[str], sources: list[SourceMeta]) -> dict[str, ob
                 "format": "csv",
                 "mediatype": "text/csv",
                 "encoding": "utf-8",
-                "schema": schema,
+                "schema": TABLE_SCHEMA_PATH,  # one Table Schema file for every location CSV
             }
             for p in csv_paths
         ]
@@ -312,6 +313,7 @@ def release_files(
         index.append({**head, "count": len(chosen), "json": f"locations/{loc.code}.json", "csv": f"locations/{loc.code}.csv"})
     files["index.json"] = json_bytes({"schema_version": SCHEMA_VERSION, "locations": index})
     files["schema/listing.schema.json"] = json_bytes(to_json_schema())
+    files[TABLE_SCHEMA_PATH] = json_bytes(to_table_schema())
     files["datapackage.json"] = json_bytes(datapackage(sorted(p for p in files if p.endswith(".csv")), sources))
     licences = sorted({s.licence for s in sources if s.licence})
     names = {loc.code: loc.name for loc in locations}
