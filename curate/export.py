@@ -478,7 +478,7 @@ def pause_at(step_to_pause: str, marker_dir: Path, seconds: float = 120.0) -> Ca
     return checkpoint
 
 
-def _no_checkpoint(step: str) -> None:
+def no_checkpoint(step: str) -> None:
     return None
 
 
@@ -500,7 +500,7 @@ def publish(
     extra_counts: dict[str, int],
     sources: list[SourceMeta] | None = None,
     guard: Guard | None = None,
-    checkpoint: Callable[[str], None] = _no_checkpoint,
+    checkpoint: Callable[[str], None] = no_checkpoint,
 ) -> Release:
     """Write a release, check it, switch ``current`` to it atomically, and keep the newest ``keep``.
 

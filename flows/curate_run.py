@@ -170,7 +170,7 @@ def export_release(settings: Settings, now: dt.datetime, run_id: str, sources: l
             for sid in used
         ]
         guard = export.Guard(settings.mass_removal_share, settings.mass_removal_min, settings.allow_mass_removal)
-        checkpoint = export.pause_at(settings.pause_at, settings.exports_dir) if settings.pause_at else export._no_checkpoint
+        checkpoint = export.pause_at(settings.pause_at, settings.exports_dir) if settings.pause_at else export.no_checkpoint
         try:
             release = export.publish(
                 listings, settings.exports_dir, now, settings.keep_releases, {"sources": len(used)}, meta, guard, checkpoint
