@@ -116,3 +116,15 @@ def test_a_release_with_markup_or_a_non_http_url_is_never_published(tmp_path):
         export.publish([*LISTINGS, listing("9", "Bold <b>line</b>", ["NO"])], tmp_path, NOW + dt.timedelta(hours=1), 14, {})
     assert export.current_release(tmp_path) == good.release_id
     assert export.content_problems(LISTINGS + RICH) == []
+
+
+def test_counts_that_disagree_with_the_listings_fail_the_checks(tmp_path):
+    rel = export.publish(LISTINGS, tmp_path, NOW, 14, {})
+    man = json.loads((rel.path / "manifest.json").read_text())
+    assert export.count_problems(rel.path, man) == []
+    assert export.count_problems(rel.path, {**man, "counts": {**man["counts"], "listings": 4}}) == [
+        "manifest counts 4 listings, listings.json holds 5"
+    ]
+    doc = json.loads((rel.path / "locations" / "NO.json").read_text())
+    (rel.path / "locations" / "NO.json").write_text(json.dumps({**doc, "count": doc["count"] + 1}))
+    assert export.count_problems(rel.path, man) == [f"locations/NO.json: counts disagree ({doc['count']}, {doc['count'] + 1}, 4 listings)"]
