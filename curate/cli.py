@@ -68,14 +68,21 @@ def _print_summary(summary: object) -> None:
     out.print(table)
     for message in summary.messages:
         out.print(f"[yellow]![/yellow] {message}")
+    published = (
+        "release held"
+        if summary.held
+        else f"({summary.public_listings} public) in {summary.locations} locations ({summary.countries} countries)"
+    )
     out.print(
         f"Summary: {len(summary.sources)} sources, {summary.rows_read} rows read, {summary.rows_accepted} accepted, "
-        f"{summary.rows_rejected} rejected; {summary.listings} listings ({summary.public_listings} public) "
-        f"in {summary.locations} locations ({summary.countries} countries); links not checked (link_status unknown)."
+        f"{summary.rows_rejected} rejected; {summary.listings} listings {published}; links not checked (link_status unknown)."
     )
     if summary.held:
+        out.print("Curator reports: sources/reports/<source>.html and <source>.rejected.csv")
         return
     out.print(f"Release {summary.release_id} published at {summary.release_path} (exports/current points to it).")
+    if summary.changes:
+        out.print("Since the previous release: " + ", ".join(f"{n} {what}" for what, n in summary.changes.items()) + " (changes.json).")
     out.print("Curator reports: sources/reports/<source>.html and <source>.rejected.csv")
 
 
@@ -134,7 +141,8 @@ def export_cmd(
     if isinstance(release, Held):
         _report_held(release.message)
         raise typer.Exit(1)
-    out.print(f"Release {release.release_id} published at {release.path} with {release.counts['listings']} listings.")
+    changes = ", ".join(f"{release.counts.get(k, 0)} {k}" for k in ("added", "removed", "changed"))
+    out.print(f"Release {release.release_id} published at {release.path} with {release.counts['listings']} listings ({changes}).")
 
 
 @app.command("publish")

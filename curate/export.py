@@ -284,13 +284,23 @@ class Held:
 class ReleaseHeld(Exception):
     """A release that would remove too much: not published (override: ``--allow-mass-removal``)."""
 
-    def __init__(self, release_id: str, removals: list[Removal]):
+    #: locations named one a line in the message; the rest are counted
+    SHOWN = 12
+
+    def __init__(self, release_id: str, removals: list[Removal], current: str | None = None, share: float = 0.2, minimum: int = 5):
         self.release_id = release_id
         self.removals = removals
-        lines = "; ".join(str(r) for r in removals)
+        ranked = sorted(removals, key=lambda r: (r.code != "ALL", -r.removed, r.code))
+        lines = [f"  - {r}" for r in ranked[: self.SHOWN]]
+        if len(ranked) > self.SHOWN:
+            lines.append(f"  - and {len(ranked) - self.SHOWN} more locations")
+        where = f"release {current}" if current else "the previous release"
         super().__init__(
-            f"release {release_id} held: it would remove {lines}. exports/current still points to the previous release. "
-            "If the sources really lost these listings, run again with --allow-mass-removal."
+            f"release {release_id} would remove more than {share:.0%} of all listings, or of a location's listings "
+            f"where at least {minimum} would go:\n"
+            + "\n".join(lines)
+            + f"\nexports/current still points to {where}. If the sources really lost these listings, "
+            "run again with --allow-mass-removal."
         )
 
 
@@ -518,11 +528,13 @@ def publish(
     release_id = new_release_id(releases, now)
     removals = mass_removals(before, listings, guard.share, guard.minimum)
     if removals and not guard.allow:
-        raise ReleaseHeld(release_id, removals)
+        raise ReleaseHeld(release_id, removals, previous, guard.share, guard.minimum)
     checkpoint("start")
     files = release_files(listings, sources, before)
     locs = [p for p in files if p.startswith("locations/") and p.endswith(".json")]
+    changes = json.loads(files["changes.json"])
     counts = {"listings": len(listings), "locations": len(locs), **extra_counts}
+    counts.update({k: len(changes[k]) for k in ("added", "removed", "changed")})
     man = manifest(files, release_id, now, previous, counts)
     partial = releases / f"{PARTIAL_PREFIX}{release_id}"
     for n, (rel, data) in enumerate(files.items()):

@@ -42,6 +42,8 @@ class RunSummary:
     release_path: str | None = None
     #: why the release was held (mass removal), when it was: nothing was published
     held: str | None = None
+    #: listings added, removed and changed since the previous release
+    changes: dict[str, int] = field(default_factory=dict)
     messages: list[str] = field(default_factory=list)
 
 
@@ -232,5 +234,7 @@ def curate_run(settings: Settings, now: dt.datetime | None = None) -> RunSummary
     summary.countries = sum(1 for p in (release.path / "locations").glob("*.json") if len(p.stem) == 2 and p.stem != "WW")
     summary.release_id = release.release_id
     summary.release_path = str(release.path)
+    if release.previous:
+        summary.changes = {k: release.counts.get(k, 0) for k in ("added", "removed", "changed")}
     logger.info("published release %s with %d listings in %d locations", release.release_id, summary.public_listings, summary.locations)
     return summary

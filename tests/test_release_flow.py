@@ -55,7 +55,9 @@ def test_second_run_with_one_source_changed_writes_the_right_changes(prefect_har
         [{"id": before["NO Line 0"]["id"], "fields": ["topics"]}, {"id": before["NO Line 3"]["id"], "fields": ["kind"]}],
         key=lambda c: c["id"],
     )
-    assert load(settings.exports_dir / "current" / "manifest.json")["previous_release"] == first.release_id
+    manifest = load(settings.exports_dir / "current" / "manifest.json")
+    assert manifest["previous_release"] == first.release_id
+    assert second.changes == {"added": 1, "removed": 0, "changed": 2} and manifest["counts"]["changed"] == 2
 
 
 def test_a_source_that_lost_half_its_rows_holds_the_release(prefect_harness, two_sources, tmp_path):
