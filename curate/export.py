@@ -105,6 +105,28 @@ def locations_of(listings: Iterable[Listing]) -> list[Location]:
     return out
 
 
+def listings_by_location(listings: list[Listing], locations: list[Location]) -> dict[str, list[Listing]]:
+    """Each location's listings (``Location.serves``), in the listings' order; one pass over the listings."""
+    regions_of: dict[str, list[str]] = {}
+    for loc in locations:
+        if loc.type == "region":
+            regions_of.setdefault(str(loc.parent), []).append(loc.code)
+    codes = {loc.code for loc in locations}
+    chosen: dict[str, list[int]] = {loc.code: [] for loc in locations}
+    for i, listing in enumerate(listings):
+        served: set[str] = set()
+        for area in listing["areas"]:  # type: ignore[attr-defined]
+            if area == "WW":
+                served |= codes
+            elif "-" in area:
+                served |= {area, area.split("-", 1)[0]}
+            else:
+                served |= {area, *regions_of.get(area, ())}
+        for code in served & codes:
+            chosen[code].append(i)
+    return {code: [listings[i] for i in sorted(set(idx))] for code, idx in chosen.items()}
+
+
 # --- file builders (pure) ---------------------------------------------------------------------
 
 
@@ -264,9 +286,11 @@ def mass_removals(before: list[Listing] | None, after: list[Listing], share: flo
     gone = sum(1 for x in before if str(x["id"]) not in after_ids)
     if gone / len(before) > share:
         out.append(Removal("ALL", "All locations", len(before), gone))
-    for loc in locations_of(before):
-        was = {str(x["id"]) for x in before if loc.serves(x)}
-        still = {str(x["id"]) for x in after if loc.serves(x)}
+    locations = locations_of(before)
+    was_by, still_by = listings_by_location(before, locations), listings_by_location(after, locations)
+    for loc in locations:
+        was = {str(x["id"]) for x in was_by[loc.code]}
+        still = {str(x["id"]) for x in still_by[loc.code]}
         lost = len(was - still)
         if lost >= minimum and lost / len(was) > share:
             out.append(Removal(loc.code, loc.name, len(was), lost))
@@ -313,10 +337,9 @@ def release_files(
     files["changes.json"] = json_bytes(changes_between(previous, listings))
     locations = locations_of(listings)
     index = []
-    chosen_by_code = {}
+    chosen_by_code = listings_by_location(listings, locations)
     for loc in locations:
-        chosen = [x for x in listings if loc.serves(x)]
-        chosen_by_code[loc.code] = chosen
+        chosen = chosen_by_code[loc.code]
         head = {"code": loc.code, "name": loc.name, "type": loc.type, "parent": loc.parent}
         files[f"locations/{loc.code}.json"] = json_bytes({"location": head, "count": len(chosen), "listings": chosen})
         files[f"locations/{loc.code}.csv"] = csv_bytes(chosen)
@@ -393,13 +416,15 @@ def validate_against_schemas(folder: Path) -> list[str]:
     problems: list[str] = []
     schema = json.loads((folder / "schema" / "listing.schema.json").read_text(encoding="utf-8"))
     validator = jsonschema.Draft202012Validator(schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
-    documents = [("listings.json", json.loads((folder / "listings.json").read_text(encoding="utf-8")))]
-    for path in sorted((folder / "locations").glob("*.json")):
-        documents.append((f"locations/{path.name}", json.loads(path.read_text(encoding="utf-8"))["listings"]))
-    for name, listings in documents:
-        for listing in listings:
-            for error in validator.iter_errors(listing):
-                problems.append(f"{name}: {listing.get('id')}: {error.message}")
+    listings = json.loads((folder / "listings.json").read_text(encoding="utf-8"))
+    for listing in listings:
+        for error in validator.iter_errors(listing):
+            problems.append(f"listings.json: {listing.get('id')}: {error.message}")
+    by_id = {str(x.get("id")): x for x in listings}
+    for path in sorted((folder / "locations").glob("*.json")):  # each listing there is one of listings.json, unchanged
+        for listing in json.loads(path.read_text(encoding="utf-8"))["listings"]:
+            if by_id.get(str(listing.get("id"))) != listing:
+                problems.append(f"locations/{path.name}: {listing.get('id')} differs from the listing in listings.json")
     problems += _frictionless_problems(folder / "datapackage.json", "")
     if (folder / "hsds" / "datapackage.json").is_file():
         problems += _frictionless_problems(folder / "hsds" / "datapackage.json", "hsds/")

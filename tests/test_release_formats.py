@@ -128,3 +128,29 @@ def test_counts_that_disagree_with_the_listings_fail_the_checks(tmp_path):
     doc = json.loads((rel.path / "locations" / "NO.json").read_text())
     (rel.path / "locations" / "NO.json").write_text(json.dumps({**doc, "count": doc["count"] + 1}))
     assert export.count_problems(rel.path, man) == [f"locations/NO.json: counts disagree ({doc['count']}, {doc['count'] + 1}, 4 listings)"]
+
+
+def test_one_pass_location_split_matches_the_inclusion_rule():
+    import random
+
+    rnd = random.Random(7)
+    pool = ["WW", "NO", "NO-03", "NO-46", "SE", "SE-AB", "GB-SCT", "DE"]
+    xs = [listing(f"{i:x}", f"L{i}", rnd.sample(pool, rnd.randint(1, 3))) for i in range(300)]
+    for i, x in enumerate(xs):
+        x["id"] = f"lst_{i:012x}"
+    locations = export.locations_of(xs)
+    split = export.listings_by_location(xs, locations)
+    for loc in locations:
+        assert split[loc.code] == [x for x in xs if loc.serves(x)], loc.code
+    assert {loc.code for loc in locations} == {*pool, "GB"}  # a region's country is a location of its own
+
+
+def test_a_location_file_listing_that_differs_from_listings_json_fails_the_checks(tmp_path):
+    rel = export.publish(LISTINGS, tmp_path, NOW, 14, {})
+    path = rel.path / "locations" / "NO.json"
+    doc = json.loads(path.read_text())
+    doc["listings"][0]["kind"] = "not_a_kind"
+    path.write_text(json.dumps(doc))
+    assert export.validate_against_schemas(rel.path) == [
+        f"locations/NO.json: {doc['listings'][0]['id']} differs from the listing in listings.json"
+    ]
