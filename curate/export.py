@@ -1,8 +1,12 @@
 """Releases (CONTRACT section 5): pure builders of every file's bytes, and the atomic publish.
 
-``release_files`` turns public listings into ``{relative path: bytes}`` and touches
-nothing; ``publish`` writes them into ``exports/releases/<id>``, checks them, and
-only then switches ``exports/current``.
+``release_files`` turns public listings (and the previous release's) into
+``{relative path: bytes}`` and touches nothing: listings.json and .parquet, location
+files, index.json, changes.json, schemas, datapackage.json, the HSDS 3.0 package
+(``curate.hsds``) and the preview site (``curate.preview``).  ``mass_removals`` is the
+guard.  ``publish`` holds a mass removal, writes the rest into
+``exports/releases/.partial-<id>``, checks it (checksums, counts, safe content, JSON
+Schema, Frictionless), renames it into place and only then switches ``exports/current``.
 """
 
 from __future__ import annotations
