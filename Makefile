@@ -36,6 +36,7 @@ generate: venv
 
 bench: venv
 	$(BIN)/python -m benchmarks.validate_speed 10000 100000
+	$(BIN)/python -m benchmarks.release_speed 10000 50000
 
 clean:
 	rm -rf $(VENV) warehouse/*.duckdb* exports/releases exports/current sources/reports

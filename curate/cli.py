@@ -36,8 +36,21 @@ class Format(StrEnum):
     json = "json"
 
 
-def _settings(sources: Path | None, exports: Path | None, warehouse: Path | None) -> Settings:
-    return Settings.from_env(sources_dir=sources, exports_dir=exports, warehouse_file=warehouse)
+AllowMassRemovalOpt = Annotated[
+    bool,
+    typer.Option(
+        "--allow-mass-removal",
+        help="Publish even if the release removes more than 20% of all listings, or of a location's (at least 5).",
+    ),
+]
+
+
+def _settings(sources: Path | None, exports: Path | None, warehouse: Path | None, allow_mass_removal: bool = False) -> Settings:
+    return Settings.from_env(sources_dir=sources, exports_dir=exports, warehouse_file=warehouse, allow_mass_removal=allow_mass_removal)
+
+
+def _report_held(message: str) -> None:
+    console.print(f"[red bold]Release held, nothing published:[/red bold] {message}", markup=True, highlight=False)
 
 
 def _print_summary(summary: object) -> None:
@@ -55,12 +68,21 @@ def _print_summary(summary: object) -> None:
     out.print(table)
     for message in summary.messages:
         out.print(f"[yellow]![/yellow] {message}")
+    published = (
+        "release held"
+        if summary.held
+        else f"({summary.public_listings} public) in {summary.locations} locations ({summary.countries} countries)"
+    )
     out.print(
         f"Summary: {len(summary.sources)} sources, {summary.rows_read} rows read, {summary.rows_accepted} accepted, "
-        f"{summary.rows_rejected} rejected; {summary.listings} listings ({summary.public_listings} public) "
-        f"in {summary.locations} locations ({summary.countries} countries); links not checked (link_status unknown)."
+        f"{summary.rows_rejected} rejected; {summary.listings} listings {published}; links not checked (link_status unknown)."
     )
+    if summary.held:
+        out.print("Curator reports: sources/reports/<source>.html and <source>.rejected.csv")
+        return
     out.print(f"Release {summary.release_id} published at {summary.release_path} (exports/current points to it).")
+    if summary.changes:
+        out.print("Since the previous release: " + ", ".join(f"{n} {what}" for what, n in summary.changes.items()) + " (changes.json).")
     out.print("Curator reports: sources/reports/<source>.html and <source>.rejected.csv")
 
 
@@ -72,9 +94,13 @@ def run(
     skip_links: Annotated[
         bool, typer.Option("--skip-links", help="Do not check links (they are not checked by this version yet).")
     ] = False,
+    allow_mass_removal: AllowMassRemovalOpt = False,
 ) -> None:
-    """One whole pipeline run: ingest, validate, dedupe, export and publish a release."""
-    settings = _settings(sources, exports, warehouse)
+    """One whole pipeline run: ingest, validate, dedupe, export and publish a release.
+
+    Exit 0: published; 1: the run failed or the release was held (mass removal).
+    """
+    settings = _settings(sources, exports, warehouse, allow_mass_removal)
     from flows.curate_run import curate_run
 
     start = dt.datetime.now(dt.UTC)
@@ -86,23 +112,67 @@ def run(
         raise typer.Exit(1) from exc
     _print_summary(summary)
     out.print(f"Finished in {(dt.datetime.now(dt.UTC) - start).total_seconds():.1f} s.")
+    if summary.held:
+        _report_held(summary.held)
+        raise typer.Exit(1)
 
 
 @app.command("export")
-def export_cmd(sources: SourcesOpt = None, exports: ExportsOpt = None, warehouse: WarehouseOpt = None) -> None:
-    """Rebuild and publish a release from the warehouse without re-ingesting."""
-    settings = _settings(sources, exports, warehouse)
+def export_cmd(
+    sources: SourcesOpt = None,
+    exports: ExportsOpt = None,
+    warehouse: WarehouseOpt = None,
+    allow_mass_removal: AllowMassRemovalOpt = False,
+) -> None:
+    """Rebuild and publish a release from the warehouse without re-ingesting (exit codes as `run`)."""
+    settings = _settings(sources, exports, warehouse, allow_mass_removal)
     if not settings.warehouse_file.is_file():
         console.print(f"[red]No warehouse at {settings.warehouse_file}[/red]: run `curate run` first.")
         raise typer.Exit(1)
+    from curate.export import Held
     from flows.curate_export import curate_export
 
     try:
-        release = curate_export(settings)
+        with console.status("Exporting a release from the warehouse..."):
+            release = curate_export(settings)
     except Exception as exc:
         console.print(f"[red]The export failed:[/red] {exc}")
         raise typer.Exit(1) from exc
-    out.print(f"Release {release.release_id} published at {release.path} with {release.counts['listings']} listings.")
+    if isinstance(release, Held):
+        _report_held(release.message)
+        raise typer.Exit(1)
+    changes = ", ".join(f"{release.counts.get(k, 0)} {k}" for k in ("added", "removed", "changed"))
+    out.print(f"Release {release.release_id} published at {release.path} with {release.counts['listings']} listings ({changes}).")
+
+
+@app.command("publish")
+def publish_cmd(
+    to: Annotated[str, typer.Option("--to", help="A folder, or an fsspec URL such as s3://bucket/directory")],
+    sources: SourcesOpt = None,
+    exports: ExportsOpt = None,
+    warehouse: WarehouseOpt = None,
+) -> None:
+    """Copy the current release to a folder or an fsspec URL, manifest.json last.
+
+    Exit 0: copied; 1: no current release, or the copy failed.
+    """
+    from curate.publish import publish_release
+
+    settings = _settings(sources, exports, warehouse)
+    current = settings.exports_dir / "current"
+    if not (current / "manifest.json").is_file():
+        console.print(f"[red]No current release in {settings.exports_dir}[/red]: run `curate run` first.")
+        raise typer.Exit(1)
+    try:
+        with console.status(f"Copying {current.resolve().name} to {to}...") as status:
+            done = publish_release(current.resolve(), to, lambda path: status.update(f"Copying {path} to {to}..."))
+    except Exception as exc:
+        console.print(f"[red]The publish failed:[/red] {exc}", markup=True, highlight=False)
+        raise typer.Exit(1) from exc
+    out.print(
+        f"Release {done.release_id} published to {to}: {done.copied} files copied, {done.unchanged} unchanged, "
+        f"{done.removed} no longer in the release removed; manifest.json written last."
+    )
 
 
 def _options_for(path: Path, sources_dir: Path) -> SourceOptions:

@@ -1,8 +1,12 @@
 """Releases (CONTRACT section 5): pure builders of every file's bytes, and the atomic publish.
 
-``release_files`` turns public listings into ``{relative path: bytes}`` and touches
-nothing; ``publish`` writes them into ``exports/releases/<id>``, checks them, and
-only then switches ``exports/current``.
+``release_files`` turns public listings (and the previous release's) into
+``{relative path: bytes}`` and touches nothing: listings.json and .parquet, location
+files, index.json, changes.json, schemas, datapackage.json, the HSDS 3.0 package
+(``curate.hsds``) and the preview site (``curate.preview``).  ``mass_removals`` is the
+guard.  ``publish`` holds a mass removal, writes the rest into
+``exports/releases/.partial-<id>``, checks it (checksums, counts, safe content, JSON
+Schema, Frictionless), renames it into place and only then switches ``exports/current``.
 """
 
 from __future__ import annotations
@@ -13,19 +17,24 @@ import hashlib
 import io
 import json
 import os
+import re
 import shutil
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
 import pycountry
 
+from curate import hsds, preview
 from curate.warehouse import run
-from schemas.fields import BY_NAME, LISTING_FIELDS
-from schemas.generate import to_json_schema, to_table_schema
+from schemas.fields import BY_NAME, FIELDS, HTTP_URL, LISTING_FIELDS, UNTRACKED_FIELDS
+from schemas.generate import to_arrow_schema, to_json_schema, to_table_schema
 
 SCHEMA_VERSION = "1.0"
+#: the Frictionless Table Schema every location CSV follows
+TABLE_SCHEMA_PATH = "schema/location.tableschema.json"
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 PARTIAL_PREFIX = ".partial-"
 
@@ -100,6 +109,28 @@ def locations_of(listings: Iterable[Listing]) -> list[Location]:
     return out
 
 
+def listings_by_location(listings: list[Listing], locations: list[Location]) -> dict[str, list[Listing]]:
+    """Each location's listings (``Location.serves``), in the listings' order; one pass over the listings."""
+    regions_of: dict[str, list[str]] = {}
+    for loc in locations:
+        if loc.type == "region":
+            regions_of.setdefault(str(loc.parent), []).append(loc.code)
+    codes = {loc.code for loc in locations}
+    chosen: dict[str, list[int]] = {loc.code: [] for loc in locations}
+    for i, listing in enumerate(listings):
+        served: set[str] = set()
+        for area in listing["areas"]:  # type: ignore[attr-defined]
+            if area == "WW":
+                served |= codes
+            elif "-" in area:
+                served |= {area, area.split("-", 1)[0]}
+            else:
+                served |= {area, *regions_of.get(area, ())}
+        for code in served & codes:
+            chosen[code].append(i)
+    return {code: [listings[i] for i in sorted(set(idx))] for code, idx in chosen.items()}
+
+
 # --- file builders (pure) ---------------------------------------------------------------------
 
 
@@ -123,6 +154,29 @@ def csv_cell(value: object) -> str:
     return text
 
 
+def parquet_bytes(listings: list[Listing]) -> bytes:
+    """``listings.parquet``: the listings with real types (lists, structs, dates, UTC times); same listings, same bytes."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    schema = to_arrow_schema()
+    assert isinstance(schema, pa.Schema)
+    columns: dict[str, list[object]] = {name: [] for name in LISTING_FIELDS}
+    for listing in listings:
+        for name in LISTING_FIELDS:
+            value = listing[name]
+            kind = BY_NAME[name].type
+            if value is not None and kind == "date":
+                value = dt.date.fromisoformat(str(value))
+            elif value is not None and kind == "timestamp":
+                value = dt.datetime.fromisoformat(str(value))
+            columns[name].append(value)
+    table = pa.Table.from_pydict(columns, schema=schema)
+    sink = io.BytesIO()
+    pq.write_table(table, sink, compression="zstd", row_group_size=100_000)
+    return sink.getvalue()
+
+
 def csv_bytes(listings: list[Listing]) -> bytes:
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\r\n")
@@ -144,22 +198,13 @@ class SourceMeta:
 
 def datapackage(csv_paths: list[str], sources: list[SourceMeta]) -> dict[str, object]:
     """Frictionless data package of the release's CSV files, with each source's licence and attribution."""
-    schema = to_table_schema()
     licences = sorted({s.licence for s in sources if s.licence})
     return {
-        "profile": "tabular-data-package",
+        "profile": "data-package",
         "name": "support-directory",
         "title": "Support directory: mental-health helplines, chats, text lines and online communities by location",
         "licenses": [{"name": name} for name in licences],
-        "sources": [
-            {
-                "title": s.attribution or s.source_id,
-                "source_id": s.source_id,
-                **({"path": s.url} if s.url else {}),
-                **({"license": s.licence} if s.licence else {}),
-            }
-            for s in sorted(sources, key=lambda s: s.source_id)
-        ],
+        "sources": source_entries(sources),
         "resources": [
             {
                 "name": "location-" + p.removeprefix("locations/").removesuffix(".csv").lower(),
@@ -168,26 +213,149 @@ def datapackage(csv_paths: list[str], sources: list[SourceMeta]) -> dict[str, ob
                 "format": "csv",
                 "mediatype": "text/csv",
                 "encoding": "utf-8",
-                "schema": schema,
+                "schema": TABLE_SCHEMA_PATH,  # one Table Schema file for every location CSV
             }
             for p in csv_paths
+        ]
+        + [
+            {"name": "listings", "path": "listings.json", "type": "json", "format": "json", "mediatype": "application/json",
+             "description": "Every public listing; each follows schema/listing.schema.json."},
+            {"name": "listings-parquet", "path": "listings.parquet", "type": "file", "format": "parquet",
+             "mediatype": "application/vnd.apache.parquet", "description": "Every public listing as Apache Parquet."},
+            {"name": "changes", "path": "changes.json", "type": "json", "format": "json", "mediatype": "application/json",
+             "description": "What changed since the previous release: added, removed and changed listing ids."},
+            {"name": "hsds", "path": "hsds/datapackage.json", "type": "json", "format": "json", "mediatype": "application/json",
+             "description": "The same listings as an Open Referral HSDS 3.0 tabular data package."},
         ],
-    }
+    }  # fmt: skip
 
 
-def release_files(listings: list[Listing], sources: list[SourceMeta] | None = None) -> dict[str, bytes]:
-    """Every file of a release but the manifest, by relative path.  Same listings, same bytes."""
-    files: dict[str, bytes] = {"listings.json": json_bytes(listings)}
+def source_entries(sources: list[SourceMeta]) -> list[dict[str, object]]:
+    return [
+        {
+            "title": s.attribution or s.source_id,
+            "source_id": s.source_id,
+            **({"path": s.url} if s.url else {}),
+            **({"license": s.licence} if s.licence else {}),
+        }
+        for s in sorted(sources, key=lambda s: s.source_id)
+    ]
+
+
+# --- changes and the mass-removal guard (pure) --------------------------------------------------
+
+
+def changes_between(before: list[Listing] | None, after: list[Listing]) -> dict[str, object]:
+    """``changes.json``: ids added and removed, and for every listing kept the fields whose values changed.
+
+    The first release (``before`` is None) has nothing to compare against: its lists are empty.
+    """
+    if before is None:
+        return {"added": [], "removed": [], "changed": []}
+    old = {str(x["id"]): x for x in before}
+    new = {str(x["id"]): x for x in after}
+    tracked = [f for f in LISTING_FIELDS if f not in UNTRACKED_FIELDS and f != "id"]
+    changed = []
+    for lid in sorted(old.keys() & new.keys()):
+        fields = [f for f in tracked if old[lid].get(f) != new[lid].get(f)]
+        if fields:
+            changed.append({"id": lid, "fields": fields})
+    return {"added": sorted(new.keys() - old.keys()), "removed": sorted(old.keys() - new.keys()), "changed": changed}
+
+
+@dataclass(frozen=True)
+class Removal:
+    """Listings a release would take away from a location (``ALL`` for the whole release)."""
+
+    code: str
+    name: str
+    before: int
+    removed: int
+
+    @property
+    def share(self) -> float:
+        return self.removed / self.before if self.before else 0.0
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.code}): {self.removed} of {self.before} listings ({self.share:.0%})"
+
+
+def mass_removals(before: list[Listing] | None, after: list[Listing], share: float = 0.2, minimum: int = 5) -> list[Removal]:
+    """What makes a release a mass removal: more than ``share`` of all listings gone, or more than ``share`` of a
+    location's listings where at least ``minimum`` would go.  Empty when the release may be published."""
+    if not before:
+        return []
+    after_ids = {str(x["id"]) for x in after}
+    out = []
+    gone = sum(1 for x in before if str(x["id"]) not in after_ids)
+    if gone / len(before) > share:
+        out.append(Removal("ALL", "All locations", len(before), gone))
+    locations = locations_of(before)
+    was_by, still_by = listings_by_location(before, locations), listings_by_location(after, locations)
+    for loc in locations:
+        was = {str(x["id"]) for x in was_by[loc.code]}
+        still = {str(x["id"]) for x in still_by[loc.code]}
+        lost = len(was - still)
+        if lost >= minimum and lost / len(was) > share:
+            out.append(Removal(loc.code, loc.name, len(was), lost))
+    return out
+
+
+@dataclass(frozen=True)
+class Held:
+    """What a run reports when its release was held."""
+
+    release_id: str
+    message: str
+
+
+class ReleaseHeld(Exception):
+    """A release that would remove too much: not published (override: ``--allow-mass-removal``)."""
+
+    #: locations named one a line in the message; the rest are counted
+    SHOWN = 12
+
+    def __init__(self, release_id: str, removals: list[Removal], current: str | None = None, share: float = 0.2, minimum: int = 5):
+        self.release_id = release_id
+        self.removals = removals
+        ranked = sorted(removals, key=lambda r: (r.code != "ALL", -r.removed, r.code))
+        lines = [f"  - {r}" for r in ranked[: self.SHOWN]]
+        if len(ranked) > self.SHOWN:
+            lines.append(f"  - and {len(ranked) - self.SHOWN} more locations")
+        where = f"release {current}" if current else "the previous release"
+        super().__init__(
+            f"release {release_id} would remove more than {share:.0%} of all listings, or of a location's listings "
+            f"where at least {minimum} would go:\n"
+            + "\n".join(lines)
+            + f"\nexports/current still points to {where}. If the sources really lost these listings, "
+            "run again with --allow-mass-removal."
+        )
+
+
+def release_files(
+    listings: list[Listing], sources: list[SourceMeta] | None = None, previous: list[Listing] | None = None
+) -> dict[str, bytes]:
+    """Every file of a release but the manifest, by relative path.  Same listings (and previous listings), same bytes."""
+    sources = sources or []
+    files: dict[str, bytes] = {"listings.json": json_bytes(listings), "listings.parquet": parquet_bytes(listings)}
+    files["changes.json"] = json_bytes(changes_between(previous, listings))
+    locations = locations_of(listings)
     index = []
-    for loc in locations_of(listings):
-        chosen = [x for x in listings if loc.serves(x)]
+    chosen_by_code = listings_by_location(listings, locations)
+    for loc in locations:
+        chosen = chosen_by_code[loc.code]
         head = {"code": loc.code, "name": loc.name, "type": loc.type, "parent": loc.parent}
         files[f"locations/{loc.code}.json"] = json_bytes({"location": head, "count": len(chosen), "listings": chosen})
         files[f"locations/{loc.code}.csv"] = csv_bytes(chosen)
         index.append({**head, "count": len(chosen), "json": f"locations/{loc.code}.json", "csv": f"locations/{loc.code}.csv"})
     files["index.json"] = json_bytes({"schema_version": SCHEMA_VERSION, "locations": index})
     files["schema/listing.schema.json"] = json_bytes(to_json_schema())
-    files["datapackage.json"] = json_bytes(datapackage(sorted(p for p in files if p.endswith(".csv")), sources or []))
+    files[TABLE_SCHEMA_PATH] = json_bytes(to_table_schema())
+    files["datapackage.json"] = json_bytes(datapackage(sorted(p for p in files if p.endswith(".csv")), sources))
+    licences = sorted({s.licence for s in sources if s.licence})
+    names = {loc.code: loc.name for loc in locations}
+    files.update(hsds.hsds_files(listings, names, csv_cell, licences, source_entries(sources)))
+    files.update(preview.preview_files(index, chosen_by_code))
     return files
 
 
@@ -231,32 +399,83 @@ def new_release_id(releases: Path, now: dt.datetime) -> str:
     return rid
 
 
+def _frictionless_problems(descriptor: Path, label: str) -> list[str]:
+    from frictionless import Package
+
+    report = Package(str(descriptor)).validate()
+    if report.valid:
+        return []
+    problems = []
+    for task in report.tasks:
+        problems += [f"{label}{task.name}: {e.message}" for e in task.errors[:5]]
+    return problems + [f"{label}{e.message}" for e in report.errors[:5]]
+
+
 def validate_against_schemas(folder: Path) -> list[str]:
     """Problems of a written release against its own schemas: every listing against
-    ``schema/listing.schema.json`` (JSON Schema 2020-12), every CSV against ``datapackage.json`` (Frictionless)."""
+    ``schema/listing.schema.json`` (JSON Schema 2020-12), every CSV against ``datapackage.json`` (Frictionless),
+    and ``hsds/`` against the HSDS 3.0 descriptor."""
     import jsonschema
-    from frictionless import Package
 
     problems: list[str] = []
     schema = json.loads((folder / "schema" / "listing.schema.json").read_text(encoding="utf-8"))
     validator = jsonschema.Draft202012Validator(schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
-    documents = [("listings.json", json.loads((folder / "listings.json").read_text(encoding="utf-8")))]
-    for path in sorted((folder / "locations").glob("*.json")):
-        documents.append((f"locations/{path.name}", json.loads(path.read_text(encoding="utf-8"))["listings"]))
-    for name, listings in documents:
-        for listing in listings:
-            for error in validator.iter_errors(listing):
-                problems.append(f"{name}: {listing.get('id')}: {error.message}")
-    report = Package(str(folder / "datapackage.json")).validate()
-    if not report.valid:
-        for task in report.tasks:
-            problems += [f"{task.name}: {e.message}" for e in task.errors[:5]]
-        problems += [e.message for e in report.errors[:5]]
+    listings = json.loads((folder / "listings.json").read_text(encoding="utf-8"))
+    for listing in listings:
+        for error in validator.iter_errors(listing):
+            problems.append(f"listings.json: {listing.get('id')}: {error.message}")
+    by_id = {str(x.get("id")): x for x in listings}
+    for path in sorted((folder / "locations").glob("*.json")):  # each listing there is one of listings.json, unchanged
+        for listing in json.loads(path.read_text(encoding="utf-8"))["listings"]:
+            if by_id.get(str(listing.get("id"))) != listing:
+                problems.append(f"locations/{path.name}: {listing.get('id')} differs from the listing in listings.json")
+    problems += _frictionless_problems(folder / "datapackage.json", "")
+    if (folder / "hsds" / "datapackage.json").is_file():
+        problems += _frictionless_problems(folder / "hsds" / "datapackage.json", "hsds/")
+    return problems
+
+
+MARKUP = re.compile(r"<[a-zA-Z/!][^>]*>|&(?:[a-zA-Z]+|#[0-9]+|#x[0-9a-fA-F]+);")
+CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+URL_FIELDS = tuple(f.name for f in FIELDS if f.listing and f.pattern == HTTP_URL)
+TEXT_FIELDS = tuple(f.name for f in FIELDS if f.listing and f.type == "string" and f.name not in URL_FIELDS)
+
+
+def content_problems(listings: list[Listing]) -> list[str]:
+    """Safe content (CONTRACT section 4): text fields plain (no markup, entities or control characters), URLs http(s).
+    Staging guarantees this; a release that breaks it anyway is not published."""
+    problems = []
+    for x in listings:
+        for name in TEXT_FIELDS:
+            value = x.get(name)
+            if isinstance(value, str) and (MARKUP.search(value) or CONTROL.search(value)):
+                problems.append(f"{x.get('id')}: {name} is not plain text: {value[:60]!r}")
+        for name in URL_FIELDS:
+            value = x.get(name)
+            if value is not None and not (isinstance(value, str) and re.match(r"https?://[^\s]+$", value)):
+                problems.append(f"{x.get('id')}: {name} is not an http(s) URL: {str(value)[:60]!r}")
+    return problems
+
+
+def count_problems(folder: Path, man: dict[str, object]) -> list[str]:
+    """The counts a release states (manifest, index, location files) against the listings it holds."""
+    problems = []
+    listings = json.loads((folder / "listings.json").read_text(encoding="utf-8"))
+    counts: dict[str, int] = man["counts"]  # type: ignore[assignment]
+    if counts.get("listings") != len(listings):
+        problems.append(f"manifest counts {counts.get('listings')} listings, listings.json holds {len(listings)}")
+    index = json.loads((folder / "index.json").read_text(encoding="utf-8"))["locations"]
+    if counts.get("locations") != len(index):
+        problems.append(f"manifest counts {counts.get('locations')} locations, index.json names {len(index)}")
+    for loc in index:
+        doc = json.loads((folder / loc["json"]).read_text(encoding="utf-8"))
+        if not loc["count"] == doc["count"] == len(doc["listings"]):
+            problems.append(f"{loc['json']}: counts disagree ({loc['count']}, {doc['count']}, {len(doc['listings'])} listings)")
     return problems
 
 
 def verify(folder: Path, man: dict[str, object]) -> list[str]:
-    """Problems of a written release: files against the manifest (sizes, checksums), contents against its schemas."""
+    """Problems of a written release: files against the manifest (sizes, checksums), counts, contents against its schemas."""
     problems = []
     for entry in man["files"]:  # type: ignore[attr-defined]
         path = folder / entry["path"]
@@ -266,7 +485,50 @@ def verify(folder: Path, man: dict[str, object]) -> list[str]:
         data = path.read_bytes()
         if len(data) != entry["bytes"] or hashlib.sha256(data).hexdigest() != entry["sha256"]:
             problems.append(f"{entry['path']} does not match the manifest")
-    return problems or validate_against_schemas(folder)
+    if problems:
+        return problems
+    listings = json.loads((folder / "listings.json").read_text(encoding="utf-8"))
+    return count_problems(folder, man) or content_problems(listings) or validate_against_schemas(folder)
+
+
+def previous_listings(exports_dir: Path) -> list[Listing] | None:
+    """The listings of the current release, or None when there is none (or it cannot be read)."""
+    path = exports_dir / "current" / "listings.json"
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, list) else None
+
+
+#: the steps of ``publish`` a checkpoint is called at (the SIGKILL tests stop a real run at each)
+STEPS = ("start", "writing", "written", "verified", "renamed", "linked", "switched")
+
+
+def pause_at(step_to_pause: str, marker_dir: Path, seconds: float = 120.0) -> Callable[[str], None]:
+    """A checkpoint that, at ``step_to_pause``, writes ``<marker_dir>/.paused-<step>`` and sleeps (a test hook:
+    ``CURATE_PAUSE_AT``; a test then kills the process there)."""
+
+    def checkpoint(step: str) -> None:
+        if step == step_to_pause:
+            (marker_dir / f".paused-{step}").write_text(str(os.getpid()), encoding="utf-8")
+            time.sleep(seconds)
+
+    return checkpoint
+
+
+def no_checkpoint(step: str) -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class Guard:
+    """The mass-removal guard: hold a release removing more than ``share`` (of all, or of a location's listings where
+    at least ``minimum`` would go), unless ``allow`` (``--allow-mass-removal``)."""
+
+    share: float = 0.2
+    minimum: int = 5
+    allow: bool = False
 
 
 def publish(
@@ -276,37 +538,68 @@ def publish(
     keep: int,
     extra_counts: dict[str, int],
     sources: list[SourceMeta] | None = None,
+    guard: Guard | None = None,
+    checkpoint: Callable[[str], None] = no_checkpoint,
 ) -> Release:
-    """Write a release, check it, switch ``current`` to it atomically, and keep the newest ``keep``."""
+    """Write a release, check it, switch ``current`` to it atomically, and keep the newest ``keep``.
+
+    Raises ``ReleaseHeld`` (nothing written, ``current`` untouched) when the guard finds a mass removal.
+    """
+    guard = guard or Guard()
     releases = exports_dir / "releases"
     releases.mkdir(parents=True, exist_ok=True)
     for stale in releases.glob(PARTIAL_PREFIX + "*"):
         shutil.rmtree(stale, ignore_errors=True)  # left by a run that was killed mid-write
+    for link in exports_dir.glob(".current-*"):
+        link.unlink(missing_ok=True)  # a symlink a killed run made but never moved into place
     previous = current_release(exports_dir)
+    before = previous_listings(exports_dir) if previous else None
     release_id = new_release_id(releases, now)
-    files = release_files(listings, sources)
+    removals = mass_removals(before, listings, guard.share, guard.minimum)
+    if removals and not guard.allow:
+        raise ReleaseHeld(release_id, removals, previous, guard.share, guard.minimum)
+    checkpoint("start")
+    files = release_files(listings, sources, before)
     locs = [p for p in files if p.startswith("locations/") and p.endswith(".json")]
+    changes = json.loads(files["changes.json"])
     counts = {"listings": len(listings), "locations": len(locs), **extra_counts}
+    counts.update({k: len(changes[k]) for k in ("added", "removed", "changed")})
     man = manifest(files, release_id, now, previous, counts)
     partial = releases / f"{PARTIAL_PREFIX}{release_id}"
-    for rel, data in files.items():
+    for n, (rel, data) in enumerate(files.items()):
+        if n == len(files) // 2:
+            checkpoint("writing")
         target = partial / rel
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(data)
     (partial / "manifest.json").write_bytes(json_bytes(man))
+    checkpoint("written")
     problems = verify(partial, man)
     if problems:
         raise RuntimeError(f"release {release_id} failed its checks: {problems}")
+    checkpoint("verified")
     _fsync_tree(partial)
     final = releases / release_id
     os.rename(partial, final)
+    checkpoint("renamed")
     tmp_link = exports_dir / f".current-{os.getpid()}"
     if tmp_link.is_symlink() or tmp_link.exists():
         tmp_link.unlink()
     tmp_link.symlink_to(Path("releases") / release_id)
+    checkpoint("linked")
     os.replace(tmp_link, exports_dir / "current")
+    _fsync_dir(exports_dir)
+    checkpoint("switched")
     prune(releases, keep, release_id)
     return Release(release_id, final, previous, counts)
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _fsync_tree(folder: Path) -> None:
@@ -314,6 +607,8 @@ def _fsync_tree(folder: Path) -> None:
         if path.is_file():
             with path.open("rb") as fh:
                 os.fsync(fh.fileno())
+    for path in [folder, *(p for p in folder.rglob("*") if p.is_dir())]:
+        _fsync_dir(path)
 
 
 def prune(releases: Path, keep: int, current: str) -> list[str]:

@@ -34,6 +34,15 @@ class Settings:
     fetch_backoff: float = 0.5
     cron: str = "0 3 * * *"
     timezone: str = "UTC"
+    #: the mass-removal guard (CONTRACT section 5): a release removing more than this share of all listings, or of a
+    #: location's listings where at least ``mass_removal_min`` would go, is held ...
+    mass_removal_share: float = 0.2
+    mass_removal_min: int = 5
+    #: ... unless this is set (``--allow-mass-removal``)
+    allow_mass_removal: bool = False
+    #: test hook (``CURATE_PAUSE_AT``): stop and wait at this step of publishing (``curate.export.STEPS``), so that a
+    #: test can kill the process there; empty in normal use
+    pause_at: str = ""
 
     @property
     def reports_dir(self) -> Path:
@@ -47,8 +56,9 @@ class Settings:
         sources_dir: Path | None = None,
         exports_dir: Path | None = None,
         warehouse_file: Path | None = None,
+        allow_mass_removal: bool = False,
     ) -> Settings:
-        """Defaults, then the ``CURATE_*`` environment (SOURCES, EXPORTS, WAREHOUSE, CRON, TZ), then explicit values."""
+        """Defaults, then the ``CURATE_*`` environment (SOURCES, EXPORTS, WAREHOUSE, CRON, TZ, PAUSE_AT), then explicit values."""
         env = os.environ if environ is None else environ
         d = cls()
 
@@ -62,4 +72,6 @@ class Settings:
             warehouse_file=pick(warehouse_file, "WAREHOUSE", d.warehouse_file),
             cron=env.get(ENV_PREFIX + "CRON") or d.cron,
             timezone=env.get(ENV_PREFIX + "TZ") or d.timezone,
+            allow_mass_removal=allow_mass_removal,
+            pause_at=env.get(ENV_PREFIX + "PAUSE_AT") or d.pause_at,
         )

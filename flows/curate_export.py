@@ -13,7 +13,7 @@ from flows.curate_run import build_core, export_release
 
 
 @flow(name="curate-export", validate_parameters=False)
-def curate_export(settings: Settings, now: dt.datetime | None = None) -> export.Release:
+def curate_export(settings: Settings, now: dt.datetime | None = None) -> export.Release | export.Held:
     now = (now or dt.datetime.now(dt.UTC)).replace(microsecond=0)
     build_core(settings, now)
     return export_release(settings, now, "export-" + now.strftime("%Y%m%dT%H%M%SZ"), discover(settings.sources_dir)[0])

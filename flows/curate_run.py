@@ -40,6 +40,10 @@ class RunSummary:
     countries: int = 0
     release_id: str | None = None
     release_path: str | None = None
+    #: why the release was held (mass removal), when it was: nothing was published
+    held: str | None = None
+    #: listings added, removed and changed since the previous release
+    changes: dict[str, int] = field(default_factory=dict)
     messages: list[str] = field(default_factory=list)
 
 
@@ -154,8 +158,8 @@ def build_core(settings: Settings, now: dt.datetime) -> dict[str, int]:
 
 
 @task(cache_policy=NO_CACHE)
-def export_release(settings: Settings, now: dt.datetime, run_id: str, sources: list[SourceFile]) -> export.Release:
-    """Publish ``out_listings`` as a release and switch ``exports/current`` to it."""
+def export_release(settings: Settings, now: dt.datetime, run_id: str, sources: list[SourceFile]) -> export.Release | export.Held:
+    """Publish ``out_listings`` as a release and switch ``exports/current`` to it; a mass removal is held instead."""
     options = {s.source_id: s.options for s in sources}
     con = wh.connect(settings.warehouse_file)
     try:
@@ -167,7 +171,17 @@ def export_release(settings: Settings, now: dt.datetime, run_id: str, sources: l
             else export.SourceMeta(sid)
             for sid in used
         ]
-        release = export.publish(listings, settings.exports_dir, now, settings.keep_releases, {"sources": len(used)}, meta)
+        guard = export.Guard(settings.mass_removal_share, settings.mass_removal_min, settings.allow_mass_removal)
+        checkpoint = export.pause_at(settings.pause_at, settings.exports_dir) if settings.pause_at else export.no_checkpoint
+        try:
+            release = export.publish(
+                listings, settings.exports_dir, now, settings.keep_releases, {"sources": len(used)}, meta, guard, checkpoint
+            )
+        except export.ReleaseHeld as held:
+            finished = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+            wh.run(con, "UPDATE runs SET finished_at = ?, outcome = 'held' WHERE run_id = ?", [finished, run_id])
+            get_run_logger().error("%s", held)
+            return export.Held(held.release_id, str(held))
         wh.run(
             con,
             "UPDATE runs SET finished_at = ?, outcome = 'published', release_id = ? WHERE run_id = ?",
@@ -211,10 +225,16 @@ def curate_run(settings: Settings, now: dt.datetime | None = None) -> RunSummary
     summary.rows_accepted = sum(int(s["accepted"]) for s in summary.sources)  # type: ignore[call-overload]
     summary.rows_rejected = sum(int(s["rejected"]) for s in summary.sources)  # type: ignore[call-overload]
     summary.listings = counts["listings"]
+    if isinstance(release, export.Held):
+        summary.held = release.message
+        logger.error("release held: nothing published this run")
+        return summary
     summary.public_listings = release.counts["listings"]
     summary.locations = release.counts["locations"]
     summary.countries = sum(1 for p in (release.path / "locations").glob("*.json") if len(p.stem) == 2 and p.stem != "WW")
     summary.release_id = release.release_id
     summary.release_path = str(release.path)
+    if release.previous:
+        summary.changes = {k: release.counts.get(k, 0) for k in ("added", "removed", "changed")}
     logger.info("published release %s with %d listings in %d locations", release.release_id, summary.public_listings, summary.locations)
     return summary

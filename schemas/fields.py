@@ -347,3 +347,7 @@ VERIFIED_EXPIRED_MONTHS = 24
 
 #: Multi-value cells are split on this character.
 LIST_SEPARATOR = ";"
+
+#: Fields whose change alone does not make a listing "changed" in a release's changes.json: they move with every
+#: run (link checks) or only restate that something else changed.
+UNTRACKED_FIELDS: tuple[str, ...] = ("link_checked_at", "updated_at")

@@ -249,6 +249,28 @@ def to_table_schema() -> dict[str, object]:
     return {"fields": fields, "primaryKey": ["id"], "missingValues": [""]}
 
 
+# --- Apache Arrow / Parquet ------------------------------------------------------------------
+
+
+def to_arrow_schema() -> object:
+    """Arrow schema of ``listings.parquet`` (lists stay lists, sources a list of structs, times in UTC)."""
+    import pyarrow as pa_
+
+    types = {
+        "string": pa_.string(),
+        "strings": pa_.list_(pa_.string()),
+        "date": pa_.date32(),
+        "boolean": pa_.bool_(),
+        "timestamp": pa_.timestamp("s", tz="UTC"),
+        "sources": pa_.list_(pa_.struct([("source", pa_.string()), ("record_id", pa_.string())])),
+    }
+    fields = [
+        pa_.field(n, types[BY_NAME[n].type], nullable=n not in ("id", "name", "kind"), metadata={"description": BY_NAME[n].description})
+        for n in LISTING_FIELDS
+    ]
+    return pa_.schema(fields)
+
+
 # --- curator column guide ---------------------------------------------------------------------
 
 

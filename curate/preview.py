@@ -1,0 +1,104 @@
+"""The preview site inside each release (pure: index and listings in, file bytes out).
+
+``index.html`` with the location chooser written into it, ``preview/app.js`` and
+``preview/style.css`` (static files next to this module), and one small script per
+location, ``preview/data/<CODE>.js``, holding that location's listings.  Data ships as
+scripts because browsers refuse ``fetch()`` of local files opened from ``file://``; a
+page loads only the chosen location's script, so a big release stays quick to preview.
+Nothing is fetched from anywhere but the release itself.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from importlib import resources
+from typing import Any
+
+ASSETS = ("app.js", "style.css")
+#: the listing fields the preview shows (the rest stay in locations/<CODE>.json)
+SHOWN = (
+    "id", "name", "kind", "description", "url", "phone", "sms", "chat_url", "email", "areas", "languages",
+    "topics", "audience", "cost", "hours", "always_open", "verified_at", "link_status", "link_checked_at",
+)  # fmt: skip
+
+
+def _asset(name: str) -> bytes:
+    return resources.files("curate").joinpath("preview_assets", name).read_bytes()
+
+
+def _option(loc: dict[str, Any]) -> str:
+    label = ("\u2003" if loc["type"] == "region" else "") + f"{loc['name']} ({loc['code']}) \u00b7 {loc['count']}"
+    parent = f' data-parent="{html.escape(loc["parent"])}"' if loc.get("parent") else ""
+    return f'<option value="{html.escape(loc["code"])}" data-type="{html.escape(loc["type"])}"{parent}>{html.escape(label)}</option>'
+
+
+def ordered_locations(index: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Worldwide first, then each country followed by its regions (codes sorted)."""
+    countries = [x for x in index if x["type"] != "region"]
+    regions: dict[str, list[dict[str, Any]]] = {}
+    for x in index:
+        if x["type"] == "region":
+            regions.setdefault(x["parent"], []).append(x)
+    out = []
+    for c in sorted(countries, key=lambda x: (x["code"] != "WW", x["code"])):
+        out.append(c)
+        out += sorted(regions.pop(c["code"], []), key=lambda x: x["code"])
+    for rest in regions.values():  # a region whose country is not a location of its own
+        out += rest
+    return out
+
+
+def index_html(index: list[dict[str, Any]]) -> bytes:
+    options = "\n        ".join(_option(x) for x in ordered_locations(index))
+    page = f"""<!doctype html>
+<html lang="en">
+<head>
+  <meta charset="utf-8">
+  <meta name="viewport" content="width=device-width, initial-scale=1">
+  <title>Support directory: release preview</title>
+  <link rel="stylesheet" href="preview/style.css">
+</head>
+<body>
+  <header>
+    <h1>Support directory</h1>
+    <p class="note">A preview of this release: choose a location to see the listings a site would show there.</p>
+    <form id="filters" onsubmit="return false">
+      <label>Location
+        <select id="location">
+        <option value="">Choose a location</option>
+        {options}
+        </select>
+      </label>
+      <label>Language
+        <select id="language"><option value="">All languages</option></select>
+      </label>
+      <label>Topic
+        <select id="topic"><option value="">All topics</option></select>
+      </label>
+    </form>
+  </header>
+  <main>
+    <p id="status" role="status">Choose a location.</p>
+    <div id="listings"></div>
+  </main>
+  <script src="preview/app.js"></script>
+</body>
+</html>
+"""
+    return page.encode("utf-8")
+
+
+def location_script(code: str, listings: list[dict[str, Any]]) -> bytes:
+    data = [{k: x.get(k) for k in SHOWN} for x in listings]
+    payload = json.dumps(data, ensure_ascii=True, separators=(",", ":"))  # ASCII: safe in any script context
+    return f"window.previewData({json.dumps(code)},{payload});\n".encode()
+
+
+def preview_files(index: list[dict[str, Any]], listings_by_code: dict[str, list[dict[str, Any]]]) -> dict[str, bytes]:
+    files = {"index.html": index_html(index)}
+    for name in ASSETS:
+        files[f"preview/{name}"] = _asset(name)
+    for code, chosen in listings_by_code.items():
+        files[f"preview/data/{code}.js"] = location_script(code, chosen)
+    return files

@@ -1,0 +1,94 @@
+"""Issue 7 end to end: a second run with one source changed writes the right changes.json; a source that lost half
+of its rows holds the release (exit 1, current untouched) until --allow-mass-removal."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from curate.cli import app
+from tests.test_flow import LATER, NOW, load, run, settings_for
+
+HEADER = "record_id,name,kind,url,country,topics\n"
+
+
+def lines(prefix: str, country: str, n: int, start: int = 0) -> str:
+    return "".join(
+        f"{prefix}{i},{prefix.upper()} Line {i},helpline,https://{prefix}{i}.example/,{country},general\n" for i in range(start, n)
+    )
+
+
+@pytest.fixture
+def two_sources(tmp_path: Path) -> Path:
+    src = tmp_path / "sources"
+    src.mkdir()
+    (src / "norway.csv").write_text(HEADER + lines("no", "NO", 10), encoding="utf-8")
+    (src / "sweden.csv").write_text(HEADER + lines("se", "SE", 12), encoding="utf-8")
+    return src
+
+
+def by_name(settings) -> dict[str, dict]:
+    return {x["name"]: x for x in load(settings.exports_dir / "current" / "listings.json")}
+
+
+def cli(settings, *extra: str) -> object:
+    args = ["--sources", str(settings.sources_dir), "--exports", str(settings.exports_dir), "--warehouse", str(settings.warehouse_file)]
+    return CliRunner().invoke(app, [*extra[:1], *args, *extra[1:]])
+
+
+def test_second_run_with_one_source_changed_writes_the_right_changes(prefect_harness, two_sources, tmp_path):
+    settings = settings_for(tmp_path, two_sources)
+    first = run(settings, NOW)
+    before = by_name(settings)
+    text = HEADER + lines("no", "NO", 10).replace("NO Line 3,helpline", "NO Line 3,chat") + lines("no", "NO", 11, start=10)
+    (two_sources / "norway.csv").write_text(text.replace("general\n", "grief\n", 1), encoding="utf-8")
+    second = run(settings, LATER)
+    assert second.held is None and second.release_id != first.release_id
+    changes = load(settings.exports_dir / "current" / "changes.json")
+    after = by_name(settings)
+    assert changes["added"] == [after["NO Line 10"]["id"]]
+    assert changes["removed"] == []
+    assert changes["changed"] == sorted(
+        [{"id": before["NO Line 0"]["id"], "fields": ["topics"]}, {"id": before["NO Line 3"]["id"], "fields": ["kind"]}],
+        key=lambda c: c["id"],
+    )
+    manifest = load(settings.exports_dir / "current" / "manifest.json")
+    assert manifest["previous_release"] == first.release_id
+    assert second.changes == {"added": 1, "removed": 0, "changed": 2} and manifest["counts"]["changed"] == 2
+
+
+def test_a_source_that_lost_half_its_rows_holds_the_release(prefect_harness, two_sources, tmp_path):
+    settings = settings_for(tmp_path, two_sources)
+    first = run(settings, NOW)
+    (two_sources / "norway.csv").write_text(HEADER + lines("no", "NO", 5), encoding="utf-8")  # 5 of 10 rows gone
+    result = cli(settings, "run")
+    assert result.exit_code == 1, result.output
+    assert "Release held" in result.output and "Norway (NO): 5 of 10 listings (50%)" in " ".join(result.output.split())
+    assert "--allow-mass-removal" in result.output
+    assert (settings.exports_dir / "current").resolve().name == first.release_id  # nothing published
+    assert len(list((settings.exports_dir / "releases").iterdir())) == 1
+    assert len(by_name(settings)) == 22
+    exported = cli(settings, "export")  # curate export holds it too
+    assert exported.exit_code == 1 and "Release held" in exported.output
+    allowed = cli(settings, "run", "--allow-mass-removal")
+    assert allowed.exit_code == 0, allowed.output
+    assert len(by_name(settings)) == 17
+    changes = load(settings.exports_dir / "current" / "changes.json")
+    assert len(changes["removed"]) == 5 and changes["added"] == []
+
+
+def test_losing_a_whole_small_country_is_not_a_mass_removal(prefect_harness, tmp_path):
+    src = tmp_path / "sources"
+    src.mkdir()
+    (src / "big.csv").write_text(HEADER + lines("gb", "GB", 30), encoding="utf-8")
+    (src / "tiny.csv").write_text(HEADER + lines("is", "IS", 4), encoding="utf-8")
+    settings = settings_for(tmp_path, src)
+    run(settings, NOW)
+    (src / "tiny.csv").unlink()  # 4 listings: 100% of Iceland but fewer than 5, and 12% of all
+    summary = run(settings, LATER)
+    assert summary.held is None
+    assert len(json.loads((settings.exports_dir / "current" / "changes.json").read_text())["removed"]) == 4
+    assert not (settings.exports_dir / "current" / "locations" / "IS.json").exists()
