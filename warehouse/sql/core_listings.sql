@@ -1,28 +1,10 @@
 -- core_listings: staged rows merged into one listing per service, with stable ids.
--- Expects the temp table run_params(now TIMESTAMP) and the table stg_listings.
--- A first de-duplication: rows that share an E.164 number (phone or sms) or a canonical URL
--- are one service. Entity resolution proper (names, domains, overrides) comes later.
+-- Expects the temp table run_params(now TIMESTAMP), the table stg_listings and the temp table
+-- er_clusters (entity resolution: which staged rows are one service).
 
--- 1. Keys that link rows.
-CREATE OR REPLACE TEMP TABLE row_keys AS
-SELECT row_key, 'tel:' || phone AS k FROM stg_listings WHERE phone LIKE '+%'
-UNION
-SELECT row_key, 'tel:' || sms FROM stg_listings WHERE sms LIKE '+%'
-UNION
-SELECT row_key, 'url:' || url_key FROM stg_listings WHERE url_key IS NOT NULL;
-
-CREATE OR REPLACE TEMP TABLE edges AS
-SELECT DISTINCT a.row_key AS src, b.row_key AS dst
-FROM row_keys a JOIN row_keys b ON a.k = b.k AND a.row_key <> b.row_key;
-
--- 2. Connected components: every row joins the smallest row_key it can reach.
-CREATE OR REPLACE TEMP TABLE clusters AS
-WITH RECURSIVE walk(row_key, reach) AS (
-  SELECT row_key, row_key FROM stg_listings
-  UNION
-  SELECT e.dst, w.reach FROM walk w JOIN edges e ON e.src = w.row_key
-)
-SELECT row_key, min(reach) AS cluster FROM walk GROUP BY row_key;
+-- 1-2. Which rows are one service: er_clusters(row_key, cluster), from entity resolution
+--      (er_rows.sql -> er_pairs.sql -> er_clusters.sql, run by curate/resolve.py).
+CREATE OR REPLACE TEMP TABLE clusters AS SELECT row_key, cluster FROM er_clusters;
 
 -- 3. Survivorship order inside a cluster: source priority, most recently verified, most complete.
 CREATE OR REPLACE TEMP TABLE members AS
