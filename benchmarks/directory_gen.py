@@ -102,25 +102,26 @@ class Entity:
 
 
 class _Names:
+    """Invented names; every entity gets a distinctive word of its own (real services' names collide far less than random syllables)."""
+
     def __init__(self, rnd: random.Random) -> None:
         self.rnd = rnd
         self.used: set[str] = set()
 
     def word(self) -> str:
-        return "".join(self.rnd.choice(SYLLABLES) for _ in range(self.rnd.choice((2, 2, 3, 3, 4)))).capitalize()
+        while True:
+            word = "".join(self.rnd.choice(SYLLABLES) for _ in range(self.rnd.choice((2, 3, 3, 4)))).capitalize()
+            if word not in self.used:
+                self.used.add(word)
+                return word
 
     def brand(self) -> str:
-        while True:
-            shape = self.rnd.random()
-            if shape < 0.35:
-                name = self.word()
-            elif shape < 0.8:
-                name = f"{self.word()} {self.rnd.choice(GENERIC_SUFFIX)}"
-            else:
-                name = f"{self.word()} {self.word()}"
-            if name not in self.used:
-                self.used.add(name)
-                return name
+        shape = self.rnd.random()
+        if shape < 0.35:
+            return self.word()
+        if shape < 0.8:
+            return f"{self.word()} {self.rnd.choice(GENERIC_SUFFIX)}"
+        return f"{self.word()} {self.word()}"
 
 
 def _number(country: str, rnd: random.Random) -> str:
@@ -132,55 +133,81 @@ def _slug(name: str) -> str:
     return "".join(c for c in name.lower() if c.isalnum())
 
 
-def entities(n: int, seed: int = 1) -> list[Entity]:
-    """``n`` invented services, with the hard cases mixed in (about 1 in 8 entities)."""
+def short_number_services(rnd: random.Random, names: _Names) -> list[Entity]:
+    """One service per (country, national short number): 116 123 is a different service in each country.
+
+    Some share one name and web site across countries (as a charity serving two countries might), yet
+    each country's line is its own listing.
+    """
+    out: list[Entity] = []
+    for number in SHORT_NUMBERS:
+        shared = names.brand()
+        for c in COUNTRY_CODES:
+            same_name = rnd.random() < 0.3
+            name = shared if same_name else names.brand()
+            url = f"https://{_slug(name)}.example" + (f"/{c.lower()}" if same_name and rnd.random() < 0.5 else "")
+            out.append(Entity(len(out), name, "helpline", [c], number, None, url, None))
+    return out
+
+
+def iter_entities(seed: int = 1) -> Iterator[Entity]:
+    """Invented services without end, the hard cases mixed in (about 1 in 8 entities)."""
     rnd = random.Random(seed)
     names = _Names(rnd)
-    out: list[Entity] = []
     forum_host = "forum.example"
-    while len(out) < n:
-        i = len(out)
+    short = short_number_services(rnd, names)
+    next_id = 0
+    while True:
+        batch: list[Entity] = []
         roll = rnd.random()
         country = rnd.choice(COUNTRY_CODES)
-        if roll < 0.02:  # one short number, a different service in each of several countries
-            number = rnd.choice(SHORT_NUMBERS)
-            brand = names.brand()
-            same_name = rnd.random() < 0.3  # even a shared name and address do not make them one
-            for c in rnd.sample(COUNTRY_CODES, rnd.randint(2, 4)):
-                name = brand if same_name else names.brand()
-                url = f"https://{_slug(brand if same_name else name)}.example" + (f"/{c.lower()}" if same_name and rnd.random() < 0.5 else "")
-                out.append(Entity(len(out), name, "helpline", [c], number, None, url, None))
+        if roll < 0.02 and short:  # the short-number services come early, then never again
+            batch = short
+            short = []
         elif roll < 0.05:  # chapters of one organisation: same domain, own path and number
             org = names.word()
             domain = f"{_slug(org)}.example"
             for _ in range(rnd.randint(2, 6)):
                 town = names.word()
-                out.append(Entity(len(out), f"{org} {town}", rnd.choice(LINE_KINDS + COMMUNITY_KINDS), [country],
-                                  _number(country, rnd) if rnd.random() < 0.8 else None, None,
-                                  f"https://{domain}/{_slug(town)}", None))  # fmt: skip
+                batch.append(Entity(0, f"{org} {town}", rnd.choice(LINE_KINDS + COMMUNITY_KINDS), [country],
+                                    _number(country, rnd) if rnd.random() < 0.8 else None, None,
+                                    f"https://{domain}/{_slug(town)}", None))  # fmt: skip
         elif roll < 0.08:  # generic names: many different services called "Helpline"
             name = rnd.choice(GENERIC_NAMES)
             kind = "support_group" if "group" in name.lower() else ("forum" if name == "Forum" else "helpline")
-            out.append(Entity(i, name, kind, [country], _number(country, rnd) if rnd.random() < 0.7 else None, None,
-                              f"https://{_slug(names.brand())}.example/{_slug(name)}" if rnd.random() < 0.7 else None, None))  # fmt: skip
+            batch.append(Entity(0, name, kind, [country], _number(country, rnd) if rnd.random() < 0.7 else None, None,
+                                f"https://{_slug(names.word())}.example/{_slug(name)}" if rnd.random() < 0.7 else None, None))  # fmt: skip
         elif roll < 0.10:  # communities on one shared forum host, each under its own path
             name = names.brand()
-            out.append(Entity(i, name, "forum", ["WW"] if rnd.random() < 0.5 else [country], None, None,
-                              f"https://{forum_host}/c/{_slug(name)}", None))  # fmt: skip
+            batch.append(Entity(0, name, "forum", ["WW"] if rnd.random() < 0.5 else [country], None, None,
+                                f"https://{forum_host}/c/{_slug(name)}", None))  # fmt: skip
         elif roll < 0.13:  # a worldwide community that sources list under many countries
             name = names.brand()
-            out.append(Entity(i, name, rnd.choice(COMMUNITY_KINDS + ["chat"]), rnd.sample(COUNTRY_CODES, rnd.randint(3, 8)), None, None,
-                              f"https://{_slug(name)}.example", f"hello@{_slug(name)}.example" if rnd.random() < 0.3 else None))  # fmt: skip
+            batch.append(Entity(0, name, rnd.choice(COMMUNITY_KINDS + ["chat"]), rnd.sample(COUNTRY_CODES, rnd.randint(3, 8)), None, None,
+                                f"https://{_slug(name)}.example", f"hello@{_slug(name)}.example" if rnd.random() < 0.3 else None))  # fmt: skip
         else:  # an ordinary service
             name = names.brand()
             kind = rnd.choice(LINE_KINDS + COMMUNITY_KINDS + ["online_therapy"])
             line = kind in LINE_KINDS
-            out.append(Entity(i, name, kind, ["WW"] if not line and rnd.random() < 0.3 else [country],
-                              _number(country, rnd) if line or rnd.random() < 0.2 else None,
-                              _number(country, rnd) if kind == "text_line" or rnd.random() < 0.05 else None,
-                              f"https://{_slug(name)}.example" if rnd.random() < 0.9 else None,
-                              f"help@{_slug(name)}.example" if rnd.random() < 0.3 else None))  # fmt: skip
-    return out[:n]
+            batch.append(Entity(0, name, kind, ["WW"] if not line and rnd.random() < 0.3 else [country],
+                                _number(country, rnd) if line or rnd.random() < 0.2 else None,
+                                _number(country, rnd) if kind == "text_line" or rnd.random() < 0.05 else None,
+                                f"https://{_slug(name)}.example" if rnd.random() < 0.9 else None,
+                                f"help@{_slug(name)}.example" if rnd.random() < 0.3 else None))  # fmt: skip
+        for e in batch:
+            e.id = next_id
+            next_id += 1
+            yield e
+
+
+def entities(n: int, seed: int = 1) -> list[Entity]:
+    """The first ``n`` entities of ``iter_entities``."""
+    out = []
+    for e in iter_entities(seed):
+        if len(out) >= n:
+            break
+        out.append(e)
+    return out
 
 
 def _typo(text: str, rnd: random.Random) -> str:
@@ -256,7 +283,7 @@ def directory(n_rows: int, seed: int = 1, sources: int = 5, staged: bool = True)
     rnd = random.Random(seed * 7919 + 17)
     emitted = 0
     counters = [0] * sources
-    for e in entities(max(1, int(n_rows / 2.2)) + 10, seed):
+    for e in iter_entities(seed):
         if emitted >= n_rows:
             return
         copies = min(sources, 1 + int(rnd.expovariate(1 / 1.2)))
@@ -265,8 +292,6 @@ def directory(n_rows: int, seed: int = 1, sources: int = 5, staged: bool = True)
             for country in countries:
                 if emitted >= n_rows:
                     return
-                counters[s] += 1
-                emitted += 1
                 phone = e.phone if e.phone and rnd.random() < 0.85 else None
                 if phone and phone.startswith("+") and rnd.random() < 0.04:
                     phone = _number(country if country != "WW" else "NO", rnd)  # an outdated or other number
@@ -279,6 +304,8 @@ def directory(n_rows: int, seed: int = 1, sources: int = 5, staged: bool = True)
                     sms = e.sms if not (url or phone) else None
                     if not (phone or sms or url):
                         continue
+                counters[s] += 1
+                emitted += 1
                 row: dict[str, object] = {
                     "source": f"source_{s:03d}",
                     "record_id": f"r{counters[s]}",

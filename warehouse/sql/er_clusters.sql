@@ -49,7 +49,7 @@ SELECT x.node AS a, y.node AS b
 FROM sized x JOIN sized y ON x.comp = y.comp AND x.node < y.node
 WHERE x.n BETWEEN 3 AND (SELECT intra_limit FROM er_params)
   AND NOT EXISTS (SELECT 1 FROM er_pairs q WHERE q.a = x.node AND q.b = y.node);
-INSERT INTO er_cannot SELECT a, b FROM er_scored WHERE score <= (SELECT conflict_bound FROM er_params);
+INSERT INTO er_cannot SELECT a, b FROM er_scored WHERE score <= (SELECT conflict_bound FROM er_params) OR phone_cmp = 'short_other_country';
 
 -- name: guard_find
 CREATE OR REPLACE TEMP TABLE er_cc AS SELECT * FROM er_kept UNION ALL SELECT * FROM er_cc;

@@ -22,7 +22,8 @@
 --             words of one contain the other's  +4    jaro_winkler >= 0.85 or half the words shared +2
 --             jaro_winkler < 0.70, no shared word  -3   else 0
 --             either name generic ("Helpline")     0   (a generic name is no evidence either way)
---   phone     a shared number key               +6    both have numbers, none shared        -4
+--   phone     a shared number key (a phone or SMS number of one is a phone or SMS number of the other)  +6
+--             both have a phone, or both an SMS number, and none is shared                              -4
 --             the same short number, different countries: -12 (the 116 123 rule; never the same service)
 --   url       the same canonical address        +6    same host, one of them at its root    +3
 --             same host, different paths       -4    (chapters: mind.example/oslo vs /bergen)
@@ -33,8 +34,9 @@
 -- DECISION RULE: score >= match_threshold (7) is a match. Hence a non-generic name needs to agree
 -- exactly and nothing to conflict (5+1+1) to match on the name alone, and a generic name needs a
 -- shared number or address. Pairs scoring review_floor (3) to just below the threshold go to the
--- review queue (sources/reports/possible-duplicates.html). A pair at or below conflict_bound (-4)
--- can never end up in one cluster (the chain guard in er_clusters.sql).
+-- review queue (sources/reports/possible-duplicates.html). A pair at or below conflict_bound (-4),
+-- or with one short number in two countries, can never end up in one cluster (the chain guard in
+-- er_clusters.sql).
 -- OVERRIDES always win: a "same" pair is an edge whatever its score; a "different" pair is never
 -- an edge and can never end up in one cluster.
 
@@ -99,7 +101,7 @@ WITH cmp AS (
          ELSE 'unsure' END AS name_cmp,
     CASE WHEN list_has_any(x.phone_keys, y.phone_keys) THEN 'same'
          WHEN list_has_any(x.short_numbers, y.short_numbers) AND x.country IS DISTINCT FROM y.country THEN 'short_other_country'
-         WHEN len(x.phone_keys) > 0 AND len(y.phone_keys) > 0 THEN 'differ' END AS phone_cmp,
+         WHEN x.phone_key <> y.phone_key OR x.sms_key <> y.sms_key THEN 'differ' END AS phone_cmp,
     CASE WHEN x.url_key = y.url_key OR x.chat_key = y.chat_key OR x.url_key = y.chat_key OR x.chat_key = y.url_key THEN 'same'
          WHEN x.host = y.host AND (x.path IS NULL OR y.path IS NULL) THEN 'host_root'
          WHEN x.host = y.host THEN 'other_path'
@@ -132,6 +134,6 @@ SELECT DISTINCT a, b, 1000, true FROM er_override_rows o WHERE kind = 'same'
   AND NOT EXISTS (SELECT 1 FROM er_override_rows d WHERE d.kind = 'different' AND d.a = o.a AND d.b = o.b);
 
 CREATE OR REPLACE TEMP TABLE er_cannot AS
-SELECT a, b FROM er_pairs, er_params p WHERE score <= p.conflict_bound AND override IS NULL
+SELECT a, b FROM er_pairs, er_params p WHERE (score <= p.conflict_bound OR phone_cmp = 'short_other_country') AND override IS NULL
 UNION
 SELECT a, b FROM er_override_rows WHERE kind = 'different';

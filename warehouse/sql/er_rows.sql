@@ -68,20 +68,24 @@ FROM (SELECT DISTINCT regexp_extract(er_url_key(u), '^[^/?:]+') AS host
       WHERE u IS NOT NULL)
 WHERE host <> '';
 
+-- A number's key: E.164 numbers as they are; a national short number only inside its country.
+CREATE OR REPLACE TEMP MACRO er_phone_key(x, country) AS
+  CASE WHEN x LIKE '+%' THEN x WHEN x IS NOT NULL THEN coalesce(country, '??') || ':' || x END;
+
 -- One row of features per input row. rid is a dense integer id (joins on integers are cheap).
 CREATE OR REPLACE TEMP TABLE er_rows AS
 WITH base AS (
   SELECT row_number() OVER (ORDER BY s.row_key)::INTEGER AS rid, s.row_key, s.source_id, s.record_id, s.name, s.kind,
          nullif(upper(s.country), '') AS country, s.areas,
          er_url_key(s.url) AS url_key, er_url_key(s.chat_url) AS chat_key,
-         lower(s.email) AS email,
+         lower(s.email) AS email, s.phone, s.sms,
          [x FOR x IN [s.phone, s.sms] IF x IS NOT NULL] AS numbers
   FROM er_input s
 )
 SELECT b.rid, b.row_key, b.source_id, b.record_id, b.name, b.kind, b.country, b.areas, b.email,
-       -- a number's key: E.164 numbers as they are; a national short number only inside its country
-       list_distinct([CASE WHEN x LIKE '+%' THEN x ELSE coalesce(b.country, '??') || ':' || x END FOR x IN b.numbers]) AS phone_keys,
+       list_distinct([er_phone_key(x, b.country) FOR x IN b.numbers]) AS phone_keys,
        list_distinct([x FOR x IN b.numbers IF x NOT LIKE '+%']) AS short_numbers,
+       er_phone_key(b.phone, b.country) AS phone_key, er_phone_key(b.sms, b.country) AS sms_key,
        b.url_key, b.chat_key,
        regexp_extract(b.url_key, '^[^/?:]+') AS host,
        nullif(substr(b.url_key, length(regexp_extract(b.url_key, '^[^/?:]+')) + 1), '') AS path,
