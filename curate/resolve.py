@@ -19,6 +19,7 @@ from pathlib import Path
 
 import duckdb
 
+from curate.report import STYLE
 from curate.warehouse import SQL_DIR, run, sql
 
 #: A listing id of an earlier run, or a row as ``<source id>/<record_id>``.
@@ -314,3 +315,85 @@ def resolve(
     if out.problems:
         con.executemany("INSERT INTO override_problems VALUES (?)", [[p] for p in out.problems])
     return out
+
+
+# --- the review queue -------------------------------------------------------------------------------------
+
+#: plain words for each comparison outcome (er_pairs.sql)
+SAYS: dict[str, dict[str, str]] = {
+    "name_cmp": {"exact": "the names are the same", "close": "the names are nearly the same", "like": "the names are alike",
+                 "differ": "the names differ", "unsure": "the names are somewhat alike",
+                 "generic": "a name is too general to tell services apart (like “Helpline”)"},
+    "phone_cmp": {"same": "they share a phone or SMS number", "differ": "their numbers differ",
+                  "short_other_country": "the same short number, but in different countries (a different service in each)"},
+    "url_cmp": {"same": "the same web address", "host_root": "the same web site (one names its front page)",
+                "other_path": "the same web site, but different pages (chapters of one organisation?)",
+                "same_domain": "web addresses on the same domain", "differ": "different web sites"},
+    "email_cmp": {"same": "the same email address", "differ": "different email addresses"},
+    "kind_cmp": {"same": "the same kind of service", "family": "similar kinds of service", "differ": "different kinds of service"},
+    "country_cmp": {"same": "the same country", "differ": "different countries"},
+}  # fmt: skip
+SHOWN_FIELDS = ("name", "kind", "country", "phone", "sms", "url", "email")
+
+
+def render_duplicates_html(pairs: list[dict[str, object]], problems: list[str], total: int | None = None) -> str:
+    """``possible-duplicates.html``: each pair side by side, why it looks alike, and the override lines that settle it."""
+    total = len(pairs) if total is None else total
+    out = [
+        "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
+        f"<title>Possible duplicates</title><style>{STYLE}</style></head><body>",
+        "<h1>Possible duplicates</h1>",
+        f"<p>The directory found <b>{total}</b> pairs of rows that look alike but were <b>not</b> merged into one listing: "
+        "the evidence was not strong enough, or merging them would have joined services that must stay apart.</p>",
+        "<p class='muted'>For each pair, decide: <b>one service</b> or <b>two services</b>. Copy the line shown into "
+        "<code>sources/overrides.toml</code>, inside <code>same = [ ... ]</code> or <code>different = [ ... ]</code>, "
+        "and the next run obeys it. A pair you leave alone stays apart and is shown here again.</p>",
+    ]
+    if problems:
+        out.append("<h2>Problems with overrides.toml</h2><ul>")
+        out += [f"<li class='error'>{escape(p)}</li>" for p in problems]
+        out.append("</ul>")
+    if not pairs:
+        out.append("<p>No possible duplicates. Nothing to review.</p>")
+    if total > len(pairs):
+        out.append(f"<p class='muted'>The {len(pairs)} most alike are shown; settle them and the next run shows the rest.</p>")
+    for i, p in enumerate(pairs, start=1):
+        a = row_ref(str(p["a_source"]), str(p["a_record"]))
+        b = row_ref(str(p["b_source"]), str(p["b_record"]))
+        reasons = [SAYS[c][str(p[c])] for c in SAYS if p.get(c) is not None and str(p[c]) in SAYS[c]]
+        out.append(f"<div class='row' id='pair-{i}'><h3>{i}. {escape(str(p['a_name']))} — {escape(str(p['b_name']))}</h3>")
+        out.append("<table><tr><th></th><th>first row</th><th>second row</th></tr>")
+        out.append(f"<tr><th>source, record</th><td>{escape(a)}</td><td>{escape(b)}</td></tr>")
+        for f in SHOWN_FIELDS:
+            va, vb = p.get(f"a_{f}"), p.get(f"b_{f}")
+            if va is not None or vb is not None:
+                out.append(f"<tr><th>{f}</th><td>{escape('' if va is None else str(va))}</td><td>{escape('' if vb is None else str(vb))}</td></tr>")
+        out.append("</table>")
+        why = "kept apart because merging would join services that conflict" if p.get("why") == "kept apart by the chain guard" else ""
+        out.append(f"<p>Alike: {escape('; '.join(reasons))}.{' ' + escape(why) + '.' if why else ''} <span class='muted'>(score "
+                   f"{escape(str(p['score']))})</span></p>")  # fmt: skip
+        out.append(f"<p class='fix'>One service? Add inside <code>same = [</code>: <code>{escape(override_line(a, b))}</code><br>"
+                   f"Two services? Add inside <code>different = [</code>: <code>{escape(override_line(a, b))}</code></p></div>")  # fmt: skip
+    out.append("</body></html>\n")
+    return "\n".join(out)
+
+
+def duplicates(con: duckdb.DuckDBPyConnection, limit: int = REVIEW_SHOWN) -> tuple[list[dict[str, object]], int, list[str]]:
+    """The review queue's first ``limit`` pairs, its size, and the override problems of the last resolution."""
+    if not run(con, "SELECT 1 FROM information_schema.tables WHERE table_name = 'possible_duplicates'"):
+        return [], 0, []
+    cur = con.execute("SELECT * FROM possible_duplicates LIMIT ?", [limit])
+    names = [d[0] for d in cur.description or []]
+    rows = [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+    total = _count(con, "SELECT count(*) FROM possible_duplicates")
+    problems = [str(r[0]) for r in run(con, "SELECT message FROM override_problems")]
+    return rows, total, problems
+
+
+def write_duplicates_report(reports_dir: Path, con: duckdb.DuckDBPyConnection) -> Path:
+    """``<reports_dir>/possible-duplicates.html`` from the last resolution in the warehouse."""
+    rows, total, problems = duplicates(con)
+    reports_dir.mkdir(parents=True, exist_ok=True)
+    path = reports_dir / "possible-duplicates.html"
+    path.write_text(render_duplicates_html(rows, problems, total), encoding="utf-8")
+    return path
