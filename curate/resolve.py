@@ -47,6 +47,8 @@ class ResolveParams:
     max_cluster_size: int = 250
     #: clusters of up to this many rows have every pair of rows compared by the chain guard
     intra_limit: int = 250
+    #: the chain guard stops after this many rounds (each cuts one link per incoherent cluster)
+    max_guard_rounds: int = 200
 
 
 @dataclass(frozen=True)
@@ -97,11 +99,11 @@ def _check_entry(kind: str, value: object, line: int, file: str) -> tuple[Overri
     return Override(kind, a, b, line), None
 
 
-def _line_of(lines: list[str], value: object, start: int = 0) -> int:
-    """The 1-based line where an entry is written (best effort: the first line holding its first text)."""
-    needle = value[0] if isinstance(value, list) and value and isinstance(value[0], str) else None
+def _line_of(lines: list[str], value: object, start: int) -> int:
+    """The 1-based line, from ``start`` on, where an entry is written (best effort: the first holding all its texts)."""
+    needles = [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
     for i in range(start, len(lines)):
-        if needle is not None and needle in lines[i]:
+        if needles and all(n in lines[i] for n in needles):
             return i + 1
     return 0
 
@@ -129,8 +131,11 @@ def parse_overrides(text: str, file: str = "overrides.toml") -> Overrides:
         if not isinstance(entries, list):
             out.problems.append(f"{file}: {key} must be a list of pairs, like {key} = [ [\"a/1\", \"b/2\"], ]; it is ignored.")
             continue
+        cursor = 0
         for entry in entries:
-            override, problem = _check_entry(key, entry, _line_of(lines, entry), file)
+            line = _line_of(lines, entry, cursor)
+            cursor = line or cursor
+            override, problem = _check_entry(key, entry, line, file)
             if override:
                 out.pairs.append(override)
             if problem:
@@ -295,7 +300,7 @@ def resolve(
     out.matched_pairs = _count(con, "SELECT count(*) FROM er_edges")
     connected_components(con, cl)
     run(con, cl["guard_intra"])
-    for _ in range(100):
+    for _ in range(params.max_guard_rounds):
         if not _count(con, cl["guard_find"]):
             break
         out.guard_rounds += 1

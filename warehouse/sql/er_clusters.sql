@@ -12,10 +12,11 @@
 --                number in two countries) or when it has more than er_params.max_cluster_size rows.
 --                Rows of clusters of 3 to er_params.intra_limit rows are compared pairwise once
 --                (guard_intra), so that a conflict between two rows that blocking never paired (the
---                ends of a chain A-B-C) is seen. In each incoherent cluster the weakest links (the
---                lowest-scoring edges that no "same" override forces) are cut, remembered for the
---                review queue, and the cluster's rows are clustered again, until every cluster is
---                coherent or only forced edges are left.
+--                ends of a chain A-B-C) is seen. In each incoherent cluster the weakest link (the
+--                lowest-scoring edge that no "same" override forces; in an oversized cluster all
+--                equally weak links at once) is cut, remembered for the review queue, and the
+--                cluster's rows are clustered again, until every cluster is coherent or only forced
+--                edges are left.
 
 -- name: cc_init
 CREATE OR REPLACE TEMP TABLE er_cc_und AS SELECT a, b FROM er_cc_edges UNION SELECT b, a FROM er_cc_edges;
@@ -54,18 +55,22 @@ INSERT INTO er_cannot SELECT a, b FROM er_scored WHERE score <= (SELECT conflict
 -- name: guard_find
 CREATE OR REPLACE TEMP TABLE er_cc AS SELECT * FROM er_kept UNION ALL SELECT * FROM er_cc;
 CREATE OR REPLACE TEMP TABLE er_bad AS
-SELECT x.comp FROM er_cannot c JOIN er_cc x ON x.node = c.a JOIN er_cc y ON y.node = c.b AND y.comp = x.comp
-UNION
-SELECT comp FROM er_cc GROUP BY comp HAVING count(*) > (SELECT max_cluster_size FROM er_params);
+SELECT comp, bool_or(oversized) AS oversized FROM (
+  SELECT x.comp, false AS oversized FROM er_cannot c JOIN er_cc x ON x.node = c.a JOIN er_cc y ON y.node = c.b AND y.comp = x.comp
+  UNION ALL
+  SELECT comp, true FROM er_cc GROUP BY comp HAVING count(*) > (SELECT max_cluster_size FROM er_params)
+) GROUP BY comp;
 SELECT count(*) FROM er_bad;
 
 -- name: guard_cut
--- The weakest links of each incoherent cluster go; its rows are clustered again.
+-- The weakest link of each incoherent cluster goes (of equally weak links, the one between the
+-- highest row ids; in an oversized cluster every equally weak link at once); its rows are clustered again.
 CREATE OR REPLACE TEMP TABLE er_cut AS
 SELECT e.a, e.b, e.score
-FROM er_edges e JOIN er_cc c ON c.node = e.a JOIN er_bad USING (comp)
+FROM er_edges e JOIN er_cc c ON c.node = e.a JOIN er_bad d USING (comp)
 WHERE NOT e.forced
-QUALIFY e.score = min(e.score) OVER (PARTITION BY c.comp);
+QUALIFY CASE WHEN d.oversized THEN e.score = min(e.score) OVER (PARTITION BY c.comp)
+             ELSE row_number() OVER (PARTITION BY c.comp ORDER BY e.score, e.b DESC, e.a DESC) = 1 END;
 INSERT INTO er_split SELECT * FROM er_cut;
 DELETE FROM er_edges USING er_cut c WHERE er_edges.a = c.a AND er_edges.b = c.b;
 CREATE OR REPLACE TEMP TABLE er_kept AS SELECT * FROM er_cc WHERE comp NOT IN (SELECT comp FROM er_bad);
