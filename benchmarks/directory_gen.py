@@ -70,9 +70,68 @@ def csv_bytes(n: int, seed: int = 1, source: int = 0) -> bytes:
 
 # --- directories with ground truth ----------------------------------------------------------------------
 
-SYLLABLES = ("ka la mo ri su ven tor al bri dan el fi gor ha is jo kel lun mar nor os pel quin ras sol tam ul vik wen "
-             "yar zel an be co du er ga hi ko lu mi na ol pa re si tu vo").split()  # fmt: skip
-GENERIC_SUFFIX = ["Helpline", "Line", "Support", "Chat", "Forum", "Community", "Network", "Support Group", "Crisis Line", "Listening Service"]
+SYLLABLES = [
+    "ka",
+    "la",
+    "mo",
+    "ri",
+    "su",
+    "ven",
+    "tor",
+    "al",
+    "bri",
+    "dan",
+    "el",
+    "fi",
+    "gor",
+    "ha",
+    "is",
+    "jo",
+    "kel",
+    "lun",
+    "mar",
+    "nor",
+    "os",
+    "pel",
+    "quin",
+    "ras",
+    "sol",
+    "tam",
+    "ul",
+    "vik",
+    "wen",
+    "yar",
+    "zel",
+    "an",
+    "be",
+    "co",
+    "du",
+    "er",
+    "ga",
+    "hi",
+    "ko",
+    "lu",
+    "mi",
+    "na",
+    "ol",
+    "pa",
+    "re",
+    "si",
+    "tu",
+    "vo",
+]
+GENERIC_SUFFIX = [
+    "Helpline",
+    "Line",
+    "Support",
+    "Chat",
+    "Forum",
+    "Community",
+    "Network",
+    "Support Group",
+    "Crisis Line",
+    "Listening Service",
+]
 GENERIC_NAMES = ["Helpline", "Support group", "Forum", "Crisis line", "Chat", "Peer support", "Listening line", "Youth helpline"]
 LEGAL = ["Ltd", "e.V.", "AS", "CIC", "Inc.", "gGmbH"]
 #: country code -> (dialling prefix, digits after it); numbers are random, in an invented directory
@@ -183,8 +242,11 @@ def iter_entities(seed: int = 1) -> Iterator[Entity]:
                                 f"https://{forum_host}/c/{_slug(name)}", None))  # fmt: skip
         elif roll < 0.13:  # a worldwide community that sources list under many countries
             name = names.brand()
-            batch.append(Entity(0, name, rnd.choice(COMMUNITY_KINDS + ["chat"]), rnd.sample(COUNTRY_CODES, rnd.randint(3, 8)), None, None,
-                                f"https://{_slug(name)}.example", f"hello@{_slug(name)}.example" if rnd.random() < 0.3 else None))  # fmt: skip
+            email = f"hello@{_slug(name)}.example" if rnd.random() < 0.3 else None
+            countries = rnd.sample(COUNTRY_CODES, rnd.randint(3, 8))
+            batch.append(
+                Entity(0, name, rnd.choice([*COMMUNITY_KINDS, "chat"]), countries, None, None, f"https://{_slug(name)}.example", email)
+            )
         else:  # an ordinary service
             name = names.brand()
             kind = rnd.choice(LINE_KINDS + COMMUNITY_KINDS + ["online_therapy"])

@@ -9,6 +9,7 @@ queue ``sources/reports/possible-duplicates.html``.  Parsing and rendering are p
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import tomllib
@@ -129,7 +130,7 @@ def parse_overrides(text: str, file: str = "overrides.toml") -> Overrides:
             out.problems.append(f"{file}: unknown list {key!r} is ignored. Fix: use same = [ ... ] or different = [ ... ].")
             continue
         if not isinstance(entries, list):
-            out.problems.append(f"{file}: {key} must be a list of pairs, like {key} = [ [\"a/1\", \"b/2\"], ]; it is ignored.")
+            out.problems.append(f'{file}: {key} must be a list of pairs, like {key} = [ ["a/1", "b/2"], ]; it is ignored.')
             continue
         cursor = 0
         for entry in entries:
@@ -218,10 +219,8 @@ def registrable_domain(host: str) -> str:
 
 
 def _register_functions(con: duckdb.DuckDBPyConnection) -> None:
-    try:
+    with contextlib.suppress(duckdb.InvalidInputException, duckdb.CatalogException):
         con.remove_function("er_registrable_domain")
-    except (duckdb.InvalidInputException, duckdb.CatalogException):
-        pass
     con.create_function("er_registrable_domain", registrable_domain, ["VARCHAR"], "VARCHAR", side_effects=False)
 
 
@@ -271,9 +270,7 @@ def resolve(
     run(con, f"CREATE OR REPLACE TEMP TABLE er_params AS SELECT {', '.join(f'{int(v)} AS {k}' for k, v in values.items())}")
     run(con, "CREATE OR REPLACE TEMP TABLE er_override_refs (kind VARCHAR, a_ref VARCHAR, b_ref VARCHAR, line INTEGER)")
     if overrides.pairs:
-        con.executemany(
-            "INSERT INTO er_override_refs VALUES (?, ?, ?, ?)", [[o.kind, o.a, o.b, i] for i, o in enumerate(overrides.pairs)]
-        )
+        con.executemany("INSERT INTO er_override_refs VALUES (?, ?, ?, ?)", [[o.kind, o.a, o.b, i] for i, o in enumerate(overrides.pairs)])
     run(con, sql("er_rows"))
     run(con, sql("er_pairs"))
     out = Resolution(problems=list(overrides.problems))
@@ -313,6 +310,7 @@ def resolve(
             break
         out.links_cut += cut
         connected_components(con, cl)
+    run(con, cl["guard_done"])
     run(con, cl["finish"])
     out.clusters = _count(con, "SELECT count(DISTINCT cluster) FROM er_clusters")
     out.possible_duplicates = _count(con, "SELECT count(*) FROM possible_duplicates")
@@ -336,7 +334,8 @@ SAYS: dict[str, dict[str, str]] = {
                 "same_domain": "web addresses on the same domain", "differ": "different web sites"},
     "email_cmp": {"same": "the same email address", "differ": "different email addresses"},
     "kind_cmp": {"same": "the same kind of service", "family": "similar kinds of service", "differ": "different kinds of service"},
-    "country_cmp": {"same": "the same country", "differ": "different countries"},
+    "country_cmp": {"same": "the same country", "differ": "different countries",
+                    "differ_online": "different countries (for services used online this says little)"},
 }  # fmt: skip
 SHOWN_FIELDS = ("name", "kind", "country", "phone", "sms", "url", "email")
 
@@ -372,13 +371,16 @@ def render_duplicates_html(pairs: list[dict[str, object]], problems: list[str], 
         for f in SHOWN_FIELDS:
             va, vb = p.get(f"a_{f}"), p.get(f"b_{f}")
             if va is not None or vb is not None:
-                out.append(f"<tr><th>{f}</th><td>{escape('' if va is None else str(va))}</td><td>{escape('' if vb is None else str(vb))}</td></tr>")
+                out.append(
+                    f"<tr><th>{f}</th><td>{escape('' if va is None else str(va))}</td><td>{escape('' if vb is None else str(vb))}</td></tr>"
+                )
         out.append("</table>")
         why = "kept apart because merging would join services that conflict" if p.get("why") == "kept apart by the chain guard" else ""
         out.append(f"<p>Alike: {escape('; '.join(reasons))}.{' ' + escape(why) + '.' if why else ''} <span class='muted'>(score "
                    f"{escape(str(p['score']))})</span></p>")  # fmt: skip
-        out.append(f"<p class='fix'>One service? Add inside <code>same = [</code>: <code>{escape(override_line(a, b))}</code><br>"
-                   f"Two services? Add inside <code>different = [</code>: <code>{escape(override_line(a, b))}</code></p></div>")  # fmt: skip
+        line = escape(override_line(a, b))
+        out.append(f"<p class='fix'>One service? Add inside <code>same = [</code>: <code>{line}</code><br>"
+                   f"Two services? Add inside <code>different = [</code>: <code>{line}</code></p></div>")  # fmt: skip
     out.append("</body></html>\n")
     return "\n".join(out)
 

@@ -73,7 +73,9 @@ def test_ids_are_stable_across_runs_and_fresh_warehouses(con, tmp_path):
 
 def test_a_split_keeps_the_id_with_the_bigger_part(con):
     load(con, "a", "record_id,name,kind,phone,url,country\n1,Kalamo,helpline,020 7946 0001,https://one.example,GB\n")
-    load(con, "b", "record_id,name,kind,phone,url,country\n1,Kalamo,helpline,020 7946 0001,,GB\n2,Kalamo,helpline,,https://one.example,GB\n")
+    load(
+        con, "b", "record_id,name,kind,phone,url,country\n1,Kalamo,helpline,020 7946 0001,,GB\n2,Kalamo,helpline,,https://one.example,GB\n"
+    )
     wh.build_core(con, NOW, 24)
     (merged,) = listings(con).values()
     # a/1 changes its name, phone and URL: b/1 and b/2 (still one service: same name, same country) keep the id

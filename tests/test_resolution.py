@@ -100,8 +100,19 @@ def test_a_distinctive_name_alone_does_match_inside_one_country_only(con):
 def test_a_worldwide_community_listed_under_many_countries_is_one_listing_serving_all(con):
     load(con, "a", rows("1,Tembrik Community,online_community,,,https://tembrik.example,,GB",
                         "2,Tembrik Community,online_community,,,https://tembrik.example/,,NO"))  # fmt: skip
-    load(con, "b", rows("1,Tembrik,online_community,,,http://www.tembrik.example,,DE", "2,Tembrik Community,forum,,,https://tembrik.example/join,hi@tembrik.example,WW"))
-    load(con, "c", rows("1,Other Forum Group,forum,,,https://forum.example/c/other,,DE", "2,Tembrik,forum,,,https://forum.example/c/tembrik,,DE"))
+    load(
+        con,
+        "b",
+        rows(
+            "1,Tembrik,online_community,,,http://www.tembrik.example,,DE",
+            "2,Tembrik Community,forum,,,https://tembrik.example/join,hi@tembrik.example,WW",
+        ),
+    )
+    load(
+        con,
+        "c",
+        rows("1,Other Forum Group,forum,,,https://forum.example/c/other,,DE", "2,Tembrik,forum,,,https://forum.example/c/tembrik,,DE"),
+    )
     found = build(con)
     assert found == {frozenset({"a/1", "a/2", "b/1", "b/2"}), frozenset({"c/1"}), frozenset({"c/2"})}
     areas = wh.run(con, "SELECT areas FROM core_listings WHERE list_contains(list_transform(sources, lambda s: s.source), 'a')")
@@ -201,15 +212,7 @@ def test_a_different_override_splits_a_chain_that_would_join_them(con):
 
 
 def test_bad_override_lines_give_clear_messages_and_good_lines_still_count():
-    text = (
-        "same = [\n"
-        '  ["a/1", "b/1"],\n'
-        '  ["a/1"],\n'
-        '  ["not a reference", "b/2"],\n'
-        '  ["a/3", "a/3"],\n'
-        "]\n"
-        'sometimes = [["a/1", "b/1"]]\n'
-    )
+    text = 'same = [\n  ["a/1", "b/1"],\n  ["a/1"],\n  ["not a reference", "b/2"],\n  ["a/3", "a/3"],\n]\nsometimes = [["a/1", "b/1"]]\n'
     parsed = er.parse_overrides(text)
     assert [(o.kind, o.a, o.b, o.line) for o in parsed.pairs] == [("same", "a/1", "b/1", 2)]
     assert len(parsed.problems) == 4

@@ -53,10 +53,10 @@ WHERE x.n BETWEEN 3 AND (SELECT intra_limit FROM er_params)
 INSERT INTO er_cannot SELECT a, b FROM er_scored WHERE score <= (SELECT conflict_bound FROM er_params) OR phone_cmp = 'short_other_country';
 
 -- name: guard_find
-CREATE OR REPLACE TEMP TABLE er_cc AS SELECT * FROM er_kept UNION ALL SELECT * FROM er_cc;
+-- Only the clusters formed in this round (er_cc) are judged; er_kept holds those already coherent.
 CREATE OR REPLACE TEMP TABLE er_bad AS
 SELECT comp, bool_or(oversized) AS oversized FROM (
-  SELECT x.comp, false AS oversized FROM er_cannot c JOIN er_cc x ON x.node = c.a JOIN er_cc y ON y.node = c.b AND y.comp = x.comp
+  SELECT x.comp, false AS oversized FROM er_cc x JOIN er_cannot c ON c.a = x.node JOIN er_cc y ON y.node = c.b AND y.comp = x.comp
   UNION ALL
   SELECT comp, true FROM er_cc GROUP BY comp HAVING count(*) > (SELECT max_cluster_size FROM er_params)
 ) GROUP BY comp;
@@ -73,10 +73,13 @@ QUALIFY CASE WHEN d.oversized THEN e.score = min(e.score) OVER (PARTITION BY c.c
              ELSE row_number() OVER (PARTITION BY c.comp ORDER BY e.score, e.b DESC, e.a DESC) = 1 END;
 INSERT INTO er_split SELECT * FROM er_cut;
 DELETE FROM er_edges USING er_cut c WHERE er_edges.a = c.a AND er_edges.b = c.b;
-CREATE OR REPLACE TEMP TABLE er_kept AS SELECT * FROM er_cc WHERE comp NOT IN (SELECT comp FROM er_bad);
+INSERT INTO er_kept SELECT * FROM er_cc WHERE comp NOT IN (SELECT comp FROM er_bad);
 CREATE OR REPLACE TEMP TABLE er_cc_edges AS
 SELECT e.a, e.b FROM er_edges e JOIN er_cc c ON c.node = e.a JOIN er_bad USING (comp);
 SELECT count(*) FROM er_cut;
+
+-- name: guard_done
+INSERT INTO er_kept SELECT * FROM er_cc;
 
 -- name: finish
 -- Each row's cluster is named by the smallest row_key in it (core_listings.sql takes it from here),
@@ -84,7 +87,7 @@ SELECT count(*) FROM er_cut;
 -- ended in different clusters and that no override settles.
 CREATE OR REPLACE TEMP TABLE er_clusters AS
 SELECT r.row_key, min(r.row_key) OVER (PARTITION BY coalesce(c.comp, r.rid)) AS cluster
-FROM er_rows r LEFT JOIN er_cc c ON c.node = r.rid;
+FROM er_rows r LEFT JOIN er_kept c ON c.node = r.rid;
 
 CREATE OR REPLACE TABLE possible_duplicates AS
 WITH cl AS (SELECT r.rid, c.cluster FROM er_rows r JOIN er_clusters c USING (row_key)),

@@ -110,16 +110,17 @@ WITH cmp AS (
     CASE WHEN x.email = y.email THEN 'same' WHEN x.email <> y.email THEN 'differ' END AS email_cmp,
     CASE WHEN x.kind = y.kind THEN 'same' WHEN x.kind_group = y.kind_group THEN 'family' ELSE 'differ' END AS kind_cmp,
     CASE WHEN x.country = y.country OR x.country = 'WW' OR y.country = 'WW' THEN 'same'
-         WHEN x.country IS NULL OR y.country IS NULL THEN NULL ELSE 'differ' END AS country_cmp
+         WHEN x.country IS NULL OR y.country IS NULL THEN NULL
+         WHEN x.online AND y.online THEN 'differ_online' ELSE 'differ' END AS country_cmp
   FROM er_todo t JOIN er_rows x ON x.rid = t.a JOIN er_rows y ON y.rid = t.b
 )
 SELECT a, b, name_cmp, phone_cmp, url_cmp, email_cmp, kind_cmp, country_cmp,
-  (CASE name_cmp WHEN 'exact' THEN 5 WHEN 'close' THEN 4 WHEN 'like' THEN 2 WHEN 'differ' THEN -3 ELSE 0 END
+  (CASE name_cmp WHEN 'exact' THEN 9 WHEN 'close' THEN 5 WHEN 'like' THEN 3 WHEN 'differ' THEN -3 ELSE 0 END
  + CASE phone_cmp WHEN 'same' THEN 6 WHEN 'short_other_country' THEN -12 WHEN 'differ' THEN -4 ELSE 0 END
- + CASE url_cmp WHEN 'same' THEN 6 WHEN 'host_root' THEN 3 WHEN 'other_path' THEN -4 WHEN 'differ' THEN -3 ELSE 0 END
+ + CASE url_cmp WHEN 'same' THEN 6 WHEN 'host_root' THEN 3 WHEN 'other_path' THEN -5 WHEN 'differ' THEN -3 ELSE 0 END
  + CASE email_cmp WHEN 'same' THEN 4 WHEN 'differ' THEN -1 ELSE 0 END
  + CASE kind_cmp WHEN 'same' THEN 1 WHEN 'differ' THEN -2 ELSE 0 END
- + CASE country_cmp WHEN 'same' THEN 1 WHEN 'differ' THEN -2 ELSE 0 END)::INTEGER AS score
+ + CASE country_cmp WHEN 'same' THEN 1 WHEN 'differ_online' THEN -1 WHEN 'differ' THEN -4 ELSE 0 END)::INTEGER AS score
 FROM cmp;
 
 CREATE OR REPLACE TEMP TABLE er_pairs AS

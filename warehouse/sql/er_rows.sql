@@ -94,6 +94,8 @@ SELECT b.rid, b.row_key, b.source_id, b.record_id, b.name, b.kind, b.country, b.
        CASE WHEN b.kind IN ('helpline', 'text_line', 'chat') THEN 'line'
             WHEN b.kind IN ('online_community', 'forum', 'support_group') THEN 'community'
             WHEN b.kind IN ('online_therapy', 'psychotherapy') THEN 'therapy' ELSE b.kind END AS kind_group,
+       -- services used online, wherever a source lists them: their country says little
+       coalesce(b.kind IN ('online_community', 'forum', 'chat', 'online_therapy'), false) AS online,
        coalesce(n.name_cmp, '') AS name_cmp,
        coalesce(n.name_tokens, []) AS name_tokens,
        len(coalesce(n.name_tokens, [])) = 0 AS generic_name
