@@ -111,7 +111,7 @@ def test_a_worldwide_community_listed_under_many_countries_is_one_listing_servin
     load(
         con,
         "c",
-        rows("1,Other Forum Group,forum,,,https://forum.example/c/other,,DE", "2,Tembrik,forum,,,https://forum.example/c/tembrik,,DE"),
+        rows("1,Other Forum Group,forum,,,https://forum.example/c/other,,DE", "2,Vendoria Circle,forum,,,https://forum.example/c/vendoria,,DE"),
     )
     found = build(con)
     assert found == {frozenset({"a/1", "a/2", "b/1", "b/2"}), frozenset({"c/1"}), frozenset({"c/2"})}
@@ -252,7 +252,7 @@ def test_the_shipped_example_overrides_file_parses_cleanly():
 
 def test_review_page_lists_pairs_below_the_threshold_with_both_override_lines(con, tmp_path):
     load(con, "a", rows('1,"Kalamo <b>Line</b>",helpline,+4722000001,,,,NO', "2,Tembrik,chat,,,https://tembrik.example,,NO"))
-    load(con, "b", rows('1,"Kalamo, ""Oslo""",helpline,,,https://kalamo.example,,NO', "2,Tembrik,chat,,,https://tembrik.example,,NO"))
+    load(con, "b", rows('1,"Kalamo, ""Oslo""",chat,,,https://kalamo.example,,NO', "2,Tembrik,chat,,,https://tembrik.example,,NO"))
     build(con)
     pairs, total, _ = er.duplicates(con)
     assert total == 1 and (pairs[0]["a_record"], pairs[0]["b_record"]) == ("1", "1")  # b/2 merged with a/2: not in the queue

@@ -18,25 +18,30 @@
 -- SCORING: Fellegi-Sunter style. Each comparison adds a weight, about log2(m/u): how much more
 -- often the outcome is seen among true duplicates (m) than among unrelated rows (u), hand-set and
 -- rounded, then checked against the benchmark's ground truth (benchmarks/er_bench.py).
---   name      exact (after normalising)        +5    jaro_winkler >= 0.94, or the distinctive
---             words of one contain the other's  +4    jaro_winkler >= 0.85 or half the words shared +2
---             jaro_winkler < 0.70, no shared word  -3   else 0
---             either name generic ("Helpline")     0   (a generic name is no evidence either way)
---   phone     a shared number key (a phone or SMS number of one is a phone or SMS number of the other)  +6
---             both have a phone, or both an SMS number, and none is shared                              -4
---             the same short number, different countries: -12 (the 116 123 rule; never the same service)
---   url       the same canonical address        +6    same host, one of them at its root    +3
---             same host, different paths       -4    (chapters: mind.example/oslo vs /bergen)
---             same registrable domain, other host 0   different domains                   -3
---   email     the same address                  +4    both present and different           -1
---   kind      the same                          +1    same family (line, community, therapy) 0   else -2
---   country   the same, or either is WW         +1    different                            -2
--- DECISION RULE: score >= match_threshold (7) is a match. Hence a non-generic name needs to agree
--- exactly and nothing to conflict (5+1+1) to match on the name alone, and a generic name needs a
--- shared number or address. Pairs scoring review_floor (3) to just below the threshold go to the
--- review queue (sources/reports/possible-duplicates.html). A pair at or below conflict_bound (-4),
--- or with one short number in two countries, can never end up in one cluster (the chain guard in
--- er_clusters.sql).
+--   name      (after lowercasing, removing accents, punctuation, stop words and legal suffixes)
+--             exact                                   +9   (a distinctive name is rarely shared)
+--             jaro_winkler >= 0.94, or the distinctive words of one are all in the other   +5
+--             jaro_winkler >= 0.85, or half the distinctive words shared                  +3
+--             jaro_winkler < 0.70 and no distinctive word shared                          -3
+--             either name generic ("Helpline", "Support group", "Forum")                  0
+--             (a generic name is no evidence either way: it never matches on its own)
+--   phone     a shared number (a phone or SMS number of one is one of the other's)        +7
+--             both have a phone, or both an SMS number, and they differ                   -4
+--             the same short number in different countries (the 116 123 rule)            -12, and never one cluster
+--   url       the same canonical address                   +6   same host, one at its root      +3
+--             same host, different paths (chapters)        -5   same registrable domain only     0
+--             different sites                              -3
+--   email     the same address                             +4   different                       -1
+--   kind      the same                                     +1   same family (line, community, therapy) 0   else -2
+--   country   the same, or either is WW                    +1   different                       -4
+--             different, but both are used online (community, forum, chat, online therapy)     -1
+-- DECISION RULE: score >= match_threshold (7) is a match. So an exact distinctive name matches on
+-- its own inside one country (9+1+1), or despite one other number (9-4+2), but not with a different
+-- path on the same site (9-5+2) nor in another country for a helpline (9+1-4); a generic name needs
+-- a shared number or address; a shared number with an unrelated name is only a possible duplicate
+-- (7-3+2). Pairs scoring review_floor (3) to just below the threshold go to the review queue
+-- (sources/reports/possible-duplicates.html). A pair at or below conflict_bound (-4), or with one
+-- short number in two countries, can never end up in one cluster (the chain guard, er_clusters.sql).
 -- OVERRIDES always win: a "same" pair is an edge whatever its score; a "different" pair is never
 -- an edge and can never end up in one cluster.
 
@@ -116,7 +121,7 @@ WITH cmp AS (
 )
 SELECT a, b, name_cmp, phone_cmp, url_cmp, email_cmp, kind_cmp, country_cmp,
   (CASE name_cmp WHEN 'exact' THEN 9 WHEN 'close' THEN 5 WHEN 'like' THEN 3 WHEN 'differ' THEN -3 ELSE 0 END
- + CASE phone_cmp WHEN 'same' THEN 6 WHEN 'short_other_country' THEN -12 WHEN 'differ' THEN -4 ELSE 0 END
+ + CASE phone_cmp WHEN 'same' THEN 7 WHEN 'short_other_country' THEN -12 WHEN 'differ' THEN -4 ELSE 0 END
  + CASE url_cmp WHEN 'same' THEN 6 WHEN 'host_root' THEN 3 WHEN 'other_path' THEN -5 WHEN 'differ' THEN -3 ELSE 0 END
  + CASE email_cmp WHEN 'same' THEN 4 WHEN 'differ' THEN -1 ELSE 0 END
  + CASE kind_cmp WHEN 'same' THEN 1 WHEN 'differ' THEN -2 ELSE 0 END
