@@ -335,7 +335,7 @@ SAYS: dict[str, dict[str, str]] = {
     "email_cmp": {"same": "the same email address", "differ": "different email addresses"},
     "kind_cmp": {"same": "the same kind of service", "family": "similar kinds of service", "differ": "different kinds of service"},
     "country_cmp": {"same": "the same country", "differ": "different countries",
-                    "differ_online": "different countries (for services used online this says little)"},
+                    "differ_online": "different countries (for services used online, or at one web address, this says little)"},
 }  # fmt: skip
 SHOWN_FIELDS = ("name", "kind", "country", "phone", "sms", "url", "email")
 

@@ -23,6 +23,7 @@
 --             jaro_winkler >= 0.94, or the distinctive words of one are all in the other   +5
 --             jaro_winkler >= 0.85, or half the distinctive words shared                  +3
 --             jaro_winkler < 0.70 and no distinctive word shared                          -3
+--             anything between                                                           +1
 --             either name generic ("Helpline", "Support group", "Forum")                  0
 --             (a generic name is no evidence either way: it never matches on its own)
 --   phone     a shared number (a phone or SMS number of one is one of the other's)        +7
@@ -34,7 +35,8 @@
 --   email     the same address                             +4   different                       -1
 --   kind      the same                                     +1   same family (line, community, therapy) 0   else -2
 --   country   the same, or either is WW                    +1   different                       -4
---             different, but both are used online (community, forum, chat, online therapy)     -1
+--             different, but both are used online (community, forum, chat, online therapy),
+--             or both at the very same web address (a web address serves every country)      -1
 -- DECISION RULE: score >= match_threshold (7) is a match. So an exact distinctive name matches on
 -- its own inside one country (9+1+1), or despite one other number (9-4+2), but not with a different
 -- path on the same site (9-5+2) nor in another country for a helpline (9+1-4); a generic name needs
@@ -116,11 +118,11 @@ WITH cmp AS (
     CASE WHEN x.kind = y.kind THEN 'same' WHEN x.kind_group = y.kind_group THEN 'family' ELSE 'differ' END AS kind_cmp,
     CASE WHEN x.country = y.country OR x.country = 'WW' OR y.country = 'WW' THEN 'same'
          WHEN x.country IS NULL OR y.country IS NULL THEN NULL
-         WHEN x.online AND y.online THEN 'differ_online' ELSE 'differ' END AS country_cmp
+         WHEN (x.online AND y.online) OR x.url_key = y.url_key THEN 'differ_online' ELSE 'differ' END AS country_cmp
   FROM er_todo t JOIN er_rows x ON x.rid = t.a JOIN er_rows y ON y.rid = t.b
 )
 SELECT a, b, name_cmp, phone_cmp, url_cmp, email_cmp, kind_cmp, country_cmp,
-  (CASE name_cmp WHEN 'exact' THEN 9 WHEN 'close' THEN 5 WHEN 'like' THEN 3 WHEN 'differ' THEN -3 ELSE 0 END
+  (CASE name_cmp WHEN 'exact' THEN 9 WHEN 'close' THEN 5 WHEN 'like' THEN 3 WHEN 'unsure' THEN 1 WHEN 'differ' THEN -3 ELSE 0 END
  + CASE phone_cmp WHEN 'same' THEN 7 WHEN 'short_other_country' THEN -12 WHEN 'differ' THEN -4 ELSE 0 END
  + CASE url_cmp WHEN 'same' THEN 6 WHEN 'host_root' THEN 3 WHEN 'other_path' THEN -5 WHEN 'differ' THEN -3 ELSE 0 END
  + CASE email_cmp WHEN 'same' THEN 4 WHEN 'differ' THEN -1 ELSE 0 END
