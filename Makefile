@@ -35,8 +35,10 @@ generate: venv
 	$(BIN)/python -m schemas.curator_aids
 
 bench: venv
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[bench]'
 	$(BIN)/python -m benchmarks.validate_speed 10000 100000
 	$(BIN)/python -m benchmarks.release_speed 10000 50000
+	$(BIN)/python -m benchmarks.er_bench 10000
 
 clean:
 	rm -rf $(VENV) warehouse/*.duckdb* exports/releases exports/current sources/reports

@@ -48,6 +48,11 @@ class Settings:
     def reports_dir(self) -> Path:
         return self.sources_dir / "reports"
 
+    @property
+    def overrides_file(self) -> Path:
+        """Curators' ``same`` and ``different`` pairs for entity resolution."""
+        return self.sources_dir / "overrides.toml"
+
     @classmethod
     def from_env(
         cls,

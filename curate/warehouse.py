@@ -11,6 +11,7 @@ import datetime as dt
 import hashlib
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import duckdb
 import pandas as pd
@@ -22,6 +23,9 @@ from curate.read import ROW
 from curate.stage import MATCH
 from schemas.fields import BY_NAME, STAGED_COLUMNS
 from schemas.generate import DUCKDB_TYPES, duckdb_columns
+
+if TYPE_CHECKING:
+    from curate.resolve import Overrides, ResolveParams
 
 SQL_DIR = Path(__file__).resolve().parent.parent / "warehouse" / "sql"
 
@@ -233,9 +237,18 @@ def set_run_params(con: duckdb.DuckDBPyConnection, now: dt.datetime, max_verifie
     )
 
 
-def build_core(con: duckdb.DuckDBPyConnection, now: dt.datetime, max_verified_age_months: int) -> dict[str, int]:
-    """Run ``core_listings.sql`` and ``out_listings.sql``; returns counts."""
+def build_core(
+    con: duckdb.DuckDBPyConnection,
+    now: dt.datetime,
+    max_verified_age_months: int,
+    overrides: Overrides | None = None,
+    params: ResolveParams | None = None,
+) -> dict[str, int]:
+    """Entity resolution (``curate.resolve``), then ``core_listings.sql`` and ``out_listings.sql``; returns counts."""
+    from curate.resolve import resolve
+
     set_run_params(con, now, max_verified_age_months)
+    resolve(con, overrides, params)
     run(con, sql("core_listings"))
     run(con, sql("out_listings"))
     counts = run(

@@ -1,7 +1,7 @@
 """The pipeline as a Prefect flow: its table of contents.
 
 state -> ingest + stage + validate (one task per source) -> warehouse -> reports
--> core (dedupe) -> export release.  Each task is a batch; the stages they call
+-> core (entity resolution, stable ids) -> review queue -> export release.  Each task is a batch; the stages they call
 are pure functions in ``curate``, the edges are ``curate.ingest``,
 ``curate.warehouse`` and ``curate.export``.
 """
@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from curate import export, fetch, report
+from curate import export, fetch, report, resolve
 from curate import warehouse as wh
 from curate.ingest import Ingested, Previous, ingest
 from curate.problems import problem
@@ -149,10 +149,22 @@ def write_reports(settings: Settings, batch: list[Ingested]) -> None:
 
 @task(cache_policy=NO_CACHE)
 def build_core(settings: Settings, now: dt.datetime) -> dict[str, int]:
-    """Merge staged rows into listings with stable ids (warehouse/sql/core_listings.sql)."""
+    """Entity resolution (obeying sources/overrides.toml), then listings with stable ids (warehouse/sql/core_listings.sql)."""
+    overrides = resolve.load_overrides(settings.overrides_file)
     con = wh.connect(settings.warehouse_file)
     try:
-        return wh.build_core(con, now, settings.max_verified_age_months)
+        return wh.build_core(con, now, settings.max_verified_age_months, overrides)
+    finally:
+        con.close()
+
+
+@task(cache_policy=NO_CACHE)
+def write_review(settings: Settings) -> list[str]:
+    """``sources/reports/possible-duplicates.html``: the pairs curators should settle; returns the override problems."""
+    con = wh.connect(settings.warehouse_file)
+    try:
+        resolve.write_duplicates_report(settings.reports_dir, con)
+        return resolve.duplicates(con, 0)[2]
     finally:
         con.close()
 
@@ -219,6 +231,7 @@ def curate_run(settings: Settings, now: dt.datetime | None = None) -> RunSummary
     summary.messages += load_warehouse(settings, batch, run_id, now)
     write_reports(settings, batch)
     counts = build_core(settings, now)
+    summary.messages += write_review(settings)
     release = export_release(settings, now, run_id, sources)
     summary.sources = [_source_line(item, state.get(item.result.source_id, Previous())) for item in batch]
     summary.rows_read = sum(int(s["rows"]) for s in summary.sources)  # type: ignore[call-overload]

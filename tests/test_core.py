@@ -35,8 +35,8 @@ def listings(con) -> dict[str, dict]:
 
 
 def test_rows_sharing_an_e164_phone_or_url_merge_transitively(con):
-    load(con, "a", "name,kind,phone,url,country\nOne,helpline,020 7946 0001,,GB\nTwo,chat,,https://two.example,GB\n")
-    load(con, "b", "name,kind,phone,url,country\nOne again,helpline,+44 20 7946 0001,http://www.two.example/,GB\n")
+    load(con, "a", "name,kind,phone,url,country\nOne Line,helpline,020 7946 0001,,GB\nOne Line,chat,,https://two.example,GB\n")
+    load(con, "b", "name,kind,phone,url,country\nOne Line Ltd,helpline,+44 20 7946 0001,http://www.two.example/,GB\n")
     counts = wh.build_core(con, NOW, 24)
     assert counts == {"staged_rows": 3, "listings": 1, "public_listings": 1}
     (merged,) = listings(con).values()
@@ -72,17 +72,18 @@ def test_ids_are_stable_across_runs_and_fresh_warehouses(con, tmp_path):
 
 
 def test_a_split_keeps_the_id_with_the_bigger_part(con):
-    load(con, "a", "record_id,name,kind,phone,url,country\n1,One,helpline,020 7946 0001,https://one.example,GB\n")
-    load(con, "b", "record_id,name,kind,phone,url,country\n1,One B,helpline,020 7946 0001,,GB\n2,One C,helpline,,https://one.example,GB\n")
+    load(con, "a", "record_id,name,kind,phone,url,country\n1,Kalamo,helpline,020 7946 0001,https://one.example,GB\n")
+    load(
+        con, "b", "record_id,name,kind,phone,url,country\n1,Kalamo,helpline,020 7946 0001,,GB\n2,Kalamo,helpline,,https://one.example,GB\n"
+    )
     wh.build_core(con, NOW, 24)
     (merged,) = listings(con).values()
-    # a/1 changes both its phone and its URL: b/1 and b/2 no longer join it, nor each other
-    load(con, "a", "record_id,name,kind,phone,url,country\n1,One,helpline,020 7946 0009,https://other.example,GB\n")
+    # a/1 changes its name, phone and URL: b/1 and b/2 (still one service: same name, same country) keep the id
+    load(con, "a", "record_id,name,kind,phone,url,country\n1,Other Service,helpline,020 7946 0009,https://other.example,GB\n")
     wh.build_core(con, NOW + dt.timedelta(days=1), 24)
-    after = listings(con)
-    assert len(after) == 3
-    assert sum(1 for x in after.values() if x["id"] == merged["id"]) == 1
-    assert len({x["id"] for x in after.values()}) == 3
+    after = {n: x["id"] for n, x in listings(con).items()}
+    assert len(after) == 2
+    assert after["Kalamo"] == merged["id"] and after["Other Service"] != merged["id"]
 
 
 def test_first_seen_and_updated_at_follow_content_changes(con):

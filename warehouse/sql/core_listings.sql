@@ -1,28 +1,10 @@
 -- core_listings: staged rows merged into one listing per service, with stable ids.
--- Expects the temp table run_params(now TIMESTAMP) and the table stg_listings.
--- A first de-duplication: rows that share an E.164 number (phone or sms) or a canonical URL
--- are one service. Entity resolution proper (names, domains, overrides) comes later.
+-- Expects the temp table run_params(now TIMESTAMP), the table stg_listings and the temp table
+-- er_clusters (entity resolution: which staged rows are one service).
 
--- 1. Keys that link rows.
-CREATE OR REPLACE TEMP TABLE row_keys AS
-SELECT row_key, 'tel:' || phone AS k FROM stg_listings WHERE phone LIKE '+%'
-UNION
-SELECT row_key, 'tel:' || sms FROM stg_listings WHERE sms LIKE '+%'
-UNION
-SELECT row_key, 'url:' || url_key FROM stg_listings WHERE url_key IS NOT NULL;
-
-CREATE OR REPLACE TEMP TABLE edges AS
-SELECT DISTINCT a.row_key AS src, b.row_key AS dst
-FROM row_keys a JOIN row_keys b ON a.k = b.k AND a.row_key <> b.row_key;
-
--- 2. Connected components: every row joins the smallest row_key it can reach.
-CREATE OR REPLACE TEMP TABLE clusters AS
-WITH RECURSIVE walk(row_key, reach) AS (
-  SELECT row_key, row_key FROM stg_listings
-  UNION
-  SELECT e.dst, w.reach FROM walk w JOIN edges e ON e.src = w.row_key
-)
-SELECT row_key, min(reach) AS cluster FROM walk GROUP BY row_key;
+-- 1-2. Which rows are one service: er_clusters(row_key, cluster), from entity resolution
+--      (er_rows.sql -> er_pairs.sql -> er_clusters.sql, run by curate/resolve.py).
+CREATE OR REPLACE TEMP TABLE clusters AS SELECT row_key, cluster FROM er_clusters;
 
 -- 3. Survivorship order inside a cluster: source priority, most recently verified, most complete.
 CREATE OR REPLACE TEMP TABLE members AS
@@ -32,9 +14,15 @@ SELECT s.*, c.cluster,
                                    s.source_id, s.row) AS member_rank
 FROM stg_listings s JOIN clusters c USING (row_key);
 
--- 4. Stable ids. A previous id stays with the cluster holding most of its former members
---    (ties: the cluster with the smallest row_key); a cluster that wins several keeps the
---    oldest; a cluster with none gets lst_ + 12 hex of sha256 of its smallest row_key.
+-- 4. Stable ids, so that downstream sites can bookmark and diff:
+--    - a previous id stays with the cluster holding most of its former members (ties: the cluster
+--      with the smallest row_key): a listing that gains or loses members keeps its id, and when a
+--      listing splits, the bigger part keeps it;
+--    - a cluster that wins several previous ids (listings that merged) keeps the oldest (first_seen);
+--      the others are retired, never reused;
+--    - a cluster with none gets lst_ + 12 hex of sha256 of its smallest row_key (the same in a fresh
+--      warehouse), or, when that id is or was ever held by another listing (the part that split off
+--      from a listing whose id came from the same row), of "members|" and all its row_keys.
 CREATE OR REPLACE TEMP TABLE claims AS
 SELECT m.cluster, p.listing_id, count(*) AS n
 FROM members m JOIN listing_members p USING (row_key)
@@ -47,9 +35,16 @@ WITH won AS (
 ), oldest AS (
   SELECT w.cluster, w.listing_id FROM won w LEFT JOIN listing_state st ON st.id = w.listing_id
   QUALIFY row_number() OVER (PARTITION BY w.cluster ORDER BY st.first_seen NULLS LAST, w.listing_id) = 1
+), fresh AS (
+  SELECT cluster, 'lst_' || substr(sha256(cluster), 1, 12) AS plain,
+         'lst_' || substr(sha256('members|' || string_agg(row_key, '|' ORDER BY row_key)), 1, 12) AS by_members
+  FROM clusters GROUP BY cluster
 )
-SELECT c.cluster, coalesce(o.listing_id, 'lst_' || substr(sha256(c.cluster), 1, 12)) AS id
-FROM (SELECT DISTINCT cluster FROM clusters) c LEFT JOIN oldest o USING (cluster);
+SELECT f.cluster,
+       CASE WHEN o.listing_id IS NOT NULL THEN o.listing_id
+            WHEN f.plain IN (SELECT listing_id FROM oldest) OR f.plain IN (SELECT id FROM listing_state) THEN f.by_members
+            ELSE f.plain END AS id
+FROM fresh f LEFT JOIN oldest o USING (cluster);
 
 -- 5. One row per listing: each field from the best member that has it, lists united.
 CREATE OR REPLACE TEMP TABLE merged AS

@@ -1,0 +1,104 @@
+-- er_rows: entity resolution, step 1 of 4 (er_rows -> er_pairs -> er_clusters -> core_listings).
+-- One row per staged row with the keys and features that blocking and scoring compare.
+--
+-- Expects: stg_listings (or any table of the same columns named by the view er_input), and the
+-- function er_registrable_domain(host) that curate/resolve.py registers on the connection: the
+-- registrable domain ("example.co.uk" for "oslo.example.co.uk") from the public suffix list
+-- bundled with the `publicsuffixlist` package (never fetched at run time). It is called once per
+-- DISTINCT host, never per row.
+
+-- Words that say nothing about WHICH service a name means.
+--   stop:    removed before comparing names (articles, prepositions, conjunctions; en, no, sv, da, de, fr, es)
+--   legal:   legal-form suffixes, removed ("Ltd", "e.V.", "gGmbH", "AS", "CIC")
+--   generic: kept in the compared name, but not distinctive: a name made only of generic words
+--            ("Helpline", "Support group", "Forum", "Mental health chat") never matches on the name alone.
+CREATE OR REPLACE TEMP TABLE er_words (word VARCHAR PRIMARY KEY, class VARCHAR NOT NULL);
+INSERT INTO er_words SELECT unnest(string_split(w, ' ')), c FROM (VALUES
+  ('the a an of and for to in on at by with from or our your its', 'stop'),
+  ('og for i pa til med av det den der die das und fur von zu im am och pa at med', 'stop'),
+  ('le la les de du des et pour l d el los las del y para en con por', 'stop'),
+  ('ltd limited inc incorporated llc llp plc cic co corp company gmbh ggmbh ev as asa ab sa sas sarl sl slu nv bv vzw asbl ry oy aps', 'legal'),
+  ('helpline helplines hotline hotlines line lines lifelines phone telephone call number text textline sms chat chats webchat', 'generic'),
+  ('forum forums community communities group groups support supports network online service services app', 'generic'),
+  ('help helping crisis centre center center national international global worldwide peer peers counselling counseling', 'generic'),
+  ('listening talk talking mental health wellbeing well being emotional psychological care carers', 'generic'),
+  ('youth young people children child kids teens teen adults men women family families parents students veterans lgbt lgbtq lgbtqia', 'generic'),
+  ('suicide depression anxiety grief bereavement eating disorder disorders bipolar psychosis trauma ptsd addiction substance self harm', 'generic'),
+  ('loneliness lonely stress prevention recovery information advice meeting meetings club hub space place project programme program', 'generic'),
+  ('hjelpetelefon hjelpetelefonen hjelp telefon telefonen chatt samtale stotte stottetelefon selvhjelp gruppe grupper forening', 'generic'),
+  ('hilfe telefonseelsorge seelsorge beratung gruppe forum notruf', 'generic'),
+  ('ecoute aide ligne soutien groupe ayuda linea apoyo grupo foro telefono', 'generic')
+) v(w, c) ON CONFLICT DO NOTHING;
+
+-- Names, once per distinct value: lowercased, accents and punctuation removed, split into words.
+--   name_cmp:    the words minus stop words and legal suffixes (compared with jaro_winkler)
+--   name_tokens: its distinctive words (not generic), sorted; empty = a generic name
+CREATE OR REPLACE TEMP TABLE er_names AS
+WITH names AS (SELECT DISTINCT name FROM er_input WHERE name IS NOT NULL),
+words AS (
+  SELECT name, unnest(w) AS word, generate_subscripts(w, 1) AS pos
+  FROM (SELECT name, string_split(trim(regexp_replace(lower(strip_accents(name)), '[^\p{L}\p{N}]+', ' ', 'g')), ' ') AS w FROM names)
+),
+classed AS (
+  SELECT w.name, w.word, w.pos,
+         CASE WHEN w.word = '' OR (length(w.word) = 1 AND w.word NOT SIMILAR TO '[0-9]') THEN 'stop' ELSE e.class END AS class
+  FROM words w LEFT JOIN er_words e ON e.word = w.word
+)
+SELECT n.name,
+       coalesce(string_agg(c.word, ' ' ORDER BY c.pos) FILTER (WHERE c.class IS DISTINCT FROM 'stop' AND c.class IS DISTINCT FROM 'legal'),
+                lower(n.name)) AS name_cmp,
+       coalesce(list_sort(list_distinct(list(c.word) FILTER (WHERE c.class IS NULL))), []) AS name_tokens
+FROM names n LEFT JOIN classed c USING (name)
+GROUP BY n.name;
+
+-- Web addresses: a canonical key (no scheme, no www., no fragment, no utm_ parameters, no trailing
+-- slash or index page; lowercase), its host and path, and the host's registrable domain.
+CREATE OR REPLACE TEMP MACRO er_url_key(u) AS nullif(
+  regexp_replace(regexp_replace(regexp_replace(regexp_replace(lower(u),
+    '^[a-z]+://(www[0-9]?\.)?', ''),            -- scheme and www.
+    '[?&]utm_[^&]*', '', 'g'),                  -- tracking parameters
+    '#.*$', ''),                                -- fragment
+    '(/index\.(html?|php|aspx?)|/default\.aspx?)?/*$', ''),   -- index page, trailing slashes
+  '');
+
+CREATE OR REPLACE TEMP TABLE er_hosts AS
+SELECT host, er_registrable_domain(host) AS domain
+FROM (SELECT DISTINCT regexp_extract(er_url_key(u), '^[^/?:]+') AS host
+      FROM (SELECT url AS u FROM er_input UNION ALL SELECT chat_url FROM er_input)
+      WHERE u IS NOT NULL)
+WHERE host <> '';
+
+-- A number's key: E.164 numbers as they are; a national short number only inside its country.
+CREATE OR REPLACE TEMP MACRO er_phone_key(x, country) AS
+  CASE WHEN x LIKE '+%' THEN x WHEN x IS NOT NULL THEN coalesce(country, '??') || ':' || x END;
+
+-- One row of features per input row. rid is a dense integer id (joins on integers are cheap).
+CREATE OR REPLACE TEMP TABLE er_rows AS
+WITH base AS (
+  SELECT row_number() OVER (ORDER BY s.row_key)::INTEGER AS rid, s.row_key, s.source_id, s.record_id, s.name, s.kind,
+         nullif(upper(s.country), '') AS country, s.areas,
+         er_url_key(s.url) AS url_key, er_url_key(s.chat_url) AS chat_key,
+         lower(s.email) AS email, s.phone, s.sms,
+         [x FOR x IN [s.phone, s.sms] IF x IS NOT NULL] AS numbers
+  FROM er_input s
+)
+SELECT b.rid, b.row_key, b.source_id, b.record_id, b.name, b.kind, b.country, b.areas, b.email,
+       list_distinct([er_phone_key(x, b.country) FOR x IN b.numbers]) AS phone_keys,
+       list_distinct([x FOR x IN b.numbers IF x NOT LIKE '+%']) AS short_numbers,
+       er_phone_key(b.phone, b.country) AS phone_key, er_phone_key(b.sms, b.country) AS sms_key,
+       b.url_key, b.chat_key,
+       regexp_extract(b.url_key, '^[^/?:]+') AS host,
+       nullif(substr(b.url_key, length(regexp_extract(b.url_key, '^[^/?:]+')) + 1), '') AS path,
+       h.domain,
+       nullif(regexp_extract(b.email, '@(.+)$', 1), '') AS email_domain,
+       CASE WHEN b.kind IN ('helpline', 'text_line', 'chat') THEN 'line'
+            WHEN b.kind IN ('online_community', 'forum', 'support_group') THEN 'community'
+            WHEN b.kind IN ('online_therapy', 'psychotherapy') THEN 'therapy' ELSE b.kind END AS kind_group,
+       -- services used online, wherever a source lists them: their country says little
+       coalesce(b.kind IN ('online_community', 'forum', 'chat', 'online_therapy'), false) AS online,
+       coalesce(n.name_cmp, '') AS name_cmp,
+       coalesce(n.name_tokens, []) AS name_tokens,
+       len(coalesce(n.name_tokens, [])) = 0 AS generic_name
+FROM base b
+LEFT JOIN er_names n ON n.name = b.name
+LEFT JOIN er_hosts h ON h.host = regexp_extract(b.url_key, '^[^/?:]+');
