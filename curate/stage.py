@@ -101,7 +101,7 @@ def stage_columns(raw: pd.DataFrame, inverse: dict[str, str], options: SourceOpt
     size = len(raw)
     rows = raw[ROW].to_numpy(dtype=np.int64)
     empty = np.full(size, None, dtype=object)
-    cells = {c: Distinct.of(raw[inverse[c]] if c in inverse else empty).map(_cell) for c in CURATOR_COLUMNS}
+    cells = {c: _cells(raw[inverse[c]] if c in inverse else empty) for c in CURATOR_COLUMNS}
     default_country, default_kind = n.country(options.country), n.term(options.kind, "KINDS")
     country = cells["country"].map(lambda v: n.country(v) or default_country)
     where = cells["region"].pair(country)
@@ -153,6 +153,12 @@ def stage_columns(raw: pd.DataFrame, inverse: dict[str, str], options: SourceOpt
     for i in np.flatnonzero(pd.Series(record_id).duplicated().to_numpy()):
         notes.append((int(i), 101, "duplicate_record_id", "record_id", record_id[i], ""))
     return pd.DataFrame({c: pd.Series(columns[c], dtype=object) for c in (ROW, *STAGED_COLUMNS, MATCH)}), notes
+
+
+def _cells(column: pd.Series | np.ndarray) -> Distinct:
+    """A raw column's distinct cells, each a string or None (readers give strings; anything else is made one)."""
+    cells = Distinct.of(column)
+    return cells if pd.api.types.infer_dtype(cells.values, skipna=True) in ("string", "empty") else cells.map(_cell)
 
 
 def _cell(value: object) -> str | None:

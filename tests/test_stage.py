@@ -349,3 +349,11 @@ def test_unknown_column_warning_keeps_the_rows():
     ]
     assert "'Colour'" in staged.problems[0].message
     assert only(staged.frame)["name"] == "Fjordhjelp"
+
+
+def test_cells_that_are_not_strings_are_staged_as_their_text():
+    frame = raw({**FULL, "record_id": "x"})
+    frame["record_id"] = [12345]  # a reader that kept a number
+    staged = stage_listings(frame, SOURCE, FILE, SourceOptions())
+    assert staged.frame is not None
+    assert staged.frame["record_id"].tolist() == ["12345"]
