@@ -71,6 +71,14 @@ class Overrides:
     #: plain-language problems with the file, each naming its line and what to do
     problems: list[str] = field(default_factory=list)
 
+    def add(self, checked: tuple[Override | None, str | None]) -> None:
+        """One entry as ``_check_entry`` judged it: the pair it holds, or the problem with it."""
+        override, problem = checked
+        if override:
+            self.pairs.append(override)
+        if problem:
+            self.problems.append(problem)
+
 
 def toml_string(value: str) -> str:
     """A TOML basic string (JSON's escapes are valid TOML)."""
@@ -136,11 +144,7 @@ def parse_overrides(text: str, file: str = "overrides.toml") -> Overrides:
         for entry in entries:
             line = _line_of(lines, entry, cursor)
             cursor = line or cursor
-            override, problem = _check_entry(key, entry, line, file)
-            if override:
-                out.pairs.append(override)
-            if problem:
-                out.problems.append(problem)
+            out.add(_check_entry(key, entry, line, file))
     return out
 
 
@@ -174,11 +178,7 @@ def _parse_lines(lines: list[str], file: str, out: Overrides) -> Overrides:
             continue
         entries = value if isinstance(value, list) and value and all(isinstance(v, list) for v in value) else [value]
         for entry in entries:
-            override, problem = _check_entry(section, entry, number, file)
-            if override:
-                out.pairs.append(override)
-            if problem:
-                out.problems.append(problem)
+            out.add(_check_entry(section, entry, number, file))
     return out
 
 
