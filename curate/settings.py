@@ -7,12 +7,84 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 from schemas.fields import VERIFIED_EXPIRED_MONTHS
 
 ENV_PREFIX = "CURATE_"
+LINK_ENV_PREFIX = "CURATE_LINK_"
+LINK_USER_AGENT = "support-directory-linkcheck/0.1 (+https://github.com/support-directory; checks that directory listings still work)"
+
+
+@dataclass(frozen=True)
+class LinkSettings:
+    """Knobs of the link-health checker (CONTRACT section 6); each can be set as ``CURATE_LINK_<NAME>``."""
+
+    #: seconds to connect, to wait for each read, and to wait for a name lookup (DNS has no timeout of its own)
+    connect_timeout: float = 5.0
+    read_timeout: float = 10.0
+    dns_timeout: float = 3.0
+    #: retries after the first try, on 5xx, 429, timeouts, resets and refused connections
+    retries: int = 2
+    #: exponential backoff: about ``backoff * 2**n`` seconds before retry n (with jitter: 50-100% of it)
+    backoff: float = 0.5
+    #: a 429's ``Retry-After`` is honoured up to this many seconds
+    retry_after_cap: float = 30.0
+    #: requests in flight at once to one host, and over all hosts (the worker threads)
+    per_host: int = 2
+    workers: int = 32
+    #: seconds between the starts of two requests to one host
+    min_host_interval: float = 0.1
+    #: a URL checked (not skipped) less than this many hours ago is not requested again
+    max_age_hours: float = 20.0
+    #: bytes of a response body read at most (to recognise a bot wall); the rest is never downloaded
+    body_cap: int = 65_536
+    max_redirects: int = 10
+    user_agent: str = LINK_USER_AGENT
+    #: request private, loopback, link-local and reserved addresses too (never for the public directory's runs)
+    allow_private_hosts: bool = False
+    #: networks (CIDR) that may be requested although private, e.g. an intranet; "" for none, comma separated in the environment
+    allow_networks: tuple[str, ...] = ()
+    #: the run is offline when more than this share of the hosts tried could not be reached (DNS or connection) ...
+    offline_fraction: float = 0.5
+    #: ... and at least this many hosts were tried
+    offline_min_hosts: int = 3
+    #: a batch stops early as offline when this many hosts failed to connect before any answered
+    offline_early_hosts: int = 8
+    #: circuit breaker: after this many timeouts in a row, a host's other URLs are not tried this run
+    host_max_timeouts: int = 3
+    #: a link is dead after this many ``broken`` results in a row
+    dead_after: int = 3
+    #: the flow checks the URLs in at most this many batches (tasks), each holding whole hosts
+    batches: int = 4
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> LinkSettings:
+        """Defaults overridden by ``CURATE_LINK_<NAME>`` (e.g. ``CURATE_LINK_PER_HOST=1``); a bad value is an error."""
+        values: dict[str, object] = {}
+        for f in fields(cls):
+            raw = environ.get(LINK_ENV_PREFIX + f.name.upper())
+            if raw is None or raw.strip() == "":
+                continue
+            default = getattr(cls(), f.name)
+            try:
+                if isinstance(default, bool):
+                    low = raw.strip().lower()
+                    if low not in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+                        raise ValueError(raw)
+                    values[f.name] = low in ("1", "true", "yes", "on")
+                elif isinstance(default, int):
+                    values[f.name] = int(raw)
+                elif isinstance(default, float):
+                    values[f.name] = float(raw)
+                elif isinstance(default, tuple):
+                    values[f.name] = tuple(x.strip() for x in raw.split(",") if x.strip())
+                else:
+                    values[f.name] = raw
+            except ValueError:
+                raise ValueError(f"{LINK_ENV_PREFIX}{f.name.upper()}={raw!r} is not a valid {type(default).__name__}") from None
+        return cls(**values)  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)
@@ -43,6 +115,8 @@ class Settings:
     #: test hook (``CURATE_PAUSE_AT``): stop and wait at this step of publishing (``curate.export.STEPS``), so that a
     #: test can kill the process there; empty in normal use
     pause_at: str = ""
+    #: link health (CONTRACT section 6)
+    links: LinkSettings = field(default_factory=LinkSettings)
 
     @property
     def reports_dir(self) -> Path:
@@ -63,7 +137,7 @@ class Settings:
         warehouse_file: Path | None = None,
         allow_mass_removal: bool = False,
     ) -> Settings:
-        """Defaults, then the ``CURATE_*`` environment (SOURCES, EXPORTS, WAREHOUSE, CRON, TZ, PAUSE_AT), then explicit values."""
+        """Defaults, then the ``CURATE_*`` environment (SOURCES, EXPORTS, WAREHOUSE, CRON, TZ, PAUSE_AT, LINK_*), then explicit ones."""
         env = os.environ if environ is None else environ
         d = cls()
 
@@ -79,4 +153,5 @@ class Settings:
             timezone=env.get(ENV_PREFIX + "TZ") or d.timezone,
             allow_mass_removal=allow_mass_removal,
             pause_at=env.get(ENV_PREFIX + "PAUSE_AT") or d.pause_at,
+            links=LinkSettings.from_env(env),
         )

@@ -29,6 +29,22 @@ def prefect_harness() -> Iterator[None]:
         yield
 
 
+@pytest.fixture(autouse=True)
+def no_real_dns(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests never ask a real resolver (that would reach the internet): every name fails as if unplugged.
+
+    Link tests that need names give ``check_links`` a resolver of their own, or patch this one.
+    """
+    import socket
+
+    from curate import links
+
+    def unplugged(host: str) -> list[str]:
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known (tests resolve no names)")
+
+    monkeypatch.setattr(links, "system_resolve", unplugged)
+
+
 @pytest.fixture
 def fixture_sources(tmp_path: Path) -> Path:
     """A writable copy of tests/fixtures/sources."""
