@@ -39,6 +39,7 @@ bench: venv
 	$(BIN)/python -m benchmarks.validate_speed 10000 100000
 	$(BIN)/python -m benchmarks.release_speed 10000 50000
 	$(BIN)/python -m benchmarks.er_bench 10000
+	$(BIN)/python -m benchmarks.links_bench --rounds 3
 
 clean:
 	rm -rf $(VENV) warehouse/*.duckdb* exports/releases exports/current sources/reports

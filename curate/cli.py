@@ -53,6 +53,15 @@ def _report_held(message: str) -> None:
     console.print(f"[red bold]Release held, nothing published:[/red bold] {message}", markup=True, highlight=False)
 
 
+class LinkFormat(StrEnum):
+    text = "text"
+    jsonl = "jsonl"
+
+
+links_app = typer.Typer(no_args_is_help=True, help="Link health: check web addresses the way the nightly run does.")
+app.add_typer(links_app, name="links")
+
+
 def _print_summary(summary: object) -> None:
     from flows.curate_run import RunSummary
 
@@ -75,8 +84,17 @@ def _print_summary(summary: object) -> None:
     )
     out.print(
         f"Summary: {len(summary.sources)} sources, {summary.rows_read} rows read, {summary.rows_accepted} accepted, "
-        f"{summary.rows_rejected} rejected; {summary.listings} listings {published}; links not checked (link_status unknown)."
+        f"{summary.rows_rejected} rejected; {summary.listings} listings {published}."
     )
+    links = summary.links
+    if links is None:
+        out.print("Links: not checked (--skip-links); statuses are from earlier runs.")
+    else:
+        counts = ", ".join(f"{n} {r}" for r, n in sorted(links.results.items())) or "none"
+        out.print(
+            f"Links: {links.checked} checked ({counts}), {links.cached} checked recently and not asked again; "
+            f"{links.dead_listings} listings left out with every link dead. Report: sources/reports/links.html"
+        )
     if summary.held:
         out.print("Curator reports: sources/reports/<source>.html and <source>.rejected.csv")
         return
@@ -92,21 +110,25 @@ def run(
     exports: ExportsOpt = None,
     warehouse: WarehouseOpt = None,
     skip_links: Annotated[
-        bool, typer.Option("--skip-links", help="Do not check links (they are not checked by this version yet).")
+        bool, typer.Option("--skip-links", help="Do not check links this run; link statuses stay as the last runs left them.")
     ] = False,
     allow_mass_removal: AllowMassRemovalOpt = False,
 ) -> None:
-    """One whole pipeline run: ingest, validate, dedupe, export and publish a release.
+    """One whole pipeline run: ingest, validate, check links, dedupe, export and publish a release.
 
-    Exit 0: published; 1: the run failed or the release was held (mass removal).
+    Exit 0: published; 1: the run failed or the release was held (mass removal); 2: bad arguments or settings.
     """
-    settings = _settings(sources, exports, warehouse, allow_mass_removal)
+    try:
+        settings = _settings(sources, exports, warehouse, allow_mass_removal)
+    except ValueError as exc:  # a bad CURATE_* value
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from exc
     from flows.curate_run import curate_run
 
     start = dt.datetime.now(dt.UTC)
     try:
-        with console.status("Running the pipeline (ingest, validate, dedupe, export)..."):
-            summary = curate_run(settings)
+        with console.status("Running the pipeline (ingest, validate, links, dedupe, export)..."):
+            summary = curate_run(settings, skip_links=skip_links)
     except Exception as exc:  # a failed run must say so and exit 1, never publish
         console.print(f"[red]The run failed:[/red] {exc}")
         raise typer.Exit(1) from exc
@@ -244,6 +266,56 @@ def check(
         raise typer.Exit(2)
     if any(r.rows_rejected for r in results):
         raise typer.Exit(1)
+
+
+def _read_urls(file: str) -> list[str]:
+    """One URL a line; blank lines and lines starting with # are left out."""
+    text = sys.stdin.read() if file == "-" else Path(file).read_text(encoding="utf-8", errors="replace")
+    return [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+
+
+@links_app.command("check")
+def links_check(
+    file: Annotated[str, typer.Argument(help="A file of URLs, one a line; - or nothing for standard input.")] = "-",
+    format: Annotated[LinkFormat, typer.Option("--format", help="text, or jsonl: one JSON object a URL")] = LinkFormat.text,
+    allow_private_hosts: Annotated[
+        bool, typer.Option("--allow-private-hosts", help="Also request private, loopback and link-local addresses.")
+    ] = False,
+) -> None:
+    """Check URLs as the nightly run does (HEAD then GET, redirects, retries, per-host limits); always exit 0.
+
+    Each URL gets one result: ok, redirect, broken, blocked, error or skipped (CONTRACT section 6).
+    """
+    from dataclasses import replace
+
+    from curate.links import check_links, conclude_offline
+
+    try:
+        limits = Settings.from_env().links
+        urls = list(dict.fromkeys(_read_urls(file)))
+    except (OSError, ValueError) as exc:
+        console.print(f"[red]Cannot read the URLs:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    limits = replace(limits, allow_private_hosts=limits.allow_private_hosts or allow_private_hosts)
+    if console.is_terminal and urls:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        with Progress(TextColumn("Checking links"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console) as bar:
+            job = bar.add_task("links", total=len(urls))
+            checks = check_links(urls, limits, on_result=lambda _: bar.advance(job))
+    else:
+        checks = check_links(urls, limits)
+    checks, offline = conclude_offline(checks, limits)
+    for c in checks:
+        if format is LinkFormat.jsonl:
+            print(json.dumps(c.public(), ensure_ascii=False))
+        else:
+            status = str(c.http_status or "-")
+            tail = f" -> {c.final_url}" if c.final_url and c.final_url != c.url else ""
+            why = f"  ({c.error})" if c.error else ""
+            print(f"{c.result:8} {status:>3}  {c.url}{tail}{why}")
+    if offline:
+        console.print(f"[yellow]![/yellow] {offline}.")
 
 
 def main() -> None:

@@ -48,8 +48,9 @@ class LinkSettings:
     allow_networks: tuple[str, ...] = ()
     #: the run is offline when more than this share of the hosts tried could not be reached (DNS or connection) ...
     offline_fraction: float = 0.5
-    #: ... and at least this many hosts were tried
-    offline_min_hosts: int = 3
+    #: ... and at least this many hosts were tried.  1: a run whose only host cannot be reached cannot tell a gone
+    #: site from a dead network, and never takes a listing out on such evidence
+    offline_min_hosts: int = 1
     #: a batch stops early as offline when this many hosts failed to connect before any answered
     offline_early_hosts: int = 8
     #: circuit breaker: after this many timeouts in a row, a host's other URLs are not tried this run

@@ -15,9 +15,12 @@ from typing import TYPE_CHECKING
 
 import duckdb
 import pandas as pd
+import pyarrow as pa
 
 from curate.fetch import Fetched
 from curate.ingest import Previous
+from curate.links import LinkCheck
+from curate.links_report import DeadListing, Evidence, FailingLink, LinkReportData, Proposal
 from curate.problems import Problem
 from curate.read import ROW
 from curate.stage import MATCH
@@ -59,6 +62,7 @@ def connect(path: Path) -> duckdb.DuckDBPyConnection:
     path.parent.mkdir(parents=True, exist_ok=True)
     con = duckdb.connect(str(path))
     run(con, sql("schema"))
+    run(con, sql("link_schema"))
     run(con, STG_DDL)
     return con
 
@@ -243,15 +247,149 @@ def build_core(
     max_verified_age_months: int,
     overrides: Overrides | None = None,
     params: ResolveParams | None = None,
+    dead_after: int = 3,
 ) -> dict[str, int]:
-    """Entity resolution (``curate.resolve``), then ``core_listings.sql`` and ``out_listings.sql``; returns counts."""
+    """Entity resolution (``curate.resolve``), then ``core_listings.sql``, ``link_health.sql`` (each listing's link
+    status from the check history) and ``out_listings.sql``; returns counts."""
     from curate.resolve import resolve
 
     set_run_params(con, now, max_verified_age_months)
+    set_link_params(con, now, dead_after=dead_after)
+    keep_previous_link_status(con)
     resolve(con, overrides, params)
     run(con, sql("core_listings"))
+    run(con, sql("link_health"))
     run(con, sql("out_listings"))
     counts = run(
         con, "SELECT (SELECT count(*) FROM stg_listings), (SELECT count(*) FROM core_listings), (SELECT count(*) FROM out_listings)"
     )[0]
     return {"staged_rows": int(counts[0]), "listings": int(counts[1]), "public_listings": int(counts[2])}  # type: ignore[call-overload]
+
+
+# --- link health (CONTRACT section 6) ----------------------------------------------------------------------
+
+
+def set_link_params(con: duckdb.DuckDBPyConnection, now: dt.datetime, max_age_hours: float = 20.0, dead_after: int = 3) -> None:
+    run(
+        con,
+        "CREATE OR REPLACE TEMP TABLE link_params AS "
+        "SELECT CAST(? AS TIMESTAMP) AS now, CAST(? AS DOUBLE) AS max_age_hours, CAST(? AS INTEGER) AS dead_after",
+        [now.replace(tzinfo=None), max_age_hours, dead_after],
+    )
+
+
+def keep_previous_link_status(con: duckdb.DuckDBPyConnection) -> None:
+    """``prev_link_status``: each listing's link status before this run rebuilds core_listings (empty on a first run)."""
+    exists = run(con, "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'core_listings' AND NOT temporary")[0][0]
+    source = "SELECT id, link_status FROM core_listings" if exists else "SELECT NULL::VARCHAR AS id, NULL::VARCHAR AS link_status LIMIT 0"
+    run(con, f"CREATE OR REPLACE TEMP TABLE prev_link_status AS {source}")
+
+
+def links_due(con: duckdb.DuckDBPyConnection, now: dt.datetime, max_age_hours: float) -> tuple[list[str], list[str]]:
+    """The staged listings' distinct URLs: (to check this run, answered by a check younger than ``max_age_hours``)."""
+    set_link_params(con, now, max_age_hours)
+    run(con, sql("links_due"))
+    rows = run(con, "SELECT url, cached FROM links_due")
+    return [str(u) for u, cached in rows if not cached], [str(u) for u, cached in rows if cached]
+
+
+def record_link_checks(con: duckdb.DuckDBPyConnection, run_id: str, now: dt.datetime, checks: list[LinkCheck]) -> None:
+    """Keep every check (``link_checks``): the history link status is derived from.  One set-based insert."""
+    if not checks:
+        return
+    stamp = now.replace(tzinfo=None)
+    chain = pa.list_(pa.struct([("status", pa.int32()), ("url", pa.string())]))
+    table = pa.table(
+        {
+            "url": pa.array([c.url for c in checks], pa.string()),
+            "result": pa.array([c.result for c in checks], pa.string()),
+            "http_status": pa.array([c.http_status for c in checks], pa.int32()),
+            "final_url": pa.array([c.final_url for c in checks], pa.string()),
+            "suggested_url": pa.array([c.suggested_url for c in checks], pa.string()),
+            "redirects": pa.array([[{"status": st, "url": u} for st, u in c.redirects] for c in checks], chain),
+            "method": pa.array([c.method for c in checks], pa.string()),
+            "error": pa.array([c.error for c in checks], pa.string()),
+            "elapsed_ms": pa.array([c.elapsed_ms for c in checks], pa.int32()),
+        }
+    )
+    con.register("link_check_rows", table)
+    try:
+        run(
+            con,
+            "INSERT INTO link_checks (run_id, url, checked_at, result, http_status, final_url, suggested_url, redirects, method, "
+            "error, elapsed_ms) SELECT ?, url, ?, result, http_status, final_url, suggested_url, redirects, method, error, elapsed_ms "
+            "FROM link_check_rows",
+            [run_id, stamp],
+        )
+    finally:
+        con.unregister("link_check_rows")
+
+
+def link_report_data(con: duckdb.DuckDBPyConnection, evidence: int = 5) -> LinkReportData:
+    """What ``sources/reports/links.html`` shows, from ``link_url_health``, ``link_checks``, ``core_listings`` and ``stg_listings``."""
+    run(
+        con,
+        """
+        CREATE OR REPLACE TEMP TABLE staged_links AS
+        SELECT source_id, row, record_id, name, 'url' AS col, url AS link FROM stg_listings WHERE url IS NOT NULL
+        UNION ALL
+        SELECT source_id, row, record_id, name, 'chat_url', chat_url FROM stg_listings WHERE chat_url IS NOT NULL
+        """,
+    )
+    data = LinkReportData()
+    data.status_counts = {str(k): int(n) for k, n in run(con, "SELECT link_status, count(*) FROM core_listings GROUP BY ALL")}  # type: ignore[call-overload]
+    dead = run(
+        con,
+        """
+        SELECT id, name, [x FOR x IN [url, chat_url] IF x IS NOT NULL],
+               [s.source || ' record ' || s.record_id FOR s IN sources]
+        FROM core_listings WHERE link_status = 'dead' ORDER BY name, id
+        """,
+    )
+    checks = run(
+        con,
+        """
+        SELECT url, checked_at, result, http_status, final_url, error FROM link_checks
+        WHERE result <> 'skipped' AND url IN (SELECT unnest([url, chat_url]) FROM core_listings WHERE link_status = 'dead')
+        QUALIFY row_number() OVER (PARTITION BY url ORDER BY checked_at DESC, seq DESC) <= ?
+        ORDER BY url, checked_at DESC, seq DESC
+        """,
+        [evidence],
+    )
+    by_url: dict[str, list[Evidence]] = {}
+    for url, at, result, status, final, error in checks:
+        by_url.setdefault(str(url), []).append(Evidence(at, str(result), status, final, error))  # type: ignore[arg-type]
+    data.dead_listings = [
+        DeadListing(str(i), str(n), [str(r) for r in rows], {str(u): by_url.get(str(u), []) for u in urls})  # type: ignore[attr-defined]
+        for i, n, urls, rows in dead
+    ]
+    failing = run(
+        con,
+        """
+        SELECT h.url, h.status, h.last_result, h.http_status, h.error, h.broken_streak, h.last_checked_at,
+               list(DISTINCT s.source_id || ' row ' || s.row ORDER BY s.source_id || ' row ' || s.row)
+        FROM link_url_health h JOIN staged_links s ON s.link = h.url
+        WHERE h.status IN ('degraded', 'dead')
+          AND h.url NOT IN (
+            SELECT x FROM (SELECT unnest([url, chat_url]) AS x FROM core_listings WHERE link_status = 'dead') WHERE x IS NOT NULL
+          )
+        GROUP BY ALL ORDER BY h.status, h.url
+        """,
+    )
+    data.failing = [
+        FailingLink(str(u), str(st), str(r), hs, e, int(bs), at, [str(x) for x in rows])  # type: ignore[arg-type,call-overload,attr-defined]
+        for u, st, r, hs, e, bs, at, rows in failing
+    ]
+    proposals = run(
+        con,
+        """
+        SELECT s.source_id, s.row, s.record_id, s.name, s.col, h.url, h.suggested_url, h.last_checked_at
+        FROM link_url_health h JOIN staged_links s ON s.link = h.url
+        WHERE h.last_result = 'redirect' AND h.suggested_url IS NOT NULL AND h.suggested_url <> h.url
+        ORDER BY s.source_id, s.row, s.col
+        """,
+    )
+    data.proposals = [Proposal(str(a), int(b), str(c), str(d), str(e), str(f), str(g), h) for a, b, c, d, e, f, g, h in proposals]  # type: ignore[arg-type,call-overload]
+    changes = run(con, "SELECT id, name, before, after FROM link_changes ORDER BY name, id")
+    data.changes = [(str(a), str(b), str(c), str(d)) for a, b, c, d in changes]
+    return data

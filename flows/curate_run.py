@@ -1,26 +1,30 @@
 """The pipeline as a Prefect flow: its table of contents.
 
 state -> ingest + stage + validate (one task per source) -> warehouse -> reports
--> core (entity resolution, stable ids) -> review queue -> export release.  Each task is a batch; the stages they call
-are pure functions in ``curate``, the edges are ``curate.ingest``,
-``curate.warehouse`` and ``curate.export``.
+-> link health (one task per batch of hosts) -> core (entity resolution, stable ids, link status)
+-> review queue, link report -> export release.  Each task is a batch; the stages they call are pure
+functions in ``curate``, the edges are ``curate.ingest``, ``curate.links``, ``curate.warehouse`` and
+``curate.export``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import math
 import uuid
-from dataclasses import dataclass, field
+from collections import Counter
+from dataclasses import dataclass, field, replace
 
 from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
-from curate import export, fetch, report, resolve
+from curate import export, fetch, links, links_report, report, resolve
 from curate import warehouse as wh
 from curate.ingest import Ingested, Previous, ingest
 from curate.problems import problem
 from curate.read import ROW
-from curate.settings import Settings
+from curate.settings import LinkSettings, Settings
 from curate.sources import SourceFile, discover, report_name
 from curate.stage import MATCH
 
@@ -45,6 +49,19 @@ class RunSummary:
     #: listings added, removed and changed since the previous release
     changes: dict[str, int] = field(default_factory=dict)
     messages: list[str] = field(default_factory=list)
+    links: LinkRun | None = None  # None: --skip-links
+
+
+@dataclass
+class LinkRun:
+    """What the link-health step did in one run."""
+
+    checked: int = 0  # distinct URLs requested
+    cached: int = 0  # distinct URLs answered by a check younger than max_age_hours
+    batches: int = 0  # tasks they were checked in
+    results: dict[str, int] = field(default_factory=dict)  # checked URLs per result
+    offline: str | None = None  # why the run concluded that the checker is offline
+    dead_listings: int = 0  # listings whose every link is dead (withheld from the release)
 
 
 @task(cache_policy=NO_CACHE)
@@ -149,11 +166,12 @@ def write_reports(settings: Settings, batch: list[Ingested]) -> None:
 
 @task(cache_policy=NO_CACHE)
 def build_core(settings: Settings, now: dt.datetime) -> dict[str, int]:
-    """Entity resolution (obeying sources/overrides.toml), then listings with stable ids (warehouse/sql/core_listings.sql)."""
+    """Entity resolution (obeying sources/overrides.toml), then listings with stable ids (warehouse/sql/core_listings.sql)
+    and their link status from the check history (warehouse/sql/link_health.sql)."""
     overrides = resolve.load_overrides(settings.overrides_file)
     con = wh.connect(settings.warehouse_file)
     try:
-        return wh.build_core(con, now, settings.max_verified_age_months, overrides)
+        return wh.build_core(con, now, settings.max_verified_age_months, overrides, dead_after=settings.links.dead_after)
     finally:
         con.close()
 
@@ -167,6 +185,73 @@ def write_review(settings: Settings) -> list[str]:
         return resolve.duplicates(con, 0)[2]
     finally:
         con.close()
+
+
+@task(cache_policy=NO_CACHE)
+def plan_links(settings: Settings, now: dt.datetime) -> tuple[list[list[str]], int]:
+    """The staged listings' distinct URLs that need a check, in batches of whole hosts; and how many are fresh enough."""
+    con = wh.connect(settings.warehouse_file)
+    try:
+        due, cached = wh.links_due(con, now, settings.links.max_age_hours)
+    finally:
+        con.close()
+    return links.host_batches(due, settings.links.batches), len(cached)
+
+
+@task(cache_policy=NO_CACHE)
+def check_link_batch(urls: list[str], limits: LinkSettings) -> list[links.LinkCheck]:
+    """Check one batch of hosts' URLs (HTTP at the edge: ``curate.links``); never raises for a bad link."""
+    return links.check_links(urls, limits)
+
+
+@task(cache_policy=NO_CACHE)
+def record_links(settings: Settings, run_id: str, now: dt.datetime, checks: list[links.LinkCheck]) -> tuple[dict[str, int], str | None]:
+    """Conclude over all batches whether the checker was offline, then keep every check in ``link_checks``."""
+    concluded, offline = links.conclude_offline(checks, settings.links)
+    con = wh.connect(settings.warehouse_file)
+    try:
+        wh.record_link_checks(con, run_id, now, concluded)
+    finally:
+        con.close()
+    return dict(Counter(c.result for c in concluded)), offline
+
+
+def link_health(settings: Settings, run_id: str, now: dt.datetime) -> LinkRun:
+    """Plan, check (one task per batch of hosts, at most ``links.batches``) and record; the global cap is shared."""
+    batches, cached = plan_links(settings, now)
+    per_batch = replace(settings.links, workers=max(1, math.ceil(settings.links.workers / max(1, len(batches)))))
+    futures = [check_link_batch.submit(batch, per_batch) for batch in batches]
+    checks: list[links.LinkCheck] = []
+    for batch, future in zip(batches, futures, strict=True):
+        got = future.result(raise_on_failure=False)
+        if isinstance(got, BaseException):  # a bug in the checker: these links are not judged this run, nothing is lost
+            why = f"not checked: the link check failed ({got})"
+            checks += [links.LinkCheck(u, "skipped", error=why, host=links.host_of(u)) for u in batch]
+        else:
+            checks += got
+    results, offline = record_links(settings, run_id, now, checks)
+    return LinkRun(checked=len(checks), cached=cached, batches=len(batches), results=results, offline=offline)
+
+
+@task(cache_policy=NO_CACHE)
+def write_link_report(settings: Settings, now: dt.datetime, run: LinkRun | None) -> int:
+    """``sources/reports/links.html``: dead listings with their evidence, failing links, proposed URL updates.
+
+    Returns how many listings are dead.
+    """
+    con = wh.connect(settings.warehouse_file)
+    try:
+        data = wh.link_report_data(con)
+    finally:
+        con.close()
+    links_report.write_links_report(settings.reports_dir, data, now, run, settings.links)
+    if data.changes:  # CONTRACT section 7: each run leaves the link health changes as an artifact
+        create_table_artifact(
+            [{"id": i, "name": n, "before": b, "after": a} for i, n, b, a in data.changes],
+            key="link-health-changes",
+            description=f"Listings whose link status changed in this run; details in {settings.reports_dir / 'links.html'}",
+        )
+    return len(data.dead_listings)
 
 
 @task(cache_policy=NO_CACHE)
@@ -216,8 +301,8 @@ def _source_line(item: Ingested, previous: Previous) -> dict[str, object]:
 
 
 @flow(name="curate-run", validate_parameters=False)
-def curate_run(settings: Settings, now: dt.datetime | None = None) -> RunSummary:
-    """One whole pipeline run: ingest -> validate -> dedupe -> export -> publish."""
+def curate_run(settings: Settings, now: dt.datetime | None = None, skip_links: bool = False) -> RunSummary:
+    """One whole pipeline run: ingest -> validate -> link health -> dedupe -> export -> publish."""
     logger = get_run_logger()
     now = (now or dt.datetime.now(dt.UTC)).replace(microsecond=0)
     run_id = f"{now.strftime('%Y%m%dT%H%M%SZ')}-{uuid.uuid4().hex[:6]}"
@@ -230,8 +315,15 @@ def curate_run(settings: Settings, now: dt.datetime | None = None) -> RunSummary
     batch: list[Ingested] = [f.result() for f in futures]
     summary.messages += load_warehouse(settings, batch, run_id, now)
     write_reports(settings, batch)
+    if not skip_links:
+        summary.links = link_health(settings, run_id, now)
+        if summary.links.offline:
+            summary.messages.append(f"Links: {summary.links.offline}.")
     counts = build_core(settings, now)
     summary.messages += write_review(settings)
+    dead = write_link_report(settings, now, summary.links)
+    if summary.links is not None:
+        summary.links.dead_listings = dead
     release = export_release(settings, now, run_id, sources)
     summary.sources = [_source_line(item, state.get(item.result.source_id, Previous())) for item in batch]
     summary.rows_read = sum(int(s["rows"]) for s in summary.sources)  # type: ignore[call-overload]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import ssl
 import struct
 import threading
 import time
@@ -131,8 +132,9 @@ class Farm:
     A route is found by the exact path, else by ``/<first segment>/*`` (``/ok/*`` serves ``/ok/17``).
     """
 
-    def __init__(self, hosts: list[str], routes: dict[str, Route], latency: float = 0.0) -> None:
+    def __init__(self, hosts: list[str], routes: dict[str, Route], latency: float = 0.0, tls: ssl.SSLContext | None = None) -> None:
         self.hosts = hosts
+        self.tls = tls
         self.routes = routes
         self.latency = latency
         self.ports: dict[str, int] = {}
@@ -163,7 +165,7 @@ class Farm:
 
     def url(self, host: str | int, path: str) -> str:
         address = self.hosts[host] if isinstance(host, int) else host
-        return f"http://{address}:{self.ports[address]}{path}"
+        return f"{'https' if self.tls else 'http'}://{address}:{self.ports[address]}{path}"
 
     @property
     def total_requests(self) -> int:
@@ -172,7 +174,7 @@ class Farm:
     async def _start(self) -> None:
         for host in self.hosts:
             server = await asyncio.get_running_loop().create_server(
-                lambda h=host: _Protocol(self, h), host, 0, reuse_address=True, backlog=512
+                lambda h=host: _Protocol(self, h), host, 0, reuse_address=True, backlog=512, ssl=self.tls
             )
             self.ports[host] = server.sockets[0].getsockname()[1]
             self._servers.append(server)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import socket
+import ssl
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -302,7 +303,8 @@ def test_conclude_offline_rules():
         return LinkCheck(f"https://{host}/", result, host=host, reached=reached, unreachable=unreachable, error="x")
 
     two_down = [c("a.test", "broken", False, True), c("b.test", "error", False, True)]
-    assert conclude_offline(two_down, FAST)[1] is None  # fewer hosts than offline_min_hosts: judged as they are
+    assert conclude_offline(two_down, FAST)[1] is not None  # nothing answered: no evidence against any site
+    assert conclude_offline(two_down, replace(FAST, offline_min_hosts=3))[1] is None  # fewer hosts than asked for: judged
     half = [c("a.test", "broken", False, True), c("b.test", "broken", False, True), c("c.test", "ok", True, False),
             c("d.test", "ok", True, False)]  # fmt: skip
     assert conclude_offline(half, FAST)[1] is None  # half is not most
@@ -394,3 +396,30 @@ def test_link_settings_come_from_the_environment():
     assert Settings.from_env({}).links == LinkSettings()
     with pytest.raises(ValueError, match="CURATE_LINK_WORKERS"):
         Settings.from_env({"CURATE_LINK_WORKERS": "many"})
+
+
+def test_a_certificate_that_does_not_verify_is_an_error(tmp_path):
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "self-signed.test")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=1)).sign(key, hashes.SHA256())
+    )  # fmt: skip
+    (tmp_path / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (tmp_path / "key.pem").write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                         serialization.NoEncryption()))  # fmt: skip
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(tmp_path / "cert.pem", tmp_path / "key.pem")
+    farm = Farm(loopback_hosts(1, first=100), {"/ok": status(200)}, tls=context)
+    with farm.running():
+        check = check_links([farm.url(0, "/ok")], FAST)[0]
+    assert farm.url(0, "/ok").startswith("https://")
+    assert check.result == "error" and "TLS" in str(check.error) and "certificate" in str(check.error).lower()
+    assert not check.unreachable  # a bad certificate is the site's problem, not evidence that we are offline
