@@ -24,6 +24,7 @@ LIMITS = LinkSettings(
     allow_networks=("127.0.0.0/25",),
 )  # fmt: skip
 NAMES = ("alive.test", "gone.test", "moved.test")
+PHONES = {f"Phone Line {i}" for i in range(4)}
 ROUTES = {
     "/ok": lambda r: Reply(200, delay=0.02),
     "/page": status(404),
@@ -66,11 +67,14 @@ def settings(tmp_path, farm) -> Settings:
     sources.mkdir()
     port = {name: farm.ports[h] for name, h in zip(NAMES, farm.hosts, strict=True)}
     rows = [
-        f"a,Alive Line,helpline,http://alive.test:{port['alive.test']}/ok,,GB",
-        f"b,Gone Forum,forum,http://gone.test:{port['gone.test']}/page,,GB",
-        f"c,Moved Chat,chat,http://moved.test:{port['moved.test']}/old,http://alive.test:{port['alive.test']}/ok,GB",
+        f"a,Alive Line,helpline,http://alive.test:{port['alive.test']}/ok,,,GB",
+        f"b,Gone Forum,forum,http://gone.test:{port['gone.test']}/page,,,GB",
+        f"c,Moved Chat,chat,http://moved.test:{port['moved.test']}/old,http://alive.test:{port['alive.test']}/ok,,GB",
+        # phone-only lines: one listing going dead must stay under the mass-removal guard's 20%
+        *(f"p{i},Phone Line {i},helpline,,,020 7946 001{i},GB" for i in range(4)),
     ]
-    (sources / "lines.csv").write_text("record_id,name,kind,url,chat_url,country\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    head = "record_id,name,kind,url,chat_url,phone,country\n"
+    (sources / "lines.csv").write_text(head + "\n".join(rows) + "\n", encoding="utf-8")
     return Settings(sources_dir=sources, exports_dir=tmp_path / "exports", warehouse_file=tmp_path / "wh.duckdb", links=LIMITS)
 
 
@@ -98,12 +102,14 @@ def test_three_nights_of_404_take_a_listing_out_with_the_evidence(prefect_harnes
     assert first.links is not None and first.links.offline is None
     assert (first.links.checked, first.links.cached, first.links.results) == (3, 0, {"ok": 1, "broken": 1, "redirect": 1})
     listings = published(settings)
-    assert {n: x["link_status"] for n, x in listings.items()} == {"Alive Line": "alive", "Gone Forum": "degraded", "Moved Chat": "alive"}
+    assert {n: x["link_status"] for n, x in listings.items()} == {
+        "Alive Line": "alive", "Gone Forum": "degraded", "Moved Chat": "alive", **{f"Phone Line {i}": "unknown" for i in range(4)}
+    }  # fmt: skip
     assert listings["Alive Line"]["link_checked_at"] == "2026-11-25T03:00:00Z"
     assert run(settings, NOW + DAY).links.dead_listings == 0
     third = run(settings, NOW + 2 * DAY)
     assert third.links.dead_listings == 1
-    assert set(published(settings)) == {"Alive Line", "Moved Chat"}
+    assert set(published(settings)) == {"Alive Line", "Moved Chat", *PHONES}
     assert statuses(settings)["Gone Forum"] == "dead"
     report = (settings.reports_dir / "links.html").read_text(encoding="utf-8")
     dead_part = report.split("Left out of the directory")[1].split("Proposed address updates")[0]
@@ -156,7 +162,7 @@ def test_unplugged_nights_mark_nothing_dead_and_keep_every_status(prefect_harnes
         assert summary.links.results == {"skipped": 3}
         assert any("offline" in m for m in summary.messages)
     assert statuses(settings) == known and "dead" not in known.values()
-    assert set(published(settings)) == {"Alive Line", "Gone Forum", "Moved Chat"}
+    assert set(published(settings)) == {"Alive Line", "Gone Forum", "Moved Chat", *PHONES}
     assert published(settings)["Alive Line"]["link_checked_at"] == "2026-11-25T03:00:00Z"
 
 
