@@ -228,8 +228,9 @@ def conclude_offline(checks: list[LinkCheck], limits: LinkSettings) -> tuple[lis
         f"the link checker seems to be offline: {len(unreachable)} of {len(tried)} hosts could not be reached "
         "(name lookup or connection failed), so those links were not judged and keep their last status"
     )
+    # every check of a host that could not be reached, also those the circuit breaker or the early stop left untried
     out = [
-        replace(c, result="skipped", error=f"not checked: {message} ({c.error})") if c.unreachable and c.host not in reached else c
+        replace(c, result="skipped", error=f"not checked: {message} ({c.error})") if c.host in unreachable and c.result != "skipped" else c
         for c in checks
     ]
     return out, message

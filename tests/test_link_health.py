@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import shutil
 
 import pytest
 
@@ -24,13 +25,23 @@ CSV = (
 WEB, BOTH, CHAT, MOVED = "https://web.example", "https://both.example", "https://both.example/chat", "http://moved.example/help"
 
 
-@pytest.fixture
-def con(tmp_path):
-    c = wh.connect(tmp_path / "w.duckdb")
+@pytest.fixture(scope="module")
+def staged(tmp_path_factory):
+    """A warehouse holding the staged rows of CSV (built once; each test gets a copy)."""
+    path = tmp_path_factory.mktemp("staged") / "w.duckdb"
+    c = wh.connect(path)
     data = CSV.encode()
     r = check_source(data, "src.csv", "src", SourceOptions(), NOW.date())
     assert r.usable and r.rows_rejected == 0, r.problems
     wh.replace_staged(c, "src", r.accepted, wh.store_version(c, "src", "src.csv", data, NOW), 0, r.rejected)
+    c.close()
+    return path
+
+
+@pytest.fixture
+def con(staged, tmp_path):
+    shutil.copy(staged, tmp_path / "w.duckdb")
+    c = wh.connect(tmp_path / "w.duckdb")
     yield c
     c.close()
 

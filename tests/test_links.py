@@ -311,6 +311,8 @@ def test_conclude_offline_rules():
     most = [*half[:2], c("e.test", "error", False, True), half[2]]
     out, message = conclude_offline(most, FAST)
     assert message and [x.result for x in out] == ["skipped", "skipped", "skipped", "ok"]
+    tripped = [*most, c("e.test", "error", False, False)]  # e.test's other URL, given up on by the circuit breaker
+    assert [x.result for x in conclude_offline(tripped, FAST)[0]] == ["skipped", "skipped", "skipped", "ok", "skipped"]
     private = [c(f"{h}.test", "skipped", False, False) for h in "abc"]
     assert conclude_offline(private, FAST)[1] is None  # private hosts were never tried
 
