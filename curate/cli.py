@@ -46,7 +46,11 @@ AllowMassRemovalOpt = Annotated[
 
 
 def _settings(sources: Path | None, exports: Path | None, warehouse: Path | None, allow_mass_removal: bool = False) -> Settings:
-    return Settings.from_env(sources_dir=sources, exports_dir=exports, warehouse_file=warehouse, allow_mass_removal=allow_mass_removal)
+    try:
+        return Settings.from_env(sources_dir=sources, exports_dir=exports, warehouse_file=warehouse, allow_mass_removal=allow_mass_removal)
+    except ValueError as exc:  # a bad CURATE_* value is a bad argument
+        console.print(f"[red]Bad setting:[/red] {exc}", markup=True, highlight=False)
+        raise typer.Exit(2) from exc
 
 
 def _report_held(message: str) -> None:
@@ -128,7 +132,7 @@ def run(
     start = dt.datetime.now(dt.UTC)
     try:
         with console.status("Running the pipeline (ingest, validate, links, dedupe, export)..."):
-            summary = curate_run(settings, skip_links=skip_links)
+            summary = curate_run.with_options(timeout_seconds=settings.flow_timeout_seconds)(settings, skip_links=skip_links)
     except Exception as exc:  # a failed run must say so and exit 1, never publish
         console.print(f"[red]The run failed:[/red] {exc}")
         raise typer.Exit(1) from exc
@@ -156,7 +160,7 @@ def export_cmd(
 
     try:
         with console.status("Exporting a release from the warehouse..."):
-            release = curate_export(settings)
+            release = curate_export.with_options(timeout_seconds=settings.flow_timeout_seconds)(settings)
     except Exception as exc:
         console.print(f"[red]The export failed:[/red] {exc}")
         raise typer.Exit(1) from exc

@@ -118,6 +118,14 @@ class Settings:
     pause_at: str = ""
     #: link health (CONTRACT section 6)
     links: LinkSettings = field(default_factory=LinkSettings)
+    #: one writer (``CURATE_LOCK_WAIT``): seconds a run or export waits for another one holding the warehouse
+    #: before it exits 1 naming the holder
+    lock_wait_seconds: float = 300.0
+    #: a whole run that takes longer than this (``CURATE_FLOW_TIMEOUT``, seconds) is stopped and reported failed
+    flow_timeout_seconds: float = 3600.0
+    #: failure notifications (``CURATE_NOTIFY_WEBHOOK``): a URL that receives a JSON POST when a run fails or a
+    #: release is held; failures are always logged
+    notify_webhook: str = ""
 
     @property
     def reports_dir(self) -> Path:
@@ -138,12 +146,25 @@ class Settings:
         warehouse_file: Path | None = None,
         allow_mass_removal: bool = False,
     ) -> Settings:
-        """Defaults, then the ``CURATE_*`` environment (SOURCES, EXPORTS, WAREHOUSE, CRON, TZ, PAUSE_AT, LINK_*), then explicit ones."""
+        """Defaults, then the ``CURATE_*`` environment (SOURCES, EXPORTS, WAREHOUSE, CRON, TZ, PAUSE_AT, LINK_*, LOCK_WAIT,
+        FLOW_TIMEOUT, NOTIFY_WEBHOOK), then explicit values."""
         env = os.environ if environ is None else environ
         d = cls()
 
         def pick(explicit: Path | None, key: str, default: Path) -> Path:
             return explicit or (Path(env[ENV_PREFIX + key]) if env.get(ENV_PREFIX + key) else default)
+
+        def seconds(key: str, default: float) -> float:
+            raw = env.get(ENV_PREFIX + key, "").strip()
+            if not raw:
+                return default
+            try:
+                value = float(raw)
+            except ValueError:
+                raise ValueError(f"{ENV_PREFIX}{key}={raw!r} is not a number of seconds") from None
+            if value < 0:
+                raise ValueError(f"{ENV_PREFIX}{key}={raw!r} must not be negative")
+            return value
 
         return replace(
             d,
@@ -155,4 +176,7 @@ class Settings:
             allow_mass_removal=allow_mass_removal,
             pause_at=env.get(ENV_PREFIX + "PAUSE_AT") or d.pause_at,
             links=LinkSettings.from_env(env),
+            lock_wait_seconds=seconds("LOCK_WAIT", d.lock_wait_seconds),
+            flow_timeout_seconds=seconds("FLOW_TIMEOUT", d.flow_timeout_seconds),
+            notify_webhook=env.get(ENV_PREFIX + "NOTIFY_WEBHOOK", d.notify_webhook).strip(),
         )

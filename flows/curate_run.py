@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import uuid
+from asyncio import CancelledError
 from collections import Counter
 from dataclasses import dataclass, field, replace
 
@@ -19,9 +20,11 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
-from curate import export, fetch, links, links_report, report, resolve
+from curate import artifacts, export, fetch, links, links_report, report, resolve
 from curate import warehouse as wh
 from curate.ingest import Ingested, Previous, ingest
+from curate.lock import warehouse_lock
+from curate.notify import RunEvent, notifiers, notify_all
 from curate.problems import problem
 from curate.read import ROW
 from curate.settings import LinkSettings, Settings
@@ -50,6 +53,8 @@ class RunSummary:
     changes: dict[str, int] = field(default_factory=dict)
     messages: list[str] = field(default_factory=list)
     links: LinkRun | None = None  # None: --skip-links
+    #: the row-level problems of each source parsed this run (``Problem.as_dict()``), for the run's artifacts
+    rejected: dict[str, list[dict[str, object]]] = field(default_factory=dict)
 
 
 @dataclass
@@ -300,9 +305,52 @@ def _source_line(item: Ingested, previous: Previous) -> dict[str, object]:
             "errors": errors, "warnings": len(r.problems) - errors, "usable": r.usable, "unchanged": False}  # fmt: skip
 
 
+@task(cache_policy=NO_CACHE)
+def record_artifacts(summary: RunSummary) -> list[str]:
+    """The run's Prefect artifacts: summary table, rejected rows per source, link health, why a release was held."""
+    run = summary.links
+    counts = {**run.results, "dead_listings": run.dead_listings} if run is not None else {}
+    table = artifacts.summary_table(
+        summary.sources, summary.listings, summary.public_listings, summary.changes, counts, summary.release_id, summary.held
+    )
+    text = artifacts.links_markdown(None)
+    if run is not None:
+        text = artifacts.links_markdown(run.results, run.dead_listings, run.offline, run.cached)
+    return artifacts.record(summary.run_id, table, summary.rejected, text, summary.held)
+
+
 @flow(name="curate-run", validate_parameters=False)
 def curate_run(settings: Settings, now: dt.datetime | None = None, skip_links: bool = False) -> RunSummary:
-    """One whole pipeline run: ingest -> validate -> link health -> dedupe -> export -> publish."""
+    """One whole pipeline run: ingest -> validate -> link health -> dedupe -> export -> publish.
+
+    The run holds the warehouse lock throughout (one writer), leaves its artifacts in Prefect, and notifies
+    (log, webhook) when it fails or holds its release.
+    """
+    logger = get_run_logger()
+    told = notifiers(settings.notify_webhook, logger)
+    try:
+        with warehouse_lock(settings.warehouse_file, settings.lock_wait_seconds, "curate run", logger.warning):
+            summary = pipeline(settings, now, skip_links)
+    except BaseException as exc:
+        why = f"{type(exc).__name__}: {exc}"
+        if isinstance(exc, CancelledError | KeyboardInterrupt):
+            why = "the run was stopped: it exceeded its time limit (CURATE_FLOW_TIMEOUT) or was cancelled"
+        notify_all(told, RunEvent("failed", _flow_run_name(), why, str(settings.warehouse_file)))
+        raise
+    record_artifacts(summary)
+    if summary.held:
+        notify_all(told, RunEvent("held", summary.run_id, summary.held, str(settings.warehouse_file)))
+    return summary
+
+
+def _flow_run_name() -> str:
+    from prefect.runtime import flow_run
+
+    return str(flow_run.name or flow_run.id or "?")
+
+
+def pipeline(settings: Settings, now: dt.datetime | None = None, skip_links: bool = False) -> RunSummary:
+    """The steps of a run, inside the flow and under the warehouse lock."""
     logger = get_run_logger()
     now = (now or dt.datetime.now(dt.UTC)).replace(microsecond=0)
     run_id = f"{now.strftime('%Y%m%dT%H%M%SZ')}-{uuid.uuid4().hex[:6]}"
@@ -326,6 +374,9 @@ def curate_run(settings: Settings, now: dt.datetime | None = None, skip_links: b
         summary.links.dead_listings = dead
     release = export_release(settings, now, run_id, sources)
     summary.sources = [_source_line(item, state.get(item.result.source_id, Previous())) for item in batch]
+    summary.rejected = {
+        i.result.source_id: [p.as_dict() for p in i.result.problems if p.severity == "error"] for i in batch if not i.reused
+    }
     summary.rows_read = sum(int(s["rows"]) for s in summary.sources)  # type: ignore[call-overload]
     summary.rows_accepted = sum(int(s["accepted"]) for s in summary.sources)  # type: ignore[call-overload]
     summary.rows_rejected = sum(int(s["rejected"]) for s in summary.sources)  # type: ignore[call-overload]
