@@ -322,6 +322,50 @@ def links_check(
         console.print(f"[yellow]![/yellow] {offline}.")
 
 
+@app.command()
+def status(
+    sources: SourcesOpt = None,
+    exports: ExportsOpt = None,
+    warehouse: WarehouseOpt = None,
+    runs: Annotated[int, typer.Option("--runs", min=1, help="How many recent runs to show.")] = 10,
+    format: Annotated[Format, typer.Option("--format", help="text or json")] = Format.text,
+) -> None:
+    """The last runs with their outcome, the current release and its counts, and the next scheduled run (exit 0)."""
+    from prefect.settings import PREFECT_API_URL
+
+    from curate.status import gather
+
+    settings = _settings(sources, exports, warehouse)
+    api = PREFECT_API_URL.value() or None
+    st = gather(settings.warehouse_file, settings.exports_dir, settings.cron, settings.timezone, api, dt.datetime.now(dt.UTC), runs)
+    if format is Format.json:
+        print(json.dumps(st.as_dict(), indent=2, default=str))
+        return
+    if st.running:
+        out.print(f"[bold yellow]Running now:[/bold yellow] {st.running}", markup=True)
+    table = Table(title="Last runs", title_justify="left")
+    for col in ("run", "started (UTC)", "finished (UTC)", "outcome", "release", "sources", "rows", "rejected"):
+        table.add_column(col, justify="right" if col in ("sources", "rows", "rejected") else "left")
+    for r in st.runs:
+        finished = r.finished_at.isoformat(sep=" ", timespec="seconds") if r.finished_at else "-"
+        colour = {"published": "green", "held": "yellow"}.get(r.outcome, "red" if r.outcome.startswith("failed") else "")
+        shown = f"[{colour}]{r.outcome}[/{colour}]" if colour else r.outcome
+        table.add_row(r.run_id, r.started_at.isoformat(sep=" ", timespec="seconds"), finished, shown, r.release_id or "-",
+                      str(r.sources), str(r.rows), str(r.rejected))  # fmt: skip
+    if st.runs:
+        out.print(table)
+    else:
+        out.print(f"Last runs: {st.runs_note}")
+    if st.release:
+        counts = st.release.get("counts") or {}
+        shown_counts = ", ".join(f"{v} {k}" for k, v in counts.items())
+        out.print(f"Current release: {st.release['release_id']} (generated {st.release['generated_at']}): {shown_counts}")
+    else:
+        out.print(f"Current release: none in {settings.exports_dir}")
+    out.print(f"Schedule: curate-nightly at {st.schedule}")
+    out.print(f"Next scheduled run: {st.next_run}")
+
+
 def main() -> None:
     app()
 

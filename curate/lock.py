@@ -88,3 +88,24 @@ def warehouse_lock(
             fcntl.flock(fd, fcntl.LOCK_UN)
     finally:
         os.close(fd)
+
+
+def current_holder(warehouse_file: Path) -> dict[str, object] | None:
+    """Who holds the warehouse now (``{}`` when the holder left no note), or ``None`` when nobody does.
+
+    Probes with a non-blocking lock taken and dropped at once; never waits."""
+    path = lock_path(warehouse_file)
+    if not path.is_file():
+        return None
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError as exc:
+            if exc.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                raise
+            return holder(path)
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)

@@ -20,7 +20,7 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
-from curate import artifacts, export, fetch, links, links_report, report, resolve
+from curate import artifacts, caching, export, fetch, links, links_report, report, resolve
 from curate import warehouse as wh
 from curate.ingest import Ingested, Previous, ingest
 from curate.lock import warehouse_lock
@@ -81,9 +81,12 @@ def read_state(settings: Settings, sources: list[SourceFile]) -> dict[str, Previ
         con.close()
 
 
-@task(cache_policy=NO_CACHE, retries=1, retry_delay_seconds=1)
+@task(cache_key_fn=caching.ingest_cache_key, cache_expiration=caching.EXPIRATION, persist_result=True, retries=2,
+      retry_delay_seconds=[2, 10])  # fmt: skip
 def ingest_source(source: SourceFile, today: dt.date, settings: Settings, previous: Previous) -> Ingested:
-    """Read or download one source and check it (stage + validate); unchanged sources are not parsed again."""
+    """Read or download one source and check it (stage + validate); unchanged sources are not parsed again.
+
+    I/O: retried on an unexpected error; a local source's result is cached for a day (``curate.caching``)."""
     limits = fetch.FetchLimits(
         settings.connect_timeout, settings.read_timeout, settings.max_source_bytes, settings.fetch_retries, settings.fetch_backoff
     )
@@ -359,6 +362,7 @@ def pipeline(settings: Settings, now: dt.datetime | None = None, skip_links: boo
     if toml_error:
         summary.messages.append(toml_error)
     state = read_state(settings, sources)
+    caching.prune_prefect_storage()
     futures = [ingest_source.submit(s, now.date(), settings, state.get(s.source_id, Previous())) for s in sources]
     batch: list[Ingested] = [f.result() for f in futures]
     summary.messages += load_warehouse(settings, batch, run_id, now)

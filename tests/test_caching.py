@@ -1,0 +1,77 @@
+"""Retries and caching on I/O tasks: ingest of an unchanged local source is served from Prefect's cache."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import os
+import time
+from pathlib import Path
+
+from curate import caching
+from curate.ingest import Previous
+from curate.settings import Settings
+from curate.sources import discover
+from tests.test_flow import NOW, settings_for
+
+
+def ingest_states(settings: Settings, previous: Previous, today: dt.date) -> list[str]:
+    """Run ingest_source for every source inside a flow; the names of the task states (Completed or Cached)."""
+    from prefect import flow
+
+    from flows.curate_run import ingest_source
+
+    @flow
+    def ingest_all() -> list[str]:
+        task = ingest_source
+        sources = discover(settings.sources_dir)[0]
+        return [task(s, today, settings, previous, return_state=True).name for s in sources]
+
+    return ingest_all()
+
+
+def test_unchanged_local_sources_come_from_the_cache(prefect_harness, fixture_sources: Path, tmp_path: Path) -> None:
+    settings = settings_for(tmp_path, fixture_sources)
+    today = NOW.date()
+    assert set(ingest_states(settings, Previous(), today)) == {"Completed"}
+    assert set(ingest_states(settings, Previous(), today)) == {"Cached"}
+    from prefect.settings import PREFECT_LOCAL_STORAGE_PATH
+
+    assert any(p.name.startswith("ingest-") for p in Path(PREFECT_LOCAL_STORAGE_PATH.value()).expanduser().iterdir())
+    # any change to what the result depends on misses the cache
+    assert set(ingest_states(settings, Previous(fingerprint="other"), today)) == {"Completed"}
+    assert set(ingest_states(settings, Previous(), today + dt.timedelta(days=1))) == {"Completed"}
+    with (fixture_sources / "beta_lines.tsv").open("a", encoding="utf-8") as f:
+        f.write("\n")
+    states = ingest_states(settings, Previous(), today)
+    names = [s.source_id for s in discover(settings.sources_dir)[0]]
+    assert dict(zip(names, states, strict=True)) == {"alpha_lines": "Cached", "beta_lines": "Completed"}
+
+
+def test_cache_key_depends_on_content_not_on_the_file_time(fixture_sources: Path, tmp_path: Path) -> None:
+    settings = settings_for(tmp_path, fixture_sources)
+    source = next(s for s in discover(fixture_sources)[0] if s.source_id == "alpha_lines")
+    inputs = {"source": source, "settings": settings, "previous": Previous(), "today": NOW.date()}
+    key = caching.ingest_cache_key(None, inputs)
+    assert key and key.startswith("ingest-")
+    os.utime(source.path, (1, 1))  # type: ignore[arg-type]
+    assert caching.ingest_cache_key(None, inputs) == key
+    assert caching.ingest_cache_key(None, {**inputs, "settings": dataclasses.replace(settings, max_source_bytes=10)}) != key
+    assert caching.ingest_cache_key(None, {**inputs, "source": dataclasses.replace(source, path=None)}) is None  # URL source
+
+
+def test_old_cache_entries_are_pruned(tmp_path: Path) -> None:
+    old, new, other = tmp_path / "ingest-old", tmp_path / "ingest-new", tmp_path / "someone-else"
+    for f in (old, new, other):
+        f.write_text("x")
+    os.utime(old, (time.time() - 3 * 86400,) * 2)
+    os.utime(other, (time.time() - 3 * 86400,) * 2)
+    assert caching.prune(tmp_path) == 1 and not old.exists() and new.exists() and other.exists()
+    assert caching.prune(tmp_path / "missing") == 0
+
+
+def test_ingest_is_retried_and_other_tasks_are_not() -> None:
+    from flows.curate_run import build_core, export_release, ingest_source, load_warehouse
+
+    assert ingest_source.retries == 2
+    assert (load_warehouse.retries, build_core.retries, export_release.retries) == (0, 0, 0)  # writers are not replayed
