@@ -323,6 +323,50 @@ def links_check(
 
 
 @app.command()
+def serve(
+    sources: SourcesOpt = None,
+    exports: ExportsOpt = None,
+    warehouse: WarehouseOpt = None,
+    port: Annotated[int, typer.Option("--port", help="Port of the local Prefect server started when PREFECT_API_URL is unset.")] = 4200,
+) -> None:
+    """Nightly schedule (curate-nightly) and inbox watching (curate-inbox) on a Prefect server, until stopped.
+
+    Uses the server at PREFECT_API_URL, or starts one on 127.0.0.1 (database under PREFECT_HOME, else next to the
+    warehouse) and stops it on exit.  Exit 2: a bad CURATE_CRON or CURATE_TZ; 1: the server could not be started.
+    """
+    import logging
+
+    from curate.serve import ServeError, check_schedule
+    from curate.serve import serve as run_serve
+
+    settings = _settings(sources, exports, warehouse)
+    try:
+        check_schedule(settings.cron, settings.timezone)
+    except ServeError as exc:
+        console.print(f"[red]Bad setting:[/red] {exc}", markup=True, highlight=False)
+        raise typer.Exit(2) from exc
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # not every API call
+    api_url = os.environ.get("PREFECT_API_URL") or None
+    home = Path(os.environ["PREFECT_HOME"]) if os.environ.get("PREFECT_HOME") else settings.warehouse_file.parent / "prefect"
+    where = api_url or f"a local Prefect server on http://127.0.0.1:{port} (database under {home})"
+    console.print(
+        f"Serving curate-nightly ({settings.cron}, {settings.timezone}) and curate-inbox (watching {settings.sources_dir}) on {where}. "
+        "Stop with Ctrl-C.",
+        markup=False,
+        highlight=False,
+    )
+    try:
+        run_serve(settings, api_url, home, port)
+    except ServeError as exc:
+        console.print(f"[red]curate serve stopped:[/red] {exc}", markup=True, highlight=False)
+        raise typer.Exit(1) from exc
+    except KeyboardInterrupt:
+        pass
+    console.print("curate serve stopped.", markup=False)
+
+
+@app.command()
 def status(
     sources: SourcesOpt = None,
     exports: ExportsOpt = None,

@@ -126,6 +126,10 @@ class Settings:
     #: failure notifications (``CURATE_NOTIFY_WEBHOOK``): a URL that receives a JSON POST when a run fails or a
     #: release is held; failures are always logged
     notify_webhook: str = ""
+    #: ``curate serve``: seconds between looks at sources/ (``CURATE_INBOX_POLL``), and how long the folder must be
+    #: still, every file's size and time unchanged, before a burst of drops starts one run (``CURATE_INBOX_SETTLE``)
+    inbox_poll_seconds: float = 2.0
+    inbox_settle_seconds: float = 10.0
 
     @property
     def reports_dir(self) -> Path:
@@ -147,7 +151,7 @@ class Settings:
         allow_mass_removal: bool = False,
     ) -> Settings:
         """Defaults, then the ``CURATE_*`` environment (SOURCES, EXPORTS, WAREHOUSE, CRON, TZ, PAUSE_AT, LINK_*, LOCK_WAIT,
-        FLOW_TIMEOUT, NOTIFY_WEBHOOK), then explicit values."""
+        FLOW_TIMEOUT, NOTIFY_WEBHOOK, INBOX_POLL, INBOX_SETTLE), then explicit values."""
         env = os.environ if environ is None else environ
         d = cls()
 
@@ -178,5 +182,7 @@ class Settings:
             links=LinkSettings.from_env(env),
             lock_wait_seconds=seconds("LOCK_WAIT", d.lock_wait_seconds),
             flow_timeout_seconds=seconds("FLOW_TIMEOUT", d.flow_timeout_seconds),
+            inbox_poll_seconds=seconds("INBOX_POLL", d.inbox_poll_seconds) or d.inbox_poll_seconds,
+            inbox_settle_seconds=seconds("INBOX_SETTLE", d.inbox_settle_seconds),
             notify_webhook=env.get(ENV_PREFIX + "NOTIFY_WEBHOOK", d.notify_webhook).strip(),
         )

@@ -16,6 +16,7 @@ from typing import Any
 import duckdb
 
 from curate.lock import current_holder, describe
+from curate.warehouse import sql
 
 NIGHTLY = "curate-nightly"
 
@@ -71,15 +72,7 @@ def last_runs(warehouse_file: Path, limit: int, running: bool) -> tuple[list[Run
     except duckdb.Error as exc:
         return [], f"the warehouse cannot be read right now ({str(exc).splitlines()[0]})"
     try:
-        rows = con.execute(
-            """
-            SELECT r.run_id, r.started_at, r.finished_at, r.outcome, r.release_id,
-                   count(s.source_id), coalesce(sum(s.rows_read), 0), coalesce(sum(s.rows_read - s.rows_accepted), 0)
-            FROM runs r LEFT JOIN source_reads s USING (run_id)
-            GROUP BY ALL ORDER BY r.started_at DESC, r.run_id DESC LIMIT ?
-            """,
-            [limit],
-        ).fetchall()
+        rows = con.execute(sql("run_history"), [limit]).fetchall()
     except duckdb.Error as exc:
         return [], f"the warehouse has no run records ({str(exc).splitlines()[0]})"
     finally:

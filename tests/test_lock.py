@@ -111,3 +111,28 @@ def test_curate_run_with_a_bad_lock_wait_exits_2(fixture_sources: Path, tmp_path
     done = subprocess.run([curate, "run", "--sources", str(fixture_sources), "--exports", str(tmp_path / "x")], env=env,
                           capture_output=True, text=True, timeout=60)  # fmt: skip
     assert done.returncode == 2 and "CURATE_LOCK_WAIT" in done.stderr
+
+
+def test_a_killed_run_leaves_the_lock_free_and_the_next_run_succeeds(prefect_harness, fixture_sources: Path, tmp_path: Path) -> None:
+    """A real `curate run` killed while it holds the lock (paused in publishing): a second run is told who holds
+    it while it lives; after the kill the next run takes the lock, publishes, and status shows the dead run."""
+    from curate.status import gather
+    from tests.test_flow import NOW
+    from tests.test_release_kill import current_is_complete, kill, spawn, wait_for
+
+    settings = Settings(sources_dir=fixture_sources, exports_dir=tmp_path / "exports", warehouse_file=tmp_path / "wh" / "d.duckdb")
+    settings.exports_dir.mkdir()
+    proc = spawn(settings, "run", CURATE_PAUSE_AT="writing")
+    wait_for((settings.exports_dir / ".paused-writing").exists, proc)
+    with pytest.raises(WarehouseBusy, match=f"pid {proc.pid}"), warehouse_lock(settings.warehouse_file, 0):
+        pass
+    during = gather(settings.warehouse_file, settings.exports_dir, "0 3 * * *", "UTC", None, NOW)
+    assert during.running and f"pid {proc.pid}" in during.running  # DuckDB lets no reader in while a run writes:
+    assert (during.runs, during.runs_note.startswith("the warehouse cannot be read right now")) == ([], True)  # said so
+    kill(proc)
+    from tests.test_flow import run
+
+    summary = run(settings, NOW)  # takes the lock at once: the kernel released the dead run's
+    assert summary.release_id and current_is_complete(settings.exports_dir) == summary.release_id
+    runs = gather(settings.warehouse_file, settings.exports_dir, "0 3 * * *", "UTC", None, NOW).runs
+    assert sorted(r.outcome for r in runs) == ["failed (did not finish)", "published"]
