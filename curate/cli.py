@@ -127,12 +127,12 @@ def run(
     except ValueError as exc:  # a bad CURATE_* value
         console.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from exc
-    from flows.curate_run import curate_run
+    from flows.curate_run import configured
 
     start = dt.datetime.now(dt.UTC)
     try:
         with console.status("Running the pipeline (ingest, validate, links, dedupe, export)..."):
-            summary = curate_run.with_options(timeout_seconds=settings.flow_timeout_seconds)(settings, skip_links=skip_links)
+            summary = configured(settings)(settings, skip_links=skip_links)
     except Exception as exc:  # a failed run must say so and exit 1, never publish
         console.print(f"[red]The run failed:[/red] {exc}")
         raise typer.Exit(1) from exc

@@ -86,6 +86,8 @@ class LinkSettings:
             except ValueError:
                 raise ValueError(f"{LINK_ENV_PREFIX}{f.name.upper()}={raw!r} is not a valid {type(default).__name__}") from None
         return cls(**values)  # type: ignore[arg-type]
+#: where per-source ingest runs (``Settings.task_runner``)
+TASK_RUNNERS = ("threads", "dask")
 
 
 @dataclass(frozen=True)
@@ -129,6 +131,13 @@ class Settings:
     #: ``curate serve``: seconds between looks at sources/ (``CURATE_INBOX_POLL``), and how long the folder must be
     #: still, every file's size and time unchanged, before a burst of drops starts one run (``CURATE_INBOX_SETTLE``)
     inbox_poll_seconds: float = 2.0
+    #: scale-out (``CURATE_TASK_RUNNER``): ``threads`` runs per-source ingest in threads of this process; ``dask``
+    #: on the Dask cluster at ``CURATE_DASK_ADDRESS`` (``tcp://scheduler:8786``), or on a temporary local cluster
+    #: when no address is given.  Workers must see the same sources, warehouse and exports paths.
+    task_runner: str = "threads"
+    dask_address: str = ""
+    #: threads for per-source ingest with the ``threads`` runner (``CURATE_WORKERS``)
+    workers: int = 4
     inbox_settle_seconds: float = 10.0
 
     @property
@@ -151,12 +160,17 @@ class Settings:
         allow_mass_removal: bool = False,
     ) -> Settings:
         """Defaults, then the ``CURATE_*`` environment (SOURCES, EXPORTS, WAREHOUSE, CRON, TZ, PAUSE_AT, LINK_*, LOCK_WAIT,
-        FLOW_TIMEOUT, NOTIFY_WEBHOOK, INBOX_POLL, INBOX_SETTLE), then explicit values."""
+        FLOW_TIMEOUT, NOTIFY_WEBHOOK, INBOX_POLL, INBOX_SETTLE, TASK_RUNNER, DASK_ADDRESS, WORKERS), then explicit values."""
         env = os.environ if environ is None else environ
         d = cls()
 
         def pick(explicit: Path | None, key: str, default: Path) -> Path:
             return explicit or (Path(env[ENV_PREFIX + key]) if env.get(ENV_PREFIX + key) else default)
+
+        def runner(value: str) -> str:
+            if value not in TASK_RUNNERS:
+                raise ValueError(f"{ENV_PREFIX}TASK_RUNNER={value!r} must be one of {', '.join(TASK_RUNNERS)}")
+            return value
 
         def seconds(key: str, default: float) -> float:
             raw = env.get(ENV_PREFIX + key, "").strip()
@@ -185,4 +199,7 @@ class Settings:
             inbox_poll_seconds=seconds("INBOX_POLL", d.inbox_poll_seconds) or d.inbox_poll_seconds,
             inbox_settle_seconds=seconds("INBOX_SETTLE", d.inbox_settle_seconds),
             notify_webhook=env.get(ENV_PREFIX + "NOTIFY_WEBHOOK", d.notify_webhook).strip(),
+            task_runner=runner(env.get(ENV_PREFIX + "TASK_RUNNER", "").strip().lower() or d.task_runner),
+            dask_address=env.get(ENV_PREFIX + "DASK_ADDRESS", d.dask_address).strip(),
+            workers=max(1, int(seconds("WORKERS", d.workers))),
         )

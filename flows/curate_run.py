@@ -15,10 +15,12 @@ import uuid
 from asyncio import CancelledError
 from collections import Counter
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
+from prefect.task_runners import ThreadPoolTaskRunner
 
 from curate import artifacts, caching, export, fetch, links, links_report, report, resolve
 from curate import warehouse as wh
@@ -344,6 +346,22 @@ def curate_run(settings: Settings, now: dt.datetime | None = None, skip_links: b
     if summary.held:
         notify_all(told, RunEvent("held", summary.run_id, summary.held, str(settings.warehouse_file)))
     return summary
+
+
+def task_runner_for(settings: Settings) -> Any:
+    """The task runner per-source ingest is submitted to (``settings.task_runner``)."""
+    if settings.task_runner == "dask":
+        from prefect_dask import DaskTaskRunner
+
+        if settings.dask_address:
+            return DaskTaskRunner(address=settings.dask_address)
+        return DaskTaskRunner(cluster_kwargs={"n_workers": settings.workers, "threads_per_worker": 1})
+    return ThreadPoolTaskRunner(max_workers=settings.workers)
+
+
+def configured(settings: Settings) -> Any:
+    """``curate_run`` with the settings' task runner and time limit: what the CLI and the deployments call."""
+    return curate_run.with_options(timeout_seconds=settings.flow_timeout_seconds, task_runner=task_runner_for(settings))
 
 
 def _flow_run_name() -> str:

@@ -11,7 +11,7 @@ from pathlib import Path
 from prefect import flow
 
 from curate.settings import Settings
-from flows.curate_run import curate_run
+from flows.curate_run import configured
 
 
 @flow(name="curate-scheduled")
@@ -19,7 +19,7 @@ def curate_scheduled(sources: str, exports: str, warehouse: str, trigger: str = 
     """One pipeline run started by the schedule or by a curator's drop (``trigger`` says which); fails when the
     release is held, so that the run shows red in Prefect's UI."""
     settings = Settings.from_env(sources_dir=Path(sources), exports_dir=Path(exports), warehouse_file=Path(warehouse))
-    summary = curate_run.with_options(timeout_seconds=settings.flow_timeout_seconds)(settings)
+    summary = configured(settings)(settings)
     if summary.held:
         raise RuntimeError(f"release held, nothing published ({trigger}): {summary.held}")
     return {"trigger": trigger, "run_id": summary.run_id, "release_id": summary.release_id, "listings": summary.public_listings}

@@ -1,0 +1,67 @@
+"""Scale-out: per-source ingest on a Dask LocalCluster with 2 workers gives byte-identical release files to the
+thread runner (the manifest's timestamp aside)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from curate.settings import Settings
+from tests.test_flow import NOW, release_files
+
+
+def test_dask_local_cluster_gives_the_same_release_as_threads(prefect_harness, fixture_sources: Path, tmp_path: Path) -> None:
+    from dask.distributed import Client, LocalCluster, get_task_stream
+    from prefect_dask import DaskTaskRunner
+
+    from flows.curate_run import configured, curate_run, task_runner_for
+
+    (fixture_sources / "gamma.csv").write_text(  # a third source, so that the two workers share the work
+        "record_id,name,kind,url,country,topics\ng1,Gamma Line,helpline,https://gamma.example/,NO,general\n", encoding="utf-8"
+    )
+    releases = {}
+    for name in ("threads", "dask"):
+        root = tmp_path / name
+        sources = root / "sources"
+        shutil.copytree(fixture_sources, sources)
+        settings = Settings(sources_dir=sources, exports_dir=root / "exports", warehouse_file=root / "wh" / "d.duckdb", task_runner=name)
+        if name == "threads":
+            summary = configured(settings)(settings, now=NOW)
+        else:
+            with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+                settings = dataclasses.replace(settings, dask_address=cluster.scheduler_address)
+                runner = task_runner_for(settings)
+                assert isinstance(runner, DaskTaskRunner)
+                with Client(cluster) as client, get_task_stream(client) as stream:
+                    summary = curate_run.with_options(task_runner=runner)(settings, now=NOW)
+                assert len(cluster.workers) == 2
+                assert len(stream.data) == 3  # the three per-source ingest tasks ran on the cluster's workers
+                assert all(str(t["worker"]).startswith("tcp://127.0.0.1") for t in stream.data)
+        assert summary.release_id and summary.rows_read == 11
+        files = release_files(settings.exports_dir / "current")
+        manifest = json.loads(files.pop("manifest.json"))
+        manifest.pop("generated_at")
+        releases[name] = (files, manifest)
+    assert releases["dask"][0].keys() == releases["threads"][0].keys()
+    for path, data in releases["threads"][0].items():
+        assert releases["dask"][0][path] == data, path
+    assert releases["dask"][1] == releases["threads"][1]
+
+
+def test_task_runner_setting() -> None:
+    from prefect.task_runners import ThreadPoolTaskRunner
+    from prefect_dask import DaskTaskRunner
+
+    from flows.curate_run import task_runner_for
+
+    assert Settings.from_env({}).task_runner == "threads"
+    assert isinstance(task_runner_for(Settings.from_env({"CURATE_WORKERS": "3"})), ThreadPoolTaskRunner)
+    dask = Settings.from_env({"CURATE_TASK_RUNNER": "Dask", "CURATE_DASK_ADDRESS": "tcp://10.0.0.5:8786"})
+    runner = task_runner_for(dask)
+    assert isinstance(runner, DaskTaskRunner) and runner.address == "tcp://10.0.0.5:8786"
+    with pytest.raises(ValueError, match="CURATE_TASK_RUNNER"):
+        Settings.from_env({"CURATE_TASK_RUNNER": "spark"})
