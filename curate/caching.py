@@ -1,7 +1,7 @@
 """Prefect task caching for ingest: a local source whose bytes, options and warehouse state have not changed is
 not read and checked again within a day (a retried or re-run flow, a burst of inbox runs).
 
-The key covers everything ``ingest_source``'s result depends on: the source's content (sha256 of the file, or of
+The key covers everything ``ingest_source``'s result depends on: the source's full path and content (sha256 of the file, or of
 every file of an HSDS folder), its options, the day (``verified`` ages), the warehouse's fingerprint of the
 source, whether its report exists, and the size limit.  URL sources are not cached here: their freshness is
 HTTP's business (conditional GET in ``curate.fetch``).  Results are kept in Prefect's local result storage
@@ -46,7 +46,7 @@ def ingest_cache_key(context: Any, inputs: dict[str, Any]) -> str | None:
     except OSError:
         return None  # let the task itself report the unreadable file
     report = (settings.reports_dir / f"{report_name(source.source_id)}.html").is_file()
-    parts = [source.source_id, source.path.name, digest, repr(source.options), str(inputs["today"]), str(previous.fingerprint),
+    parts = [source.source_id, str(source.path.resolve()), digest, repr(source.options), str(inputs["today"]), str(previous.fingerprint),
              str(report), str(settings.max_source_bytes)]  # fmt: skip
     return "ingest-" + hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
 

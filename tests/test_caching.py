@@ -58,6 +58,10 @@ def test_cache_key_depends_on_content_not_on_the_file_time(fixture_sources: Path
     assert caching.ingest_cache_key(None, inputs) == key
     assert caching.ingest_cache_key(None, {**inputs, "settings": dataclasses.replace(settings, max_source_bytes=10)}) != key
     assert caching.ingest_cache_key(None, {**inputs, "source": dataclasses.replace(source, path=None)}) is None  # URL source
+    copy = tmp_path / "elsewhere" / "alpha_lines.csv"  # the same bytes in another folder are another source
+    copy.parent.mkdir()
+    copy.write_bytes(source.path.read_bytes())  # type: ignore[union-attr]
+    assert caching.ingest_cache_key(None, {**inputs, "source": dataclasses.replace(source, path=copy)}) != key
 
 
 def test_old_cache_entries_are_pruned(tmp_path: Path) -> None:
