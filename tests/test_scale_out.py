@@ -39,7 +39,10 @@ def test_dask_local_cluster_gives_the_same_release_as_threads(prefect_harness, f
                 with Client(cluster) as client, get_task_stream(client) as stream:
                     summary = curate_run.with_options(task_runner=runner)(settings, now=NOW)
                 assert len(cluster.workers) == 2
-                assert len(stream.data) == 3  # the three per-source ingest tasks ran on the cluster's workers
+                keys = [str(t["key"]) for t in stream.data]
+                # the three per-source ingest tasks and the link checks' host batches ran on the cluster's workers
+                assert sum(k.startswith("ingest_source") for k in keys) == 3, keys
+                assert any(k.startswith("check_link_batch") for k in keys), keys
                 assert all(str(t["worker"]).startswith("tcp://127.0.0.1") for t in stream.data)
         assert summary.release_id and summary.rows_read == 11
         files = release_files(settings.exports_dir / "current")
