@@ -224,9 +224,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"  {'checker':8} {'seconds':>8} {'URLs/s':>8} {'% limit':>8} {'max/host':>9} {'requests':>9} {'correct':>8}")
         for name, (seconds, correct, peak, requests) in best.items():
             rate = args.urls / seconds
-            print(
-                f"  {name:8} {seconds:8.2f} {rate:8.0f} {100 * rate / limit:7.1f}% {peak:9d} {requests:9d} {100 * correct:7.1f}%"
-            )
+            print(f"  {name:8} {seconds:8.2f} {rate:8.0f} {100 * rate / limit:7.1f}% {peak:9d} {requests:9d} {100 * correct:7.1f}%")
         if args.transports:
             here.send("latency0")
             here.recv()

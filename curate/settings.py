@@ -86,6 +86,8 @@ class LinkSettings:
             except ValueError:
                 raise ValueError(f"{LINK_ENV_PREFIX}{f.name.upper()}={raw!r} is not a valid {type(default).__name__}") from None
         return cls(**values)  # type: ignore[arg-type]
+
+
 #: where per-source ingest runs (``Settings.task_runner``)
 TASK_RUNNERS = ("threads", "dask")
 

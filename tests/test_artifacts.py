@@ -52,7 +52,9 @@ def test_a_run_leaves_summary_rejected_rows_and_link_health(prefect_harness, fix
     assert f"{summary.links.dead_listings} listings dead" in links.data
     assert all(f"| {k} | {v} |" in links.data for k, v in summary.links.results.items())
     assert {k: v for k, v in total.items() if k.startswith("links_")} == {
-        **{f"links_{k}": v for k, v in summary.links.results.items()}, "links_dead_listings": summary.links.dead_listings}
+        **{f"links_{k}": v for k, v in summary.links.results.items()},
+        "links_dead_listings": summary.links.dead_listings,
+    }
 
 
 def test_a_held_release_leaves_its_reason(prefect_harness, tmp_path: Path) -> None:

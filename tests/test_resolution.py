@@ -111,7 +111,10 @@ def test_a_worldwide_community_listed_under_many_countries_is_one_listing_servin
     load(
         con,
         "c",
-        rows("1,Other Forum Group,forum,,,https://forum.example/c/other,,DE", "2,Vendoria Circle,forum,,,https://forum.example/c/vendoria,,DE"),
+        rows(
+            "1,Other Forum Group,forum,,,https://forum.example/c/other,,DE",
+            "2,Vendoria Circle,forum,,,https://forum.example/c/vendoria,,DE",
+        ),
     )
     found = build(con)
     assert found == {frozenset({"a/1", "a/2", "b/1", "b/2"}), frozenset({"c/1"}), frozenset({"c/2"})}
