@@ -23,9 +23,11 @@ stops early: the checker is offline.
 
 from __future__ import annotations
 
+import functools
 import http.client
 import ipaddress
 import random
+import re
 import socket
 import ssl
 import threading
@@ -102,10 +104,22 @@ class LinkCheck:
 # --- pure helpers ------------------------------------------------------------------------------
 
 
+#: A URL's scheme and authority, as urllib3's ``parse_url`` splits them: the host depends on nothing after them.
+_SCHEME_AUTHORITY = re.compile(r"[a-zA-Z][a-zA-Z0-9+-]*://[^\\/?#]*")
+
+
 def host_of(url: str) -> str:
     """The host a URL's requests go to (lowercase, IDNA-encoded, no brackets or trailing dot), or "" when there is none."""
+    url = url.strip()
+    head = _SCHEME_AUTHORITY.match(url)
+    return _parsed_host(head.group() if head else url)
+
+
+@functools.lru_cache(maxsize=8192)
+def _parsed_host(url: str) -> str:
+    """``host_of`` of a URL's scheme and authority: parsed once per distinct host in a run, not once per URL."""
     try:
-        host = parse_url(url.strip()).host or ""
+        host = parse_url(url).host or ""
     except (LocationParseError, ValueError):
         return ""
     return _host_key(host)
@@ -281,8 +295,13 @@ class _Connection(http.client.HTTPConnection):
         self.sock = sock
 
 
+@functools.cache
 def _tls_context() -> ssl.SSLContext:
-    """Certificates verified against certifi's bundle (as ``requests`` does), else the system's."""
+    """Certificates verified against certifi's bundle (as ``requests`` does), else the system's.
+
+    Made once per process, on the first https request: loading the bundle takes about 20 ms, which every batch
+    would otherwise spend before its first request (thread-safe: a context is shared by all connections).
+    """
     try:
         import certifi
 
@@ -369,7 +388,6 @@ class _Checker:
                 self.ready.append(host)
         self.cap = max(1, limits.per_host)
         self.headers = {"User-Agent": limits.user_agent, "Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"}
-        self.tls = _tls_context()
         self.dns_pool = ThreadPoolExecutor(max_workers=max(1, min(limits.workers, 16)), thread_name_prefix="link-dns")
 
     def _host(self, name: str) -> _Host:
@@ -556,7 +574,7 @@ class _Checker:
         reused = conn is not None
         if conn is None:
             conn = _Connection(host.name, port, self.pins[host.name], self.limits.connect_timeout, self.limits.read_timeout,
-                               self.tls if scheme == "https" else None)  # fmt: skip
+                               _tls_context() if scheme == "https" else None)  # fmt: skip
             try:
                 conn.connect()
             except TimeoutError:

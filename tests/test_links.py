@@ -11,6 +11,10 @@ from collections.abc import Callable
 from dataclasses import replace
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from urllib3.exceptions import LocationParseError
+from urllib3.util import parse_url
 
 from curate import links
 from curate.links import LinkCheck, check_links, conclude_offline
@@ -318,6 +322,41 @@ def test_conclude_offline_rules():
 
 
 # --- pure helpers --------------------------------------------------------------------------------------------
+
+
+def _host_by_full_parse(url: str) -> str:
+    """``host_of`` as it was before it cached per scheme and authority: urllib3 parses the whole URL."""
+    try:
+        return links._host_key(parse_url(url.strip()).host or "")
+    except (LocationParseError, ValueError):
+        return ""
+
+
+_URL_PIECES = st.sampled_from(["http", "HTTPS", "ftp", "a.b", "x+y", "", ":", "//", "/", "\\", "?", "#", "@", "[", "]", "::1",
+                               "user:pw", "Example.COM", "xn--bcher-kva.example", "bücher.example", ".", "%41", ":8080", ":99999",
+                               " ", "\t", "é", "127.0.0.1", "path", "..", "a b"])  # fmt: skip
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.lists(_URL_PIECES, max_size=10).map("".join))
+def test_host_of_matches_parsing_the_whole_url(url):
+    assert links.host_of(url) == _host_by_full_parse(url)
+
+
+@pytest.mark.parametrize(
+    ("url", "host"),
+    [
+        ("HTTP://Example.COM.:80/x", "example.com"),
+        ("https://user:pw@[::1]:8443/p?q#f", "::1"),
+        ("https://a.example\\evil.example/", "a.example"),
+        ("https://bücher.example/", "xn--bcher-kva.example"),
+        ("No-Scheme.example/x", "no-scheme.example"),
+        ("http://a b.example/", ""),
+        ("http://a.example:99999/", ""),
+    ],
+)
+def test_host_of(url, host):
+    assert links.host_of(url) == host == _host_by_full_parse(url)
 
 
 def test_host_batches_keep_hosts_whole_and_balanced():
