@@ -81,13 +81,17 @@ def _findings(cases: pd.DataFrame, sample: dict[str, np.ndarray], today: dt.date
 def _fan_out(findings: dict[tuple[str, int], Finding], codes: np.ndarray, rows: np.ndarray, source: str, file: str) -> list[Problem]:
     """The problems of every row whose distinct value has a finding (one pass over the rows per check)."""
     out: list[Problem] = []
+    make = tuple.__new__  # a Problem from its fields without a call per field: rows with one finding share all but the row
     for check in {check for check, _ in findings}:
-        found = {code: finding for (name, code), finding in findings.items() if name == check}
+        after_row = {code: problem(source, file, rule, column=column, value=value, detail=detail)[3:]
+                     for (name, code), (rule, column, value, detail) in findings.items() if name == check}  # fmt: skip
         failing = np.zeros(int(codes.max()) + 1, dtype=bool)
-        failing[list(found)] = True
-        for position in np.flatnonzero(failing[codes]).tolist():
-            rule, column, value, detail = found[int(codes[position])]
-            out.append(problem(source, file, rule, row=int(rows[position]), column=column, value=value, detail=detail))
+        failing[list(after_row)] = True
+        positions = np.flatnonzero(failing[codes])
+        out += [
+            make(Problem, (source, file, row, *after_row[code]))
+            for row, code in zip(rows[positions].tolist(), codes[positions].tolist(), strict=True)
+        ]
     return out
 
 

@@ -6,14 +6,17 @@ import datetime as dt
 import hashlib
 import re
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from curate.checking import check_source
+from curate.problems import Problem
+from curate.problems import problem as make_problem
 from curate.read import ROW
 from curate.sources import SourceOptions
 from curate.stage import stage_listings
-from curate.validate import split_rows, validate_listings
+from curate.validate import _fan_out, split_rows, validate_listings
 from schemas.checks import RULES
 
 TODAY = dt.date(2026, 11, 25)
@@ -438,3 +441,24 @@ def test_check_source_file_level_problems(data, file, source_id, expected):
 def test_unreadable_file_says_why():
     result = check_source(b"name,kind\nA\x00,b\n", FILE, SOURCE, SourceOptions(), TODAY)
     assert result.problems[0].message == "The file could not be read: it looks like a binary file, not text."
+
+
+def test_fan_out_tells_each_row_what_problem_tells_it():
+    """The fan-out builds a row's Problem from a shared template: it must equal ``problem`` made for that row."""
+    findings = {
+        ("verified_stale", 0): ("verified_stale", "verified_at", "2024-01-02", ""),
+        ("vocabulary", 2): ("vocabulary", "kind", "helpline!", " Did you mean: helpline?"),
+        ("required", 1): ("required", "name", None, ""),
+    }
+    codes = np.array([0, 1, 2, 0, 3, 2])
+    rows = np.array([10, 11, 12, 13, 14, 15])
+    got = sorted(_fan_out(findings, codes, rows, "src", "src.csv"))
+    want = sorted(
+        make_problem("src", "src.csv", rule, row=int(rows[i]), column=column, value=value, detail=detail)
+        for i, code in enumerate(codes.tolist())
+        for (_, c), (rule, column, value, detail) in findings.items()
+        if c == code
+    )
+    assert got == want
+    assert [p.row for p in got] == [10, 11, 12, 13, 15]
+    assert all(type(p) is Problem for p in got)
