@@ -37,6 +37,10 @@ SPACE = re.compile(r"\s+")
 PLAIN_ASCII = re.compile(r"[^\s<&\x00-\x1f\x7f]+(?: [^\s<&\x00-\x1f\x7f]+)*")
 #: ASCII characters that make ``has_markup`` look closer (anything else is at most white space to fold).
 MARKUP_ASCII = re.compile(r"[<&\x00-\x08\x0e-\x1f\x7f]")
+#: The two fast paths above for Arrow (RE2), which judges a whole column in C: text ``text`` returns as it is
+#: (ASCII and ``PLAIN_ASCII`` whole), and text ``has_markup`` must look closer at (not ASCII, or ``MARKUP_ASCII``).
+PLAIN_ASCII_RE2 = r"^[\x21-\x25\x27-\x3b\x3d-\x7e]+(?: [\x21-\x25\x27-\x3b\x3d-\x7e]+)*$"
+MAYBE_MARKUP_RE2 = r"[^\x00-\x7f]|[<&\x00-\x08\x0e-\x1f\x7f]"
 #: Languages whose country names are accepted, beside English (the header-alias languages and neighbours).
 COUNTRY_NAME_LANGUAGES = ("nb", "nn", "sv", "da", "de", "fr", "es", "it", "nl", "pt", "fi", "pl", "is")
 #: Common English names pycountry does not list.

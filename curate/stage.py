@@ -33,6 +33,13 @@ for _f in FIELDS:
 #: columns whose text is checked for markup and spreadsheet formulas
 TEXT_COLUMNS = ("record_id", "name", "description", "hours", "email")
 FORMULA_PREFIXES = ("=", "+", "-", "@")
+#: What every formula-like value matches (RE2): a value starting with a letter or digit has no prefix, even after lstrip().
+FORMULA_CANDIDATES = "^[^A-Za-z0-9]"
+
+
+def formula_like(value: str | None) -> bool:
+    """A cell a spreadsheet would take for a formula (it starts with one of ``FORMULA_PREFIXES``, spaces aside)."""
+    return value is not None and value.lstrip()[:1] in FORMULA_PREFIXES
 
 
 @dataclass
@@ -108,8 +115,8 @@ def stage_columns(raw: pd.DataFrame, inverse: dict[str, str], options: SourceOpt
     regions = where.map(lambda rc: n.regions(*rc))
     numbers = cells["phone"].pair(cells["sms"]).map(lambda ps: contact_numbers(*ps))
     hours = cells["hours"].map(n.hours)
-    name = cells["name"].map(n.text)
-    record_id = cells["record_id"].map(n.text).rows()
+    name = cells["name"].map_unless(n.PLAIN_ASCII_RE2, n.text)
+    record_id = cells["record_id"].map_unless(n.PLAIN_ASCII_RE2, n.text).rows()
     unnamed = np.flatnonzero(pd.isna(record_id))
     record_id[unnamed] = rows[unnamed].astype(str)
     columns: dict[str, np.ndarray] = {
@@ -117,7 +124,7 @@ def stage_columns(raw: pd.DataFrame, inverse: dict[str, str], options: SourceOpt
         "record_id": record_id,
         "name": name.rows(),
         "kind": cells["kind"].map(lambda v: n.term(v, "KINDS") or default_kind).rows(),
-        "description": cells["description"].map(n.text).rows(),
+        "description": cells["description"].map_unless(n.PLAIN_ASCII_RE2, n.text).rows(),
         "url": cells["url"].map(n.url).rows(),
         "phone": numbers.map(lambda x: x[0]).pair(country).map_in_processes(phone_in_country).rows(),
         "sms": numbers.map(lambda x: x[1]).pair(country).map_in_processes(phone_in_country).rows(),
@@ -142,10 +149,10 @@ def stage_columns(raw: pd.DataFrame, inverse: dict[str, str], options: SourceOpt
     notes: list[Note] = []
     for order, column in enumerate(TEXT_COLUMNS):
         values = cells[column]
-        for i in values.rows_where(n.has_markup):
+        for i in values.rows_where(n.has_markup, candidates=n.MAYBE_MARKUP_RE2):
             notes.append((int(i), 2 * order, "markup_removed", column, values.values[values.codes[i]], ""))
         if column != "email":
-            for i in values.rows_where(lambda v: bool(v) and v.lstrip()[:1] in FORMULA_PREFIXES):
+            for i in values.rows_where(formula_like, candidates=FORMULA_CANDIDATES):
                 value = values.values[values.codes[i]]
                 notes.append((int(i), 2 * order + 1, "formula_like", column, value, value.lstrip()[0]))
     for i in numbers.rows_where(lambda x: bool(x[2])):

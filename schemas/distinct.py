@@ -9,10 +9,13 @@ from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 #: Below this many distinct values, ``map_in_processes`` works in this process (starting workers costs more).
 PROCESS_MIN_VALUES = 20_000
@@ -85,9 +88,46 @@ class Distinct:
         """Whether each row's value passes ``test`` (a boolean array; judged once per distinct value)."""
         return np.array([bool(test(v)) for v in self.values], dtype=bool)[self.codes]
 
-    def rows_where(self, test: Callable[[Any], bool]) -> np.ndarray:
-        """The indexes of the rows whose value passes ``test``."""
-        return np.flatnonzero(self.test(test))
+    def rows_where(self, test: Callable[[Any], bool], candidates: str | None = None) -> np.ndarray:
+        """The indexes of the rows whose value passes ``test``.
+
+        ``candidates``, an RE2 pattern, must match (somewhere in it) every value that can pass ``test``:
+        Arrow finds those in one pass, in C, and ``test`` judges them alone (most values of a text column
+        are nowhere near a finding).
+        """
+        if candidates is None:
+            return np.flatnonzero(self.test(test))
+        passed = np.zeros(len(self.values), dtype=bool)
+        maybe = np.flatnonzero(self.matches(candidates, otherwise=True)).tolist()
+        passed[maybe] = [bool(test(self.values[i])) for i in maybe]
+        return np.flatnonzero(passed[self.codes])
+
+    def map_unless(self, unchanged: str, fn: Callable[[Any], Any]) -> Distinct:
+        """``map(fn)``, except for the values the RE2 pattern ``unchanged`` matches, which are kept as they are.
+
+        ``unchanged`` must match only values that ``fn`` returns unchanged (text already clean): Arrow finds
+        them in one pass, in C, and ``fn`` is called on the others alone.
+        """
+        keep = self.matches(unchanged, otherwise=False).tolist()
+        return Distinct(self.codes, [v if k else fn(v) for v, k in zip(self.values, keep, strict=True)])
+
+    def matches(self, pattern: str, *, otherwise: bool) -> np.ndarray:
+        """Per distinct value, whether it is a string with a match of the RE2 ``pattern`` (None: no match).
+
+        ``otherwise`` is the answer for every value when Arrow cannot hold them (a value that is not a
+        string, or one that is not valid Unicode): callers pick the answer that makes their Python path judge.
+        """
+        if self._arrow is None:
+            return np.full(len(self.values), otherwise, dtype=bool)
+        return pc.match_substring_regex(self._arrow, pattern).fill_null(False).to_numpy(zero_copy_only=False)
+
+    @cached_property
+    def _arrow(self) -> pa.Array | None:
+        """The distinct values as an Arrow string array (made once, for every pattern), or None when they are not all text."""
+        try:
+            return pa.array(self.values, type=pa.string())
+        except (pa.ArrowException, UnicodeError, TypeError, ValueError):
+            return None
 
 
 def _cpus() -> int:

@@ -57,3 +57,17 @@ def test_map_in_processes_gives_what_map_gives(monkeypatch):
     in_processes = pairs.map_in_processes(phone_in_country).rows().tolist()
     assert in_processes == [n.phone(c, k) for c, k in zip(cells * 50, countries * 50, strict=True)]
     assert in_processes[:4] == ["+4722400040", "116123", "+4722400040", "+4722400040"]
+
+
+def test_arrow_patterns_fall_back_to_python_when_arrow_cannot_hold_the_values():
+    """A lone surrogate (bytes that were not UTF-8) or a value that is not text: every value goes the Python way."""
+    for odd in ("bad \udcff byte", 12):
+        column = Distinct(np.array([0, 1, 2, 0]), ["=SUM(A1)", odd, "plain"])
+        assert column.matches("^=", otherwise=True).tolist() == [True, True, True]
+        assert column.matches("^=", otherwise=False).tolist() == [False, False, False]
+        assert column.rows_where(lambda v: str(v).startswith("="), candidates="^=").tolist() == [0, 3]
+        assert column.map_unless("^plain$", lambda v: f"<{v}>").values == ["<=SUM(A1)>", f"<{odd}>", "<plain>"]
+    clean = Distinct(np.array([0, 1, 2, 0]), ["=SUM(A1)", None, "plain"])
+    assert clean.matches("^=", otherwise=False).tolist() == [True, False, False]
+    assert clean.rows_where(lambda v: v is not None, candidates="^=").tolist() == [0, 3]  # None never a candidate
+    assert clean.map_unless("^plain$", lambda v: f"<{v}>").values == ["<=SUM(A1)>", "<None>", "plain"]
