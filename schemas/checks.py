@@ -185,8 +185,9 @@ def judge_phone(value: str, country: str | None) -> str | None:
     regions = phonenumbers.region_codes_for_country_code(number.country_code or 0)
     if len(national) <= max(SHORT_CODE_DIGITS) and any(shortnumberinfo.is_emergency_number(national, r) for r in regions):
         return "emergency_number"  # +44 999
-    if phonenumbers.is_valid_number(number):
-        return "premium_rate" if phonenumbers.number_type(number) == PhoneNumberType.PREMIUM_RATE else None
+    kind = phonenumbers.number_type(number)
+    if kind != PhoneNumberType.UNKNOWN:  # valid: ``is_valid_number`` is a known type, which would match the types again
+        return "premium_rate" if kind == PhoneNumberType.PREMIUM_RATE else None
     return "phone_unverified" if phonenumbers.is_possible_number(number) else "phone_number"
 
 

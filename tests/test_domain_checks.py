@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import socket
 
+import phonenumbers
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -107,6 +108,22 @@ def test_phone_unverified_keeps_the_row_and_says_what_to_do():
     )
     accepted, _ = split_rows(staged, problems)
     assert accepted["phone"].tolist() == ["113"]
+
+
+_CALLING_CODES = sorted(phonenumbers.COUNTRY_CODE_TO_REGION_CODE)
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.sampled_from(_CALLING_CODES), st.text(alphabet="0123456789", min_size=2, max_size=13))
+def test_a_known_number_type_is_what_is_valid_number_says(calling_code, digits):
+    """``judge_phone`` takes a number whose type phonenumbers knows for valid, without ``is_valid_number``
+    (which would match the number against every type a second time): the two agree on any E.164 number."""
+    try:
+        number = phonenumbers.parse(f"+{calling_code}{digits}", None)
+    except phonenumbers.NumberParseException:
+        return
+    known = phonenumbers.number_type(number) != phonenumbers.PhoneNumberType.UNKNOWN
+    assert known == phonenumbers.is_valid_number(number)
 
 
 def test_each_number_is_judged_once_per_value_and_country(monkeypatch):
