@@ -49,6 +49,9 @@ class Staged:
     frame: pd.DataFrame | None
     mapping: dict[str, str] = field(default_factory=dict)  # source column -> contract column
     problems: list[Problem] = field(default_factory=list)
+    #: Staged columns as the distinct values staging made and each row's code (rows sharing a raw cell share a
+    #: code): validation judges these values instead of hashing the rows again.  Not every column is here.
+    columns: dict[str, Distinct] = field(default_factory=dict)
 
 
 def header_mapping(columns: list[str], renames: dict[str, str] | None = None) -> tuple[dict[str, str], list[str]]:
@@ -94,17 +97,22 @@ def stage_listings(raw: pd.DataFrame, source: str, file: str, options: SourceOpt
     if missing:
         return Staged(None, mapping, problems + [problem(source, file, "missing_column", column=c) for c in missing])
     inverse = {target: column for column, target in mapping.items()}
-    frame, notes = stage_columns(raw, inverse, options)
+    frame, notes, distinct = stage_columns(raw, inverse, options)
     for row_index, _, rule, column, value, detail in sorted(notes, key=lambda x: (x[0], x[1])):
         problems.append(problem(source, file, rule, row=int(raw[ROW].iloc[row_index]), column=column, value=value, detail=detail))
-    return Staged(frame, mapping, problems)
+    return Staged(frame, mapping, problems, distinct)
 
 
 Note = tuple[int, int, str, str, object, str]  # row index, order within the row, rule, column, value, detail
 
 
-def stage_columns(raw: pd.DataFrame, inverse: dict[str, str], options: SourceOptions) -> tuple[pd.DataFrame, list[Note]]:
-    """Every staged column at once, each value normalised once per distinct value (or value and country)."""
+def stage_columns(
+    raw: pd.DataFrame, inverse: dict[str, str], options: SourceOptions
+) -> tuple[pd.DataFrame, list[Note], dict[str, Distinct]]:
+    """Every staged column at once, each value normalised once per distinct value (or value and country).
+
+    Also each staged column but ``record_id`` as a ``Distinct``: the raw cells' codes and their staged values.
+    """
     size = len(raw)
     rows = raw[ROW].to_numpy(dtype=np.int64)
     empty = np.full(size, None, dtype=object)
@@ -119,29 +127,28 @@ def stage_columns(raw: pd.DataFrame, inverse: dict[str, str], options: SourceOpt
     record_id = cells["record_id"].map_unless(n.PLAIN_ASCII_RE2, n.text).rows()
     unnamed = np.flatnonzero(pd.isna(record_id))
     record_id[unnamed] = rows[unnamed].astype(str)
-    columns: dict[str, np.ndarray] = {
-        ROW: rows,
-        "record_id": record_id,
-        "name": name.rows(),
-        "kind": cells["kind"].map(lambda v: n.term(v, "KINDS") or default_kind).rows(),
-        "description": cells["description"].map_unless(n.PLAIN_ASCII_RE2, n.text).rows(),
-        "url": cells["url"].map(n.url).rows(),
-        "phone": numbers.map(lambda x: x[0]).pair(country).map_in_processes(phone_in_country).rows(),
-        "sms": numbers.map(lambda x: x[1]).pair(country).map_in_processes(phone_in_country).rows(),
-        "chat_url": cells["chat_url"].map(n.url).rows(),
-        "email": cells["email"].map(n.email).rows(),
-        "country": country.rows(),
-        "region": regions.rows(),
-        "areas": Distinct(where.codes, [n.areas(c, r) for (_, c), r in zip(where.values, regions.values, strict=True)]).rows(),
-        "languages": cells["languages"].map(n.languages).rows(),
-        "topics": cells["topics"].map(lambda v: n.terms(v, "TOPICS")).rows(),
-        "audience": cells["audience"].map(lambda v: n.terms(v, "AUDIENCES")).rows(),
-        "moderation": cells["moderation"].map(lambda v: n.term(v, "MODERATION")).rows(),
-        "cost": cells["cost"].map(lambda v: n.term(v, "COSTS")).rows(),
-        "hours": hours.rows(),
-        "always_open": hours.map(lambda h: h == "24/7").rows(),
-        "verified_at": cells["verified_at"].map(n.date).rows(),
+    distinct: dict[str, Distinct] = {
+        "name": name,
+        "kind": cells["kind"].map(lambda v: n.term(v, "KINDS") or default_kind),
+        "description": cells["description"].map_unless(n.PLAIN_ASCII_RE2, n.text),
+        "url": cells["url"].map(n.url),
+        "phone": numbers.map(lambda x: x[0]).pair(country).map_in_processes(phone_in_country),
+        "sms": numbers.map(lambda x: x[1]).pair(country).map_in_processes(phone_in_country),
+        "chat_url": cells["chat_url"].map(n.url),
+        "email": cells["email"].map(n.email),
+        "country": country,
+        "region": regions,
+        "areas": Distinct(where.codes, [n.areas(c, r) for (_, c), r in zip(where.values, regions.values, strict=True)]),
+        "languages": cells["languages"].map(n.languages),
+        "topics": cells["topics"].map(lambda v: n.terms(v, "TOPICS")),
+        "audience": cells["audience"].map(lambda v: n.terms(v, "AUDIENCES")),
+        "moderation": cells["moderation"].map(lambda v: n.term(v, "MODERATION")),
+        "cost": cells["cost"].map(lambda v: n.term(v, "COSTS")),
+        "hours": hours,
+        "always_open": hours.map(lambda h: h == "24/7"),
+        "verified_at": cells["verified_at"].map(n.date),
     }
+    columns: dict[str, np.ndarray] = {ROW: rows, "record_id": record_id, **{c: d.rows() for c, d in distinct.items()}}
     if "record_id" in inverse:
         columns[MATCH] = np.array(["id:" + rid for rid in record_id.tolist()], dtype=object)
     else:
@@ -159,7 +166,8 @@ def stage_columns(raw: pd.DataFrame, inverse: dict[str, str], options: SourceOpt
         notes.append((int(i), 100, "extra_numbers", "phone", numbers.values[numbers.codes[i]][2], ""))
     for i in np.flatnonzero(pd.Series(record_id).duplicated().to_numpy()):
         notes.append((int(i), 101, "duplicate_record_id", "record_id", record_id[i], ""))
-    return pd.DataFrame({c: pd.Series(columns[c], dtype=object) for c in (ROW, *STAGED_COLUMNS, MATCH)}), notes
+    frame = pd.DataFrame({c: pd.Series(columns[c], dtype=object) for c in (ROW, *STAGED_COLUMNS, MATCH)})
+    return frame, notes, distinct
 
 
 def _cells(column: pd.Series | np.ndarray) -> Distinct:

@@ -21,15 +21,19 @@ from schemas.fields import BY_NAME, FIELDS, STAGED_COLUMNS
 from schemas.generate import COUNTRY_ROW_CHECKS, ROW_CHECKS, column_schemas, row_schemas, value_predicates
 
 
-def validate_listings(staged: pd.DataFrame, source: str, file: str, today: dt.date) -> list[Problem]:
+def validate_listings(
+    staged: pd.DataFrame, source: str, file: str, today: dt.date, distinct: dict[str, Distinct] | None = None
+) -> list[Problem]:
     """Every problem Pandera finds in the staged rows, in a curator's words.
 
     Pandera is handed, for each column and for each check across columns, the distinct values (or tuples of
     values) the rows hold, each once; what it finds of a value is told of every row that holds it.
+    ``distinct`` may give some columns' codes and values as staging made them (``Staged.columns``), so that
+    those columns are not hashed again; a column whose codes do not cover the rows is hashed all the same.
     """
     values = {c: staged[c].to_numpy(dtype=object) for c in STAGED_COLUMNS}
     rows = staged[ROW].to_numpy()
-    columns: dict[str, Distinct] = {}
+    columns = {name: d for name, d in (distinct or {}).items() if name in values and len(d.codes) == len(staged)}
     out: list[Problem] = []
     for names, schema in (*column_schemas(today), *row_schemas()):
         for name in names:

@@ -137,7 +137,7 @@ def test_each_number_is_judged_once_per_value_and_country(monkeypatch):
     monkeypatch.setattr(c.phone_verdict, "judge", judge)
     rows = [{**BASE, "phone": "116 123"}, {**BASE, "phone": "22 40 00 40", "sms": "2222"}, {**BASE, "country": "GB", "phone": "116123"}]
     rows += [{**BASE, "phone": "0800 000 0000"}]  # a number that fails: its rule is named without judging it again
-    problems = run(*(rows * 200))[1]
+    problems = run(*(rows * 200), once=True)[1]
     assert sorted(judged) == sorted([("116123", "NO"), ("+4722400040", "NO"), ("2222", "NO"), ("116123", "GB"), ("0800 000 0000", "NO")])
     assert {(p.value, p.rule) for p in problems} >= {("0800 000 0000", "phone_number")}
 

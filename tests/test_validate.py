@@ -59,11 +59,17 @@ def frame(*rows: dict[str, str]) -> pd.DataFrame:
     return raw
 
 
-def run(*rows: dict[str, str], options: SourceOptions | None = None):
-    """Stage and validate rows as ``check_source`` does: (staged frame, staging + validation problems)."""
+def run(*rows: dict[str, str], options: SourceOptions | None = None, once: bool = False):
+    """Stage and validate rows as ``check_source`` does: (staged frame, staging + validation problems).
+
+    Unless ``once``, validation runs a second time without staging's codes, and must find the same.
+    """
     staged = stage_listings(frame(*rows), SOURCE, FILE, options or SourceOptions())
     assert staged.frame is not None, staged.problems
-    return staged.frame, staged.problems + validate_listings(staged.frame, SOURCE, FILE, TODAY)
+    found = validate_listings(staged.frame, SOURCE, FILE, TODAY, staged.columns)
+    if not once:
+        assert found == validate_listings(staged.frame, SOURCE, FILE, TODAY)  # staging's codes stand in for hashing
+    return staged.frame, staged.problems + found
 
 
 def summary(problems) -> list[tuple[str, str, int | None, str | None, str | None]]:
@@ -462,3 +468,22 @@ def test_fan_out_tells_each_row_what_problem_tells_it():
     assert got == want
     assert [p.row for p in got] == [10, 11, 12, 13, 15]
     assert all(type(p) is Problem for p in got)
+
+
+def test_cells_spelled_apart_that_stage_alike_are_judged_alike():
+    """Staging's codes are per raw cell: "Helpline" and "helpline" are two codes with one staged value.  A value
+    judged once per code must give every row the problems it gives when the staged rows are hashed again."""
+    rows = [
+        {**BASE, "kind": "Helpline", "name": "N/A"},
+        {**BASE, "kind": "helpline", "name": " n/a "},
+        {**BASE, "kind": "helpline!", "name": "<b>N/A</b>", "phone": "+47 22 40 00 40"},
+        {**BASE, "kind": "Hjelpline", "phone": "4722400040", "url": "javascript:alert(1)"},
+        {**BASE, "kind": "Hjelpline", "phone": "4722400040", "url": "JAVASCRIPT:alert(1)"},
+    ]
+    staged = stage_listings(frame(*rows), SOURCE, FILE, SourceOptions())
+    assert staged.frame is not None
+    assert len(staged.columns["kind"].values) > len(set(staged.frame["kind"].dropna()))  # codes apart, values alike
+    found = validate_listings(staged.frame, SOURCE, FILE, TODAY, staged.columns)
+    assert found == validate_listings(staged.frame, SOURCE, FILE, TODAY)
+    assert {p.row for p in found if p.rule == "not_placeholder"} == {2, 3, 4}
+    assert sorted(p.row for p in found if p.rule == "vocabulary") == [4, 5, 6]
