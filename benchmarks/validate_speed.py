@@ -40,7 +40,8 @@ def measure(n: int) -> dict[str, float]:
     assert table.frame is not None
     staged, stage_s, stage_cpu = timed(lambda: stage_listings(table.frame, "bench", "bench.csv", SourceOptions()))
     assert staged.frame is not None
-    problems, validate_s, validate_cpu = timed(lambda: validate_listings(staged.frame, "bench", "bench.csv", dt.date(2026, 11, 25), staged.columns))
+    today = dt.date(2026, 11, 25)
+    problems, validate_s, validate_cpu = timed(lambda: validate_listings(staged.frame, "bench", "bench.csv", today, staged.columns))
     return {"rows": n, "read_s": read_s, "stage_s": stage_s, "validate_s": validate_s, "read_cpu": read_cpu, "stage_cpu": stage_cpu,
             "validate_cpu": validate_cpu, "problems": len(problems) + len(staged.problems),
             "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}  # fmt: skip
