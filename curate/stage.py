@@ -166,7 +166,8 @@ def stage_columns(
         notes.append((int(i), 100, "extra_numbers", "phone", numbers.values[numbers.codes[i]][2], ""))
     for i in np.flatnonzero(pd.Series(record_id).duplicated().to_numpy()):
         notes.append((int(i), 101, "duplicate_record_id", "record_id", record_id[i], ""))
-    frame = pd.DataFrame({c: pd.Series(columns[c], dtype=object) for c in (ROW, *STAGED_COLUMNS, MATCH)})
+    # the arrays are this function's own: no copy (copying 25 object columns into one block took 1.2 s per 1M rows)
+    frame = pd.DataFrame({c: pd.Series(columns[c], dtype=object, copy=False) for c in (ROW, *STAGED_COLUMNS, MATCH)}, copy=False)
     return frame, notes, distinct
 
 
