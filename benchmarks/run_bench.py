@@ -1,0 +1,155 @@
+"""A whole ``curate run --skip-links`` over generated directories of 100 curator files, stage by stage.
+
+    .venv/bin/python -m benchmarks.run_bench [ROWS ...] [--files 100]      (default: 10000)
+
+For each size, in a fresh process (so that its peak memory is its own) and a temporary folder:
+
+* the DuckDB floor: the same CSV files read by DuckDB alone and written to one table and to Parquet;
+* Prefect's own start: a flow that does nothing, which starts Prefect's temporary local server;
+* the first run (``flows.curate_run.configured``, as ``curate run --skip-links`` calls it): wall seconds, each
+  stage's seconds (the union of its task runs' intervals, read back from Prefect), and Prefect's share of the
+  wall (the time no task was running: orchestration, the flow's own code between tasks);
+* a rerun after one source file changed (one row's name edited), which reads only that file again;
+* the process's peak memory (``ru_maxrss``; Prefect's server runs in a process of its own and is not counted).
+
+The files come from ``benchmarks.directory_gen.source_files`` (invented services, perturbed duplicates across
+files, reserved ``.example`` domains).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("DO_NOT_TRACK", "1")
+
+
+def _peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _union_seconds(intervals: list[tuple[float, float]]) -> float:
+    """Seconds covered by at least one of the intervals."""
+    total, end = 0.0, float("-inf")
+    for a, b in sorted(intervals):
+        if b <= end:
+            continue
+        total += b - max(a, end)
+        end = b
+    return total
+
+
+def _stages(flow_run_id: Any) -> tuple[dict[str, float], float]:
+    """Each task's seconds (the union of its runs' intervals) and the seconds covered by any task."""
+    from prefect import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    runs: list[Any] = []
+    with get_client(sync_client=True) as client:
+        while True:  # the API gives at most 200 at a time
+            page = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])), limit=200, offset=len(runs))
+            runs += page
+            if len(page) < 200:
+                break
+    by_task: dict[str, list[tuple[float, float]]] = {}
+    for run in runs:
+        if run.start_time is None or run.end_time is None:
+            continue
+        by_task.setdefault(run.task_key.rsplit("-", 1)[0] if run.task_key else run.name, []).append(
+            (run.start_time.timestamp(), run.end_time.timestamp())
+        )
+    every = [i for intervals in by_task.values() for i in intervals]
+    return {k: _union_seconds(v) for k, v in by_task.items()}, _union_seconds(every)
+
+
+def duckdb_floor(files: list[Path], work: Path) -> float:
+    """Seconds for DuckDB alone to read the CSV files and write them to a table and to Parquet."""
+    import duckdb
+
+    started = time.perf_counter()
+    con = duckdb.connect(str(work / "floor.duckdb"))
+    names = [str(f) for f in files]
+    con.execute("CREATE TABLE rows AS SELECT * FROM read_csv(?, all_varchar = true, union_by_name = true, filename = true)", [names])
+    con.execute(f"COPY rows TO '{work / 'floor.parquet'}' (FORMAT parquet)")
+    con.close()
+    return time.perf_counter() - started
+
+
+def one(rows: int, n_files: int) -> dict[str, Any]:
+    """The measurements of one size (run in a process of its own)."""
+    from prefect import flow
+
+    from benchmarks.directory_gen import source_files
+    from curate.settings import Settings
+    from flows.curate_run import configured
+
+    with tempfile.TemporaryDirectory(prefix="curate-run-bench-") as tmp:
+        work = Path(tmp)
+        sources = work / "sources"
+        sources.mkdir()
+        made = source_files(rows, n_files)
+        for name, (data, _) in made.items():
+            (sources / name).write_bytes(data)
+        files = sorted(sources.glob("*.csv"))
+        out: dict[str, Any] = {"rows": rows, "files": len(files), "floor_s": duckdb_floor(files, work)}
+
+        started = time.perf_counter()
+        flow(name="bench-noop")(lambda: None)()
+        out["prefect_start_s"] = time.perf_counter() - started
+
+        settings = Settings.from_env(sources_dir=sources, exports_dir=work / "exports", warehouse_file=work / "warehouse" / "curate.duckdb")
+        runner = configured(settings)
+        for label, change in (("first", False), ("rerun", True)):
+            if change:  # one row of one file renamed: that file is read again, the 99 others are not
+                first = files[0]
+                text = first.read_text(encoding="utf-8").splitlines(keepends=True)
+                text[1] = re.sub(r"^([^,]*,)", r"\1Renamed ", text[1], count=1)
+                first.write_text("".join(text), encoding="utf-8")
+            started = time.perf_counter()
+            state = runner(settings, skip_links=True, return_state=True)
+            wall = time.perf_counter() - started
+            summary = state.result()
+            stages, busy = _stages(state.state_details.flow_run_id)
+            out[label] = {"wall_s": wall, "stages": stages, "prefect_share": max(0.0, 1 - busy / wall), "peak_mb": _peak_mb(),
+                          "listings": summary.listings, "rows_read": summary.rows_read}  # fmt: skip
+        return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("rows", nargs="*", type=int, default=[10_000])
+    parser.add_argument("--files", type=int, default=100)
+    parser.add_argument("--one", action="store_true", help=argparse.SUPPRESS)  # a child measuring one size
+    args = parser.parse_args(argv)
+    if args.one:
+        print(json.dumps(one(args.rows[0], args.files)))
+        return
+    for rows in args.rows:
+        child = subprocess.run([sys.executable, "-m", "benchmarks.run_bench", "--one", "--files", str(args.files), str(rows)],
+                               capture_output=True, text=True, check=False)  # fmt: skip
+        if child.returncode != 0:
+            print(f"rows={rows}: the run failed (exit {child.returncode})\n{child.stderr[-3000:]}")
+            continue
+        m = json.loads(child.stdout.strip().splitlines()[-1])
+        first, rerun = m["first"], m["rerun"]
+        print(f"rows={rows:>8} files={m['files']}: curate run --skip-links {first['wall_s']:.1f} s "
+              f"({first['wall_s'] / m['floor_s']:.0f}x the DuckDB floor of {m['floor_s']:.2f} s), Prefect share "
+              f"{100 * first['prefect_share']:.0f}%, peak {first['peak_mb']:.0f} MB; Prefect start {m['prefect_start_s']:.1f} s; "
+              f"rerun with one file changed {rerun['wall_s']:.1f} s (Prefect share {100 * rerun['prefect_share']:.0f}%)")  # fmt: skip
+        for label in ("first", "rerun"):
+            stages = sorted(m[label]["stages"].items(), key=lambda kv: -kv[1])
+            print(f"  {label:5} stages: " + ", ".join(f"{k} {v:.1f} s" for k, v in stages))
+
+
+if __name__ == "__main__":
+    main()
