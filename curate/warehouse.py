@@ -172,13 +172,23 @@ def previous_problems(con: duckdb.DuckDBPyConnection, source_id: str) -> list[Pr
     return [Problem(*r) for r in rows]  # type: ignore[arg-type]
 
 
+#: The ``problems`` table's columns after ``run_id``, as Arrow types: a source's problems go in as one table.
+PROBLEM_COLUMNS = pa.schema([(name, pa.int32() if name == "row" else pa.string()) for name in Problem._fields])
+
+
 def record_problems(con: duckdb.DuckDBPyConnection, run_id: str, source_id: str, problems: list[Problem]) -> None:
+    """A source's problems of this run, instead of its last ones (one Arrow table: ``executemany`` inserts a row
+    at a time, which took half a run's warehouse time with 700 problems per source)."""
     run(con, "DELETE FROM problems WHERE source = ?", [source_id])
     if problems:
-        con.executemany(
-            "INSERT INTO problems VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [[run_id, p.source, p.file, p.row, p.column, p.value, p.severity, p.rule, p.message, p.fix] for p in problems],
-        )
+        columns = list(zip(*problems, strict=True))
+        incoming = pa.table([pa.array(values, type=t) for values, t in zip(columns, PROBLEM_COLUMNS.types, strict=True)],
+                            schema=PROBLEM_COLUMNS)  # fmt: skip
+        con.register("incoming_problems", incoming)
+        try:
+            run(con, "INSERT INTO problems SELECT ?, * FROM incoming_problems", [run_id])  # the table's columns in order
+        finally:
+            con.unregister("incoming_problems")
 
 
 def previous_state(con: duckdb.DuckDBPyConnection, url_sources: list[str]) -> dict[str, Previous]:

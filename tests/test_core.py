@@ -8,6 +8,7 @@ import pytest
 
 from curate import warehouse as wh
 from curate.checking import check_source
+from curate.problems import Problem
 from curate.sources import SourceOptions
 
 NOW = dt.datetime(2026, 11, 25, 3, 0)
@@ -105,3 +106,18 @@ def test_out_listings_leaves_out_records_verified_over_24_months_ago(con):
     assert wh.build_core(con, NOW, 24)["public_listings"] == 2
     withheld = wh.run(con, "SELECT name, reason FROM out_withheld")
     assert withheld == [("Stale", "not verified for over 24 months")]
+
+
+def test_problems_are_kept_per_source_and_read_back_whole(con):
+    """A source's problems of a run replace its last ones, every field as it was (nulls and numbers too)."""
+
+    first = [Problem("alpha", "alpha.csv", 3, "name", "N/A", "error", "not_placeholder", "A name is missing.", "Write the name.")]
+    first.append(Problem("alpha", "alpha.csv", None, None, None, "warning", "unknown_column", "A column is unknown.", "Rename it."))
+    wh.record_problems(con, "run-1", "alpha", first)
+    wh.record_problems(con, "run-1", "beta", [first[0]._replace(source="beta", file="beta.csv", row=7)])
+    wh.run(con, "INSERT INTO source_reads (run_id, source_id, path, read_at, status) VALUES ('run-1', 'alpha', 'alpha.csv', now(), 'ok')")
+    assert wh.previous_problems(con, "alpha") == first
+    assert wh.run(con, "SELECT run_id, row FROM problems WHERE source = 'beta'") == [("run-1", 7)]
+    wh.record_problems(con, "run-2", "alpha", first[1:])  # fixed the name: the old problem is gone
+    assert wh.previous_problems(con, "alpha") == first[1:]
+    assert wh.run(con, "SELECT count(*) FROM problems") == [(2,)]
