@@ -30,9 +30,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-os.environ.setdefault("DO_NOT_TRACK", "1")
-
 
 def _peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -131,6 +128,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--files", type=int, default=100)
     parser.add_argument("--one", action="store_true", help=argparse.SUPPRESS)  # a child measuring one size
     args = parser.parse_args(argv)
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")  # the children inherit it
+    os.environ.setdefault("DO_NOT_TRACK", "1")
     if args.one:
         print(json.dumps(one(args.rows[0], args.files)))
         return

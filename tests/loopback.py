@@ -5,10 +5,12 @@ from __future__ import annotations
 import threading
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import TypeVar
 
 Handler = Callable[["_Handler", int], None]  # (request handler, how many requests this path has seen, this one included)
+S = TypeVar("S", bound=ThreadingHTTPServer)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -79,9 +81,8 @@ def reply_chunked(h: _Handler, body: bytes, size: int = 500, content_type: str =
 
 
 @contextmanager
-def serving() -> Iterator[_Server]:
-    """A running loopback server, shut down afterwards."""
-    srv = _Server()
+def running(srv: S) -> Iterator[S]:
+    """``srv`` serving from a background thread, shut down and closed afterwards (any loopback test server)."""
     thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True)
     thread.start()
     try:
@@ -90,3 +91,8 @@ def serving() -> Iterator[_Server]:
         srv.shutdown()
         srv.server_close()
         thread.join(timeout=2)
+
+
+def serving() -> AbstractContextManager[_Server]:
+    """A running loopback server, shut down afterwards."""
+    return running(_Server())

@@ -89,12 +89,17 @@ def published(settings: Settings) -> dict[str, dict]:
     return {x["name"]: x for x in data}
 
 
-def statuses(settings: Settings) -> dict[str, str]:
+def by_name(settings: Settings, column: str) -> dict[str, str]:
+    """Each core listing's ``column`` by its name."""
     con = wh.connect(settings.warehouse_file)
     try:
-        return {str(n): str(s) for n, s in wh.run(con, "SELECT name, link_status FROM core_listings")}
+        return {str(n): str(v) for n, v in wh.run(con, f"SELECT name, {column} FROM core_listings")}
     finally:
         con.close()
+
+
+def statuses(settings: Settings) -> dict[str, str]:
+    return by_name(settings, "link_status")
 
 
 def test_three_nights_of_404_take_a_listing_out_with_the_evidence(prefect_harness, online, settings):
@@ -120,15 +125,7 @@ def test_three_nights_of_404_take_a_listing_out_with_the_evidence(prefect_harnes
     assert f"{moved}/old" in proposals and f"{moved}/new" in proposals and ">lines<" in proposals
     assert max(online.max_inflight.values()) <= LIMITS.per_host
     assert online.counts[(online.hosts[0], "/ok")] == 3  # shared by two listings: once a night
-    assert link_artifact() == [{"id": statuses_ids(settings)["Gone Forum"], "name": "Gone Forum", "before": "degraded", "after": "dead"}]
-
-
-def statuses_ids(settings: Settings) -> dict[str, str]:
-    con = wh.connect(settings.warehouse_file)
-    try:
-        return {str(n): str(i) for i, n in wh.run(con, "SELECT id, name FROM core_listings")}
-    finally:
-        con.close()
+    assert link_artifact() == [{"id": by_name(settings, "id")["Gone Forum"], "name": "Gone Forum", "before": "degraded", "after": "dead"}]
 
 
 def link_artifact() -> list[dict]:

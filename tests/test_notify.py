@@ -5,15 +5,14 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
 from curate.notify import LogNotifier, RunEvent, WebhookNotifier, notifiers, notify_all
+from tests.loopback import running
 from tests.test_flow import NOW, run, settings_for
 
 
@@ -44,16 +43,8 @@ class _Server(ThreadingHTTPServer):
         return f"http://127.0.0.1:{self.server_address[1]}/hook"
 
 
-@contextmanager
-def receiver(status: int = 200) -> Iterator[_Server]:
-    srv = _Server(status)
-    thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True)
-    thread.start()
-    try:
-        yield srv
-    finally:
-        srv.shutdown()
-        srv.server_close()
+def receiver(status: int = 200) -> AbstractContextManager[_Server]:
+    return running(_Server(status))
 
 
 EVENT = RunEvent("failed", "run-1", "OSError: disk full", "wh/directory.duckdb")

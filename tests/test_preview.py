@@ -11,7 +11,6 @@ import functools
 import json
 import os
 import shutil
-import threading
 from collections.abc import Iterator
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -19,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from curate import export, preview
+from tests.loopback import running
 from tests.test_export import listing
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -79,14 +79,8 @@ def release(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def served(release: Path) -> Iterator[str]:
     handler = functools.partial(SimpleHTTPRequestHandler, directory=str(release))
     handler.log_message = lambda *a, **k: None  # type: ignore[attr-defined]
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with running(ThreadingHTTPServer(("127.0.0.1", 0), handler)) as server:
         yield f"http://127.0.0.1:{server.server_address[1]}/"
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def wait(driver, condition, timeout: float = 10.0):
