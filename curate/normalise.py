@@ -426,9 +426,21 @@ def _parse(number: str, region_code: str | None) -> phonenumbers.PhoneNumber | N
 
 def phone(value: str | None, country_code: str | None) -> str | None:
     """E.164 for a valid number; the digits for a national short number; else the cleaned input."""
+    return parsed_phone(value, country_code)[0]
+
+
+#: What ``parsed_phone`` found: the staged value and, when that is an E.164 that parses back to the number it was
+#: made of, that number and its type, for ``schemas.checks.judge_phone`` not to parse and type it again (None
+#: and ``UNKNOWN`` otherwise).
+ParsedPhone = tuple[str | None, phonenumbers.PhoneNumber | None, int]
+
+
+def parsed_phone(value: str | None, country_code: str | None) -> ParsedPhone:
+    """``phone``, with the number its E.164 is made of and that number's type (``ParsedPhone``)."""
+    unknown = phonenumbers.PhoneNumberType.UNKNOWN
     cleaned = text(value)
     if cleaned is None:
-        return None
+        return None, None, unknown
     written = cleaned
     cleaned = excel_digits(cleaned)
     digits = re.sub(r"\D", "", cleaned)
@@ -441,27 +453,39 @@ def phone(value: str | None, country_code: str | None) -> str | None:
     if not international and region_code and 3 <= len(digits) <= 8:
         short = number if formatted_only else _parse(digits, region_code)
         if short is not None and shortnumberinfo.is_valid_short_number_for_region(short, region_code):
-            return digits
+            return digits, None, unknown
     if international:
         number = _parse("+" + digits, None)
-    valid = number is not None and phonenumbers.is_valid_number(number)
-    if not valid and not international and region_code:
+    kind = _number_type(number)  # valid when known (``is_valid_number`` is a known type: it would match the types again)
+    if kind == unknown and not international and region_code:
         calling = str(phonenumbers.country_code_for_region(region_code))
         if digits.startswith(calling) and len(digits) > len(calling) + 4:
             # the + lost in a spreadsheet: 4722400040 in a Norwegian row is +47 22 40 00 40
             number = _parse("+" + digits, None)
-            valid = number is not None and phonenumbers.is_valid_number(number)
-    if valid and number is not None:
-        return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
-    if number is not None and len(digits) > 6 and phonenumbers.is_possible_number(number):
-        # a number of a possible length that the metadata does not know (yet): E.164 all the same, for
+            kind = _number_type(number)
+    if number is not None and (kind != unknown or (len(digits) > 6 and phonenumbers.is_possible_number(number))):
+        # valid, or of a possible length that the metadata does not know (yet): E.164 all the same, for
         # validation to keep with a warning (phone_unverified)
-        return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+        e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+        return (e164, number, kind) if _parses_back(number) else (e164, None, unknown)
     if not international and (region_code or country_code == "WW") and 3 <= len(digits) <= 6 and formatted_only:
         # a national short code the metadata lacks (the Netherlands' 113); in a worldwide row, the digits let
         # validation say that a short number needs a country (short_number_needs_country)
-        return digits
-    return written
+        return digits, None, unknown
+    return written, None, unknown
+
+
+def _parses_back(number: phonenumbers.PhoneNumber) -> bool:
+    """Whether the number's E.164, parsed, is the number: phonenumbers strips a national prefix from the digits
+    after the country code when they start with one (+43 0 57… parses as +43 57…)."""
+    calling = number.country_code or 0
+    metadata = phonenumbers.PhoneMetadata.metadata_for_region_or_calling_code(calling, phonenumbers.region_code_for_country_code(calling))
+    prefix = metadata.national_prefix_for_parsing if metadata is not None else None
+    return not prefix or re.match(prefix, phonenumbers.national_significant_number(number)) is None
+
+
+def _number_type(number: phonenumbers.PhoneNumber | None) -> int:
+    return phonenumbers.PhoneNumberType.UNKNOWN if number is None else phonenumbers.number_type(number)
 
 
 def hours(value: str | None) -> str | None:

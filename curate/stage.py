@@ -16,6 +16,7 @@ from curate import normalise as n
 from curate.problems import Problem, problem
 from curate.read import ROW
 from curate.sources import SourceOptions
+from schemas import checks as c
 from schemas.distinct import Distinct
 from schemas.fields import BY_NAME, CURATOR_COLUMNS, FIELDS, STAGED_COLUMNS
 from schemas.vocabularies import vocabulary_key
@@ -81,9 +82,24 @@ def contact_numbers(phone_cell: str | None, sms_cell: str | None) -> tuple[str |
     return (phones[0] if phones else None), (smses[0] if smses else None), leftover
 
 
-def phone_in_country(number_country: tuple[str | None, str | None]) -> str | None:
-    """``normalise.phone`` of a (number, country) pair (module-level: it may run in worker processes)."""
-    return n.phone(*number_country)
+def phone_in_country(number_country: tuple[str | None, str | None]) -> tuple[str | None, str | None]:
+    """``normalise.phone`` of a (number, country) pair and the rule it breaks in that country (``checks.judge_phone``),
+    the number parsed once for both (module-level: it may run in worker processes)."""
+    number, country = number_country
+    staged, parsed, kind = n.parsed_phone(number, country)
+    if staged is None:
+        return None, None
+    return staged, c.judge_phone(staged, country, None if parsed is None else (parsed, kind))
+
+
+def staged_phones(numbers: Distinct, country: Distinct) -> Distinct:
+    """The staged numbers of a column of numbers in their rows' countries; what each breaks there is handed to
+    validation (``checks.phone_verdict``), which then need not parse it again."""
+    pairs = numbers.compact().pair(country)  # after the split of a cell, many cells hold no sms: one None
+    judged = pairs.map_in_processes(phone_in_country)
+    verdicts = [((staged, where), rule) for (_, where), (staged, rule) in zip(pairs.values, judged.values, strict=True) if staged]
+    c.phone_verdict.remember([pair for pair, _ in verdicts], [rule for _, rule in verdicts])
+    return judged.map(lambda staged_rule: staged_rule[0])
 
 
 def stage_listings(raw: pd.DataFrame, source: str, file: str, options: SourceOptions) -> Staged:
@@ -118,7 +134,7 @@ def stage_columns(
     empty = np.full(size, None, dtype=object)
     cells = {c: _cells(raw[inverse[c]] if c in inverse else empty) for c in CURATOR_COLUMNS}
     default_country, default_kind = n.country(options.country), n.term(options.kind, "KINDS")
-    country = cells["country"].map(lambda v: n.country(v) or default_country)
+    country = cells["country"].map(lambda v: n.country(v) or default_country).compact()
     where = cells["region"].pair(country)
     regions = where.map(lambda rc: n.regions(*rc))
     numbers = cells["phone"].pair(cells["sms"]).map(lambda ps: contact_numbers(*ps))
@@ -132,8 +148,8 @@ def stage_columns(
         "kind": cells["kind"].map(lambda v: n.term(v, "KINDS") or default_kind),
         "description": cells["description"].map_unless(n.PLAIN_ASCII_RE2, n.text),
         "url": cells["url"].map(n.url),
-        "phone": numbers.map(lambda x: x[0]).pair(country).map_in_processes(phone_in_country),
-        "sms": numbers.map(lambda x: x[1]).pair(country).map_in_processes(phone_in_country),
+        "phone": staged_phones(numbers.map(lambda x: x[0]), country),
+        "sms": staged_phones(numbers.map(lambda x: x[1]), country),
         "chat_url": cells["chat_url"].map(n.url),
         "email": cells["email"].map(n.email),
         "country": country,

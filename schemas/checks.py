@@ -22,6 +22,9 @@ from dataclasses import dataclass
 
 import langcodes
 import phonenumbers
+import publicsuffixlist
+import pyarrow as pa
+import pyarrow.compute as pc
 import pycountry
 from phonenumbers import PhoneNumberType, ShortNumberCost, shortnumberinfo
 from publicsuffixlist import PublicSuffixList
@@ -106,6 +109,70 @@ def url_public_suffix(value: str) -> bool:
     return public_host(host)
 
 
+# --- URLs judged by Arrow ---------------------------------------------------------------------
+
+#: RE2 (Arrow) of an absolute http(s) URL with a lowercase dotted host name, no port or credentials, and
+#: printable ASCII without spaces after the host: ``http_url`` accepts each one whose host is at most
+#: ``HOST_MAX`` characters (each one at most ``HOST_MAX + len("https://")`` long).  ``{tld}`` is the last label.
+PLAIN_HTTP_URL_RE2 = r"^https?://(?:[a-z0-9](?:[a-z0-9-]{{0,61}}[a-z0-9])?\.)+{tld}(?:[/?#][!-~]*)?$"
+#: What ``HOST`` takes as a last label.
+TOP_LABEL = r"[a-z][a-z0-9-]{1,62}"
+#: A host name is at most this long (RFC 1035).
+HOST_MAX = 253
+
+
+def public_tld(label: str) -> bool:
+    """Every name under this top-level label is public (``public_host``): it is a reserved test domain, or a
+    suffix on the Public Suffix List (then a longer part of every name under it is one too)."""
+    return label in RESERVED_TLDS or _public_suffix_list().publicsuffix(label, accept_unknown=False) is not None
+
+
+@functools.cache
+def public_tlds() -> tuple[str, ...]:
+    """The ASCII top-level labels that are ``public_tld``: the bundled Public Suffix List's rules of one label, and the
+    reserved test domains."""
+    with open(publicsuffixlist.PSLFILE, encoding="utf-8") as rules:
+        labels = {rule.strip() for rule in rules} | RESERVED_TLDS
+    return tuple(sorted(label for label in labels if re.fullmatch(TOP_LABEL, label) and public_tld(label)))
+
+
+def _certain_http_urls(values: pa.Array) -> pa.Array:
+    return _plain_http_urls(values, TOP_LABEL)
+
+
+def _certain_public_urls(values: pa.Array) -> pa.Array:
+    labels = public_tlds()
+    if not labels:  # ``(?:)`` would match a host ending in a dot
+        return pa.repeat(False, len(values))
+    return _plain_http_urls(values, f"(?:{'|'.join(labels)})")
+
+
+def _plain_http_urls(values: pa.Array, tld: str) -> pa.Array:
+    short = pc.less_equal(pc.utf8_length(values), HOST_MAX + len("https://"))
+    return pc.and_(pc.match_substring_regex(values, PLAIN_HTTP_URL_RE2.format(tld=tld)), short).fill_null(False)
+
+
+#: Checks Arrow can pass most values of, in C: check name -> which values (an Arrow string array) certainly
+#: pass it.  The others are judged by the check itself (``tests/test_domain_checks.py`` holds the two to agree).
+ARROW_PASSES: dict[str, Callable[[pa.Array], pa.Array]] = {
+    "http_url": _certain_http_urls,
+    "url_public_suffix": _certain_public_urls,
+}
+
+
+def certain_passes(check: str, values: list[object]) -> list[bool] | None:
+    """Per value, whether it certainly passes ``check`` (``ARROW_PASSES``); None when the check has no Arrow path
+    or Arrow cannot hold the values (one that is not a string, or not valid Unicode)."""
+    passes = ARROW_PASSES.get(check)
+    if passes is None:
+        return None
+    try:
+        array = pa.array(values, type=pa.string())
+    except (pa.ArrowException, UnicodeError, TypeError, ValueError):
+        return None
+    return passes(array).to_numpy(zero_copy_only=False).tolist()
+
+
 # --- phone numbers ----------------------------------------------------------------------------
 
 SHORT_NUMBER = re.compile(r"[0-9]{3,8}")
@@ -150,12 +217,13 @@ class Verdicts:
         self.misses = 0
 
 
-def judge_phone(value: str, country: str | None) -> str | None:
+def judge_phone(value: str, country: str | None, parsed: tuple[phonenumbers.PhoneNumber, int] | None = None) -> str | None:
     """The rule a staged phone or sms number breaks inside ``country``, or None when it is fine.
 
     ``value`` is as staged (``curate.normalise.phone``): the digits of a national short number, E.164 for
     the others, or what the curator wrote when neither could be made of it.  ``phone_verdict`` judges
-    each (value, country) pair once.
+    each (value, country) pair once.  ``parsed`` is the number an E.164 ``value`` was made of, and its type, as
+    staging found them (``curate.normalise.parsed_phone``): they are not worked out again.
     """
     region = _region(country)
     if SHORT_NUMBER.fullmatch(value):
@@ -177,15 +245,18 @@ def judge_phone(value: str, country: str | None) -> str | None:
         return "phone_number"
     if not E164.fullmatch(value):
         return "phone_number"
-    try:
-        number = phonenumbers.parse(value, None)
-    except phonenumbers.NumberParseException:
-        return "phone_number"
+    if parsed is None:
+        try:
+            number, kind = phonenumbers.parse(value, None), None
+        except phonenumbers.NumberParseException:
+            return "phone_number"
+    else:
+        number, kind = parsed
     national = phonenumbers.national_significant_number(number)
     regions = phonenumbers.region_codes_for_country_code(number.country_code or 0)
     if len(national) <= max(SHORT_CODE_DIGITS) and any(shortnumberinfo.is_emergency_number(national, r) for r in regions):
         return "emergency_number"  # +44 999
-    kind = phonenumbers.number_type(number)
+    kind = phonenumbers.number_type(number) if kind is None else kind
     if kind != PhoneNumberType.UNKNOWN:  # valid: ``is_valid_number`` is a known type, which would match the types again
         return "premium_rate" if kind == PhoneNumberType.PREMIUM_RATE else None
     return "phone_unverified" if phonenumbers.is_possible_number(number) else "phone_number"

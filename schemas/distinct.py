@@ -57,6 +57,14 @@ class Distinct:
     def map(self, fn: Callable[[Any], Any]) -> Distinct:
         return Distinct(self.codes, [fn(v) for v in self.values])
 
+    def compact(self) -> Distinct:
+        """The same column with equal values made one (after ``map``: "NO" and "Norge" are both NO), so that work
+        on pairs with it (``pair``) is done once per value.  Values must be hashable."""
+        codes, uniques = pd.factorize(pd.Series(self.values, dtype=object), use_na_sentinel=False)
+        if len(uniques) == len(self.values):
+            return self
+        return Distinct(codes[self.codes], [self.values[i] for i in first_rows(codes)])
+
     def map_in_processes(self, fn: Callable[[Any], Any]) -> Distinct:
         """``map`` shared among worker processes when there are many distinct values and several CPUs.
 

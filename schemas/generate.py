@@ -12,6 +12,7 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 
@@ -60,8 +61,12 @@ def _fits(value: str, max_length: int) -> bool:
     return len(value) <= max_length
 
 
-def _each_value(pred: Callable[[str], bool], many: bool) -> Callable[[pd.Series], pd.Series]:
-    """A column check of each value (``curate.validate`` hands Pandera each distinct value once); nulls pass."""
+def _each_value(pred: Callable[[str], bool], many: bool, rule: str = "") -> Callable[[pd.Series], pd.Series]:
+    """A column check of each value (``curate.validate`` hands Pandera each distinct value once); nulls pass.
+
+    Of a column of single values, those that Arrow finds certainly pass ``rule`` (``checks.certain_passes``)
+    are not handed to ``pred``.
+    """
 
     def one(value: object) -> bool:
         return value is None or (isinstance(value, str) and pred(value))
@@ -72,7 +77,11 @@ def _each_value(pred: Callable[[str], bool], many: bool) -> Callable[[pd.Series]
     judge = each if many else one
 
     def check(series: pd.Series) -> pd.Series:
-        return pd.Series([judge(v) for v in series.tolist()], index=series.index, dtype=bool)
+        values = series.tolist()
+        certain = None if many else c.certain_passes(rule, values)
+        if certain is None:
+            return pd.Series([judge(v) for v in values], index=series.index, dtype=bool)
+        return pd.Series([sure or judge(v) for v, sure in zip(values, certain, strict=True)], index=series.index, dtype=bool)
 
     return check
 
@@ -82,7 +91,7 @@ def _column_check(f: Field, rule: str, pred: Callable[[str], bool]) -> Callable[
     if f.type == "string" and f.max_length is not None and rule == c.too_long_rule(f.name):
         cap = f.max_length
         return lambda series: series.isna() | (series.str.len() <= cap)
-    return _each_value(pred, f.type == "strings")
+    return _each_value(pred, f.type == "strings", rule)
 
 
 def _has_contact(df: pd.DataFrame) -> pd.Series:
@@ -106,10 +115,12 @@ def _country_check(column: str, verdicts: c.Verdicts) -> Callable[[pd.DataFrame]
 
     def check(df: pd.DataFrame) -> pd.Series:
         pairs = Distinct.of(df[column]).pair(Distinct.of(df["country"]))
-        found = pairs.map_in_processes(functools.partial(_verdict_in_country, verdicts.judge))
-        judged = [(i, (v, k if isinstance(k, str) else None)) for i, (v, k) in enumerate(pairs.values) if isinstance(v, str)]
-        verdicts.remember([key for _, key in judged], [found.values[i] for i, _ in judged])
-        return pd.Series(found.test(lambda rule: rule is None), index=df.index, dtype=bool)
+        keys = [(v, k if isinstance(k, str) else None) if isinstance(v, str) else None for v, k in pairs.values]
+        unknown = [key for key in keys if key is not None and key not in verdicts.known]  # staging judged the others
+        found = Distinct(np.arange(len(unknown)), unknown).map_in_processes(functools.partial(_verdict_in_country, verdicts.judge))
+        verdicts.remember(unknown, found.values)
+        rules = [None if key is None else verdicts(*key) for key in keys]
+        return pd.Series(np.array([rule is None for rule in rules], dtype=bool)[pairs.codes], index=df.index, dtype=bool)
 
     return check
 

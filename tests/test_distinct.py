@@ -35,6 +35,18 @@ def test_pair_is_one_value_per_distinct_pair_of_rows():
     assert pairs.rows().tolist() == [("116 123", "GB"), ("116 123", "NO"), ("116 123", "GB"), ("22 40 00 40", "NO")]
 
 
+def test_compact_makes_equal_values_one_so_pairs_are_made_once_per_value():
+    numbers = Distinct.of(np.array(["22 40 00 40"] * 4 + [None], dtype=object))
+    written = Distinct.of(np.array(["NO", "Norge", "Norway", "GB", None], dtype=object))
+    country = written.map(lambda v: {"Norge": "NO", "Norway": "NO"}.get(v, v))
+    assert len(numbers.pair(country).values) == 5  # "NO" three times over
+    compact = country.compact()
+    assert compact.rows().tolist() == country.rows().tolist() == ["NO", "NO", "NO", "GB", None]
+    assert sorted(compact.values, key=str) == ["GB", "NO", None]
+    assert numbers.pair(compact).values == [("22 40 00 40", "NO"), ("22 40 00 40", "GB"), (None, None)]
+    assert compact.compact() is compact  # nothing left to make one
+
+
 def test_by_identity_judges_one_list_object_once_and_equal_copies_apart():
     shared, copy = ["en"], ["en"]
     column = Distinct.by_identity(pd.Series([shared, shared, copy, shared], dtype=object))
@@ -55,8 +67,10 @@ def test_map_in_processes_gives_what_map_gives(monkeypatch):
     countries = ["NO", "GB", "WW", "NO", "NL", "NO", "US", "NO"]
     pairs = Distinct.of(np.array(cells * 50, dtype=object)).pair(Distinct.of(np.array(countries * 50, dtype=object)))
     in_processes = pairs.map_in_processes(phone_in_country).rows().tolist()
-    assert in_processes == [n.phone(c, k) for c, k in zip(cells * 50, countries * 50, strict=True)]
-    assert in_processes[:4] == ["+4722400040", "116123", "+4722400040", "+4722400040"]
+    assert in_processes == [phone_in_country((c, k)) for c, k in zip(cells * 50, countries * 50, strict=True)]
+    assert [staged for staged, _ in in_processes] == [n.phone(c, k) for c, k in zip(cells * 50, countries * 50, strict=True)]
+    assert in_processes[:4] == [("+4722400040", None), ("116123", None), ("+4722400040", None), ("+4722400040", None)]
+    assert in_processes[5:7] == [("not a number", "phone_number"), ("988", None)]  # 988: the US suicide and crisis line
 
 
 def test_arrow_patterns_fall_back_to_python_when_arrow_cannot_hold_the_values():

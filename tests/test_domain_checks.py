@@ -8,10 +8,12 @@ import socket
 
 import phonenumbers
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
+from phonenumbers import PhoneNumberType
 
 from curate import normalise as n
+from curate import stage
 from curate.read import ROW
 from curate.settings import Settings
 from curate.validate import split_rows
@@ -126,20 +128,56 @@ def test_a_known_number_type_is_what_is_valid_number_says(calling_code, digits):
     assert known == phonenumbers.is_valid_number(number)
 
 
-def test_each_number_is_judged_once_per_value_and_country(monkeypatch):
-    judged: list[tuple[str, str | None]] = []
+def test_each_number_is_parsed_and_judged_once_per_value_and_country(monkeypatch):
+    judged: list[tuple[str, str | None, bool]] = []
+    judge_phone = c.judge_phone
 
-    def judge(value: str, country: str | None) -> str | None:
-        judged.append((value, country))
-        return c.judge_phone(value, country)
+    def judge(value: str, country: str | None, parsed=None) -> str | None:
+        judged.append((value, country, parsed is not None))
+        return judge_phone(value, country, parsed)
+
+    def judged_again(value: str, country: str | None) -> str | None:
+        raise AssertionError(f"{value} in {country} was judged again")
 
     c.phone_verdict.cache_clear()
-    monkeypatch.setattr(c.phone_verdict, "judge", judge)
+    monkeypatch.setattr(c, "judge_phone", judge)
+    monkeypatch.setattr(c.phone_verdict, "judge", judged_again)
     rows = [{**BASE, "phone": "116 123"}, {**BASE, "phone": "22 40 00 40", "sms": "2222"}, {**BASE, "country": "GB", "phone": "116123"}]
     rows += [{**BASE, "phone": "0800 000 0000"}]  # a number that fails: its rule is named without judging it again
+    rows += [{**BASE, "phone": "+47 22 40 00 40"}]  # written otherwise, the same staged number: judged once more, in staging
     problems = run(*(rows * 200), once=True)[1]
-    assert sorted(judged) == sorted([("116123", "NO"), ("+4722400040", "NO"), ("2222", "NO"), ("116123", "GB"), ("0800 000 0000", "NO")])
+    expected = [("116123", "NO", False), ("+4722400040", "NO", True), ("2222", "NO", False), ("116123", "GB", False)]
+    expected += [("0800 000 0000", "NO", False), ("+4722400040", "NO", True)]  # E.164 numbers come with their parse
+    assert sorted(judged) == sorted(expected)
     assert {(p.value, p.rule) for p in problems} >= {("0800 000 0000", "phone_number")}
+
+
+#: Numbers as curators write them: every region's example numbers of each type, nationally and internationally.
+_EXAMPLES = sorted(
+    {
+        (phonenumbers.format_number(number, style), region)
+        for region in phonenumbers.SUPPORTED_REGIONS
+        for kind in (PhoneNumberType.FIXED_LINE, PhoneNumberType.MOBILE, PhoneNumberType.PREMIUM_RATE)
+        if (number := phonenumbers.example_number_for_type(region, kind)) is not None
+        for style in (phonenumbers.PhoneNumberFormat.NATIONAL, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
+    }
+)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(
+    st.one_of(
+        st.sampled_from(_EXAMPLES),
+        st.tuples(st.text(alphabet="0123456789 +", min_size=3, max_size=16), st.sampled_from(sorted(phonenumbers.SUPPORTED_REGIONS))),
+    )
+)
+@example(("+43 0057038206", "AT"))  # possible, not valid: its E.164 parsed again loses another 0 and is valid
+def test_staging_judges_a_number_as_judging_its_staged_value_does(number_country):
+    """Staging judges the number it parsed (``stage.phone_in_country``); validation of the staged value alone
+    would parse that value again (``judge_phone``): the verdicts agree."""
+    number, country = number_country
+    staged = n.phone(number, country)
+    assert stage.phone_in_country((number, country)) == (staged, None if staged is None else c.judge_phone(staged, country))
 
 
 # --- web addresses ----------------------------------------------------------------------------
@@ -217,6 +255,59 @@ def test_url_public_suffix_message_and_fix():
     assert summary(problems) == [("url_public_suffix", "error", 2, "url", "https://fjordhjelp.zz")]
     assert problems[0].message.startswith("'https://fjordhjelp.zz' is not a public web address")
     assert problems[0].fix.startswith("Write the address people use on the internet")
+
+
+#: Pieces of URLs near Arrow's fast path: hosts that just fit or miss it, ports, credentials, spaces, IPs.
+URL_PIECES = (
+    *("https://", "http://", "HTTPS://", "ftp://", "//", "a", "Z", "b0", "-", ".", ".", "example", "com", "zz", "uk", "co"),
+    *("nhs", "xn--p1ai", "local", ":8080", ":", "@", "/", "?", "#", " ", "\t", "\n", "é", "10.0.0.1", "[::1]", "~", "%20"),
+    *("a" * 62, "a" * 63, "a" * 64, ("a" * 60 + ".") * 4),
+)
+URLS = st.lists(st.lists(st.sampled_from(URL_PIECES), max_size=10).map("".join), max_size=20)
+
+
+@settings(max_examples=300, deadline=None)
+@given(URLS)
+def test_arrow_passes_only_urls_the_check_passes(values):
+    for check in c.ARROW_PASSES:
+        certain = c.certain_passes(check, values)
+        assert certain is not None and len(certain) == len(values)
+        assert [v for v, sure in zip(values, certain, strict=True) if sure and not c.VALUE_CHECKS[check](v)] == []
+
+
+@pytest.mark.parametrize(
+    ("value", "arrow", "python"),  # which of (http_url, url_public_suffix) Arrow passes, and which the checks pass
+    [
+        ("https://www.samaritans.org/how-we-can-help", (True, True), (True, True)),
+        ("http://nhs.uk/?q=1#top", (True, True), (True, True)),
+        ("https://fjordhjelp.example", (True, True), (True, True)),
+        ("https://fjordhjelp.zz", (True, False), (True, False)),
+        ("https://fjordhjelp.example:8443/", (False, False), (True, True)),
+        ("https://93.184.215.14/help", (False, False), (True, True)),
+        ("https://fjordhjelp.example/é", (False, False), (True, True)),
+        ("https://" + ("a" * 60 + ".") * 4 + "no", (True, True), (True, True)),  # a 248-character host
+        # refused by http_url (and so passed by url_public_suffix, which leaves them to it)
+        ("https://Fjordhjelp.example", (False, False), (False, True)),
+        ("https://user@fjordhjelp.example", (False, False), (False, True)),
+        ("https://fjordhjelp.example/a b", (False, False), (False, True)),
+        ("https://" + ("a" * 62 + ".") * 4 + "no", (False, False), (False, True)),  # 254 characters: too long for a host
+    ],
+)
+def test_arrow_passes_plain_public_urls_and_leaves_the_rest_to_the_checks(value, arrow, python):
+    assert (c.certain_passes("http_url", [value]), c.certain_passes("url_public_suffix", [value])) == ([arrow[0]], [arrow[1]])
+    assert (c.http_url(value), c.url_public_suffix(value)) == python
+
+
+def test_arrow_leaves_values_it_cannot_hold_and_checks_without_a_path_to_python():
+    assert c.certain_passes("http_url", [["https://a.example"]]) is None
+    assert c.certain_passes("email", ["help@fjordhjelp.example"]) is None
+
+
+def test_every_public_top_level_label_makes_every_name_under_it_public():
+    labels = c.public_tlds()
+    assert {"com", "org", "no", "uk", "example", "test"} <= set(labels)
+    assert not {"zz", "local", "internal", "lan"} & set(labels)
+    assert [label for label in labels if not c.public_host(f"help.fjord.{label}")] == []
 
 
 # --- description length -----------------------------------------------------------------------
