@@ -14,7 +14,7 @@ import pandas as pd
 
 from curate import normalise as n
 from curate.problems import Problem, problem
-from curate.read import ROW
+from curate.read import ROW, collection_paused
 from curate.sources import SourceOptions
 from schemas import checks as c
 from schemas.distinct import Distinct
@@ -102,6 +102,7 @@ def staged_phones(numbers: Distinct, country: Distinct) -> Distinct:
     return judged.map(lambda staged_rule: staged_rule[0])
 
 
+@collection_paused()
 def stage_listings(raw: pd.DataFrame, source: str, file: str, options: SourceOptions) -> Staged:
     """Rename, normalise and derive; file-level problems leave ``frame`` as None."""
     columns = [c for c in raw.columns if c != ROW]

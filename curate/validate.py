@@ -14,13 +14,14 @@ import pandera.pandas as pa
 
 from curate import normalise as n
 from curate.problems import Problem, problem
-from curate.read import ROW
+from curate.read import ROW, collection_paused
 from schemas import checks as c
 from schemas.distinct import Distinct, combined_codes, first_rows
 from schemas.fields import BY_NAME, FIELDS, STAGED_COLUMNS
 from schemas.generate import COUNTRY_ROW_CHECKS, ROW_CHECKS, column_schemas, row_schemas, value_predicates
 
 
+@collection_paused()
 def validate_listings(
     staged: pd.DataFrame, source: str, file: str, today: dt.date, distinct: dict[str, Distinct] | None = None
 ) -> list[Problem]:
