@@ -330,6 +330,12 @@ SIMPLE_URL = re.compile(
 )
 
 
+#: ``SIMPLE_URL`` for Arrow (RE2), with the scheme and host already lowercase: ``url`` keeps such a URL as it is, but
+#: for a path that is only "/", which it drops (``URL_REWRITE``, the same change made by Arrow).
+CANONICAL_URL_RE2 = r"^https?://[a-z0-9-]+(?:\.[a-z0-9-]+)+(?:/[a-zA-Z0-9._~%!$'()*+,;=:@/-]*)?(?:\?[a-zA-Z0-9._~%!$'()*+,;=:@/?-]+)?$"
+URL_REWRITE = (r"^(https?://[^/?]+)/(\?.*)?$", r"\1\2")
+
+
 def _url_step(value: str) -> str:
     written = text(value) or ""  # what is returned when the value is not a web address, for validation to name
     cleaned = written.replace(" ", "")

@@ -36,6 +36,8 @@ TEXT_COLUMNS = ("record_id", "name", "description", "hours", "email")
 FORMULA_PREFIXES = ("=", "+", "-", "@")
 #: What every formula-like value matches (RE2): a value starting with a letter or digit has no prefix, even after lstrip().
 FORMULA_CANDIDATES = "^[^A-Za-z0-9]"
+#: What every value that may have markup or look like a formula matches (RE2).
+MARKUP_OR_FORMULA = f"{n.MAYBE_MARKUP_RE2}|{FORMULA_CANDIDATES}"
 
 
 def formula_like(value: str | None) -> bool:
@@ -148,10 +150,10 @@ def stage_columns(
         "name": name,
         "kind": cells["kind"].map(lambda v: n.term(v, "KINDS") or default_kind),
         "description": cells["description"].map_unless(n.PLAIN_ASCII_RE2, n.text),
-        "url": cells["url"].map(n.url),
+        "url": cells["url"].map_unless(n.CANONICAL_URL_RE2, n.url, rewrite=n.URL_REWRITE),
         "phone": staged_phones(numbers.map(lambda x: x[0]), country),
         "sms": staged_phones(numbers.map(lambda x: x[1]), country),
-        "chat_url": cells["chat_url"].map(n.url),
+        "chat_url": cells["chat_url"].map_unless(n.CANONICAL_URL_RE2, n.url, rewrite=n.URL_REWRITE),
         "email": cells["email"].map(n.email),
         "country": country,
         "region": regions,
@@ -173,10 +175,11 @@ def stage_columns(
     notes: list[Note] = []
     for order, column in enumerate(TEXT_COLUMNS):
         values = cells[column]
-        for i in values.rows_where(n.has_markup, candidates=n.MAYBE_MARKUP_RE2):
+        maybe = values.matches(MARKUP_OR_FORMULA, otherwise=True)  # one pass of Arrow for both notes
+        for i in values.rows_where(n.has_markup, candidates=maybe):
             notes.append((int(i), 2 * order, "markup_removed", column, values.values[values.codes[i]], ""))
         if column != "email":
-            for i in values.rows_where(formula_like, candidates=FORMULA_CANDIDATES):
+            for i in values.rows_where(formula_like, candidates=maybe):
                 value = values.values[values.codes[i]]
                 notes.append((int(i), 2 * order + 1, "formula_like", column, value, value.lstrip()[0]))
     for i in numbers.rows_where(lambda x: bool(x[2])):

@@ -96,28 +96,38 @@ class Distinct:
         """Whether each row's value passes ``test`` (a boolean array; judged once per distinct value)."""
         return np.array([bool(test(v)) for v in self.values], dtype=bool)[self.codes]
 
-    def rows_where(self, test: Callable[[Any], bool], candidates: str | None = None) -> np.ndarray:
+    def rows_where(self, test: Callable[[Any], bool], candidates: str | np.ndarray | None = None) -> np.ndarray:
         """The indexes of the rows whose value passes ``test``.
 
         ``candidates``, an RE2 pattern, must match (somewhere in it) every value that can pass ``test``:
         Arrow finds those in one pass, in C, and ``test`` judges them alone (most values of a text column
-        are nowhere near a finding).
+        are nowhere near a finding).  It may also be such a pattern's ``matches``, for tests sharing one pass.
         """
         if candidates is None:
             return np.flatnonzero(self.test(test))
         passed = np.zeros(len(self.values), dtype=bool)
-        maybe = np.flatnonzero(self.matches(candidates, otherwise=True)).tolist()
-        passed[maybe] = [bool(test(self.values[i])) for i in maybe]
+        maybe = self.matches(candidates, otherwise=True) if isinstance(candidates, str) else candidates
+        judged = np.flatnonzero(maybe).tolist()
+        passed[judged] = [bool(test(self.values[i])) for i in judged]
         return np.flatnonzero(passed[self.codes])
 
-    def map_unless(self, unchanged: str, fn: Callable[[Any], Any]) -> Distinct:
+    def map_unless(self, unchanged: str, fn: Callable[[Any], Any], rewrite: tuple[str, str] | None = None) -> Distinct:
         """``map(fn)``, except for the values the RE2 pattern ``unchanged`` matches, which are kept as they are.
 
         ``unchanged`` must match only values that ``fn`` returns unchanged (text already clean): Arrow finds
-        them in one pass, in C, and ``fn`` is called on the others alone.
+        them in one pass, in C, and ``fn`` is called on the others alone.  With ``rewrite`` (an RE2 pattern and
+        its replacement), those values are not kept but rewritten by Arrow, which must give what ``fn`` gives.
         """
-        keep = self.matches(unchanged, otherwise=False).tolist()
-        return Distinct(self.codes, [v if k else fn(v) for v, k in zip(self.values, keep, strict=True)])
+        keep = self.matches(unchanged, otherwise=False)
+        values = list(self.values)
+        if rewrite is not None and self._arrow is not None and keep.any():
+            kept = np.flatnonzero(keep)
+            rewritten = pc.replace_substring_regex(self._arrow.take(pa.array(kept)), pattern=rewrite[0], replacement=rewrite[1])
+            for i, value in zip(kept.tolist(), rewritten.to_pylist(), strict=True):
+                values[i] = value
+        for i in np.flatnonzero(~keep).tolist():
+            values[i] = fn(values[i])
+        return Distinct(self.codes, values)
 
     def matches(self, pattern: str, *, otherwise: bool) -> np.ndarray:
         """Per distinct value, whether it is a string with a match of the RE2 ``pattern`` (None: no match).

@@ -69,6 +69,10 @@ def test_arrow_fast_paths_give_what_python_gives(values):
     assert column.rows_where(n.has_markup, candidates=n.MAYBE_MARKUP_RE2).tolist() == [i for i, v in enumerate(values) if n.has_markup(v)]
     formula = column.rows_where(stage.formula_like, candidates=stage.FORMULA_CANDIDATES)
     assert formula.tolist() == [i for i, v in enumerate(values) if stage.formula_like(v)]
+    both = column.matches(stage.MARKUP_OR_FORMULA, otherwise=True)
+    assert column.rows_where(n.has_markup, candidates=both).tolist() == [i for i, v in enumerate(values) if n.has_markup(v)]
+    assert column.rows_where(stage.formula_like, candidates=both).tolist() == formula.tolist()
+    assert column.map_unless(n.CANONICAL_URL_RE2, n.url, rewrite=n.URL_REWRITE).values == [n.url(v) for v in values]
     if column._arrow is not None:  # text Arrow can hold (no lone surrogates): the pattern is the Python fast path exactly
         plain = [isinstance(v, str) and v.isascii() and bool(n.PLAIN_ASCII.fullmatch(v)) for v in values]
         assert column.matches(n.PLAIN_ASCII_RE2, otherwise=False).tolist() == plain
@@ -76,11 +80,18 @@ def test_arrow_fast_paths_give_what_python_gives(values):
 
 @pytest.mark.parametrize(
     "value",
-    ["https://a.example/", "HTTPS://Help.Example/Chat?x=1", "http://a.example/?q=1", "https://a.example//x", "https://x-1.b.example/p%20q"],
+    [
+        *("https://a.example/", "HTTPS://Help.Example/Chat?x=1", "http://a.example/?q=1", "https://a.example//x"),
+        *("https://x-1.b.example/p%20q", "https://a.example", "https://a.example/?x", "https://a.example//", "http://a.example/x/"),
+    ],
 )
 def test_simple_urls_take_the_fast_path_and_agree(value):
     assert n.SIMPLE_URL.fullmatch(value)
     assert n.url(value) == n._settle(n._url_step, value)
+    column = Distinct(np.array([0]), [value])
+    arrow = column.matches(n.CANONICAL_URL_RE2, otherwise=False).tolist() == [True]
+    assert arrow is (value == value.lower())  # Arrow takes those already lowercase, Python the others
+    assert column.map_unless(n.CANONICAL_URL_RE2, n.url, rewrite=n.URL_REWRITE).values == [n.url(value)]
 
 
 @PROPERTY
