@@ -18,7 +18,7 @@ from curate.read import ROW, collection_paused
 from schemas import checks as c
 from schemas.distinct import Distinct, combined_codes, first_rows
 from schemas.fields import BY_NAME, FIELDS, STAGED_COLUMNS
-from schemas.generate import COUNTRY_ROW_CHECKS, ROW_CHECKS, column_schemas, row_schemas, value_predicates
+from schemas.generate import COUNTRY_ROW_CHECKS, ROW_CHECKS, column_schemas, reads_nulls_only, row_schemas, value_predicates
 
 
 @collection_paused()
@@ -35,12 +35,15 @@ def validate_listings(
     values = {c: staged[c].to_numpy(dtype=object) for c in STAGED_COLUMNS}
     rows = staged[ROW].to_numpy()
     columns = {name: d for name, d in (distinct or {}).items() if name in values and len(d.codes) == len(staged)}
+    nulls: dict[str, Distinct] = {}  # columns told apart by null or not, for schemas that read no more (reads_nulls_only)
     out: list[Problem] = []
     for names, schema in (*column_schemas(today), *row_schemas()):
+        made = nulls if reads_nulls_only(schema) else columns
         for name in names:
-            if name not in columns:
-                columns[name] = Distinct.by_identity(values[name]) if BY_NAME[name].type == "strings" else Distinct.of(values[name])
-        codes = combined_codes([columns[name] for name in names])
+            if name not in made:
+                made[name] = Distinct.by_null(values[name]) if made is nulls else _distinct(values[name], BY_NAME[name].type)
+        judged = [made[name] for name in names]
+        codes = combined_codes(judged)
         first = first_rows(codes)
         try:
             schema.validate(pd.DataFrame({name: pd.Series(values[name][first], dtype=object) for name in names}), lazy=True)
@@ -48,6 +51,10 @@ def validate_listings(
             findings = _findings(exc.failure_cases, {name: values[name][first] for name in names}, today)
             out += _fan_out(findings, codes, rows, source, file)
     return sorted(out, key=lambda p: (p.row or 0, p.column or "", p.rule))
+
+
+def _distinct(column: np.ndarray, kind: str) -> Distinct:
+    return Distinct.by_identity(column) if kind == "strings" else Distinct.of(column)
 
 
 Finding = tuple[str, str | None, object, str]  # rule, column, value shown, detail

@@ -54,6 +54,14 @@ class Distinct:
         codes, _ = pd.factorize(np.fromiter(map(id, objects), dtype=np.int64, count=len(objects)))
         return cls(codes, objects[first_rows(codes)].tolist())
 
+    @classmethod
+    def by_null(cls, column: Column) -> Distinct:
+        """Values told apart by whether they are null alone (each non-null row shows the first non-null value): for
+        checks that read no more of a column (one that must not be null, a contact in some column or other)."""
+        objects = np.asarray(column, dtype=object)
+        codes, nulls = pd.factorize(pd.isna(objects))
+        return cls(codes, [None if null else objects[i] for null, i in zip(nulls.tolist(), first_rows(codes).tolist(), strict=True)])
+
     def map(self, fn: Callable[[Any], Any]) -> Distinct:
         return Distinct(self.codes, [fn(v) for v in self.values])
 

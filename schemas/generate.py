@@ -130,6 +130,8 @@ ROW_CHECKS: dict[str, tuple[str, str | None, Callable[[pd.DataFrame], pd.Series]
     "contact_required": ("contact_required", None, _has_contact),
     "region_in_country": ("region_in_country", "region", _region_in_country),
 }
+#: Row checks that read no more of their columns than whether each value is null.
+NULLS_ONLY_ROW_CHECKS = frozenset({"contact_required"})
 #: The columns each row check reads (it is run on those alone: pandera reports a failing row with every column).
 ROW_CHECK_COLUMNS: dict[str, tuple[str, ...]] = {"contact_required": CONTACT_FIELDS, "region_in_country": ("region", "country")}
 
@@ -151,6 +153,12 @@ def to_pandera(today: dt.date) -> pa.DataFrameSchema:
         nullable = not (f.required or name == "record_id") and f.type != "strings"
         columns[name] = pa.Column(None, checks, nullable=nullable, required=True)
     return pa.DataFrameSchema(columns, name="stg_listings")
+
+
+def reads_nulls_only(schema: pa.DataFrameSchema) -> bool:
+    """Whether a schema of ``column_schemas`` or ``row_schemas`` reads no more of its columns than whether each value
+    is null (a column with no check but that, ``NULLS_ONLY_ROW_CHECKS``): its rows can be judged by that alone."""
+    return all(not column.checks for column in schema.columns.values()) and all(c.name in NULLS_ONLY_ROW_CHECKS for c in schema.checks)
 
 
 @functools.cache

@@ -85,3 +85,10 @@ def test_arrow_patterns_fall_back_to_python_when_arrow_cannot_hold_the_values():
     assert clean.matches("^=", otherwise=False).tolist() == [True, False, False]
     assert clean.rows_where(lambda v: v is not None, candidates="^=").tolist() == [0, 3]  # None never a candidate
     assert clean.map_unless("^plain$", lambda v: f"<{v}>").values == ["<=SUM(A1)>", "<None>", "plain"]
+
+
+def test_by_null_tells_rows_apart_by_null_alone():
+    column = Distinct.by_null(np.array(["a", None, "b", math.nan, "a"], dtype=object))
+    assert column.codes.tolist() == [0, 1, 0, 1, 0]
+    assert column.values == ["a", None]  # each non-null row shows the first non-null value
+    assert Distinct.by_null(np.array(["a", "b"], dtype=object)).values == ["a"]

@@ -128,3 +128,13 @@ def test_a_field_of_an_unknown_type_is_refused():
 
     with pytest.raises(ValueError, match="not one of"):
         Field("nonsense", "integer", "A type the registry cannot generate.")
+
+
+def test_schemas_that_read_nulls_only_are_the_bare_columns_and_the_contact_check():
+    """Validation judges these by null or not alone (``Distinct.by_null``): a check that read a value would be fooled."""
+    today = dt.date(2026, 11, 25)
+    bare = {names for names, schema in generate.column_schemas(today) if generate.reads_nulls_only(schema)}
+    unchecked = {(f.name,) for f in FIELDS if f.name in STAGED_COLUMNS and not generate.value_predicates(f, today)}
+    assert bare == unchecked and ("record_id",) in bare and ("url",) not in bare
+    rows = [schema.checks[0].name for _, schema in generate.row_schemas() if generate.reads_nulls_only(schema)]
+    assert rows == ["contact_required"]
