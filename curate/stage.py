@@ -192,8 +192,9 @@ def stage_columns(
 
 
 def _cells(column: pd.Series | np.ndarray) -> Distinct:
-    """A raw column's distinct cells, each a string or None (readers give strings; anything else is made one)."""
-    cells = Distinct.of(column)
+    """A raw column's distinct cells (``Distinct.of_cells``), each a string or None (readers give strings; anything else
+    is made one)."""
+    cells = Distinct.of_cells(column)
     return cells if pd.api.types.infer_dtype(cells.values, skipna=True) in ("string", "empty") else cells.map(_cell)
 
 

@@ -19,6 +19,9 @@ import pyarrow.compute as pc
 
 #: Below this many distinct values, ``map_in_processes`` works in this process (starting workers costs more).
 PROCESS_MIN_VALUES = 20_000
+#: ``of_cells`` takes a column of more rows than this as it is when a random sample of ``UNIQUE_SAMPLE`` repeats no value.
+UNIQUE_SAMPLE_MIN_ROWS = 50_000
+UNIQUE_SAMPLE = 1_000
 #: At most this many worker processes.
 PROCESS_MAX_WORKERS = 8
 
@@ -45,6 +48,21 @@ class Distinct:
             codes[missing] = len(uniques)
             return cls(codes, [*uniques.tolist(), None])
         return cls(codes, uniques.tolist())
+
+    @classmethod
+    def of_cells(cls, column: Column) -> Distinct:
+        """``of``, except that a column of more than ``UNIQUE_SAMPLE_MIN_ROWS`` whose random sample of
+        ``UNIQUE_SAMPLE`` rows repeats no value is taken as it is, a value per row (ids, descriptions): hashing it
+        would cost more than the repeats it could find save.  Its values need not be distinct; nulls are None."""
+        objects = np.asarray(column, dtype=object)
+        if len(objects) > UNIQUE_SAMPLE_MIN_ROWS:
+            sample = objects[np.random.default_rng(0).choice(len(objects), UNIQUE_SAMPLE, replace=False)]
+            if pd.Series(sample).nunique(dropna=False) == UNIQUE_SAMPLE:
+                values = objects.tolist()
+                for i in np.flatnonzero(pd.isna(objects)).tolist():
+                    values[i] = None  # nulls (NaN, NA) are None, as ``of`` makes them
+                return cls(np.arange(len(objects)), values)
+        return cls.of(objects)
 
     @classmethod
     def by_identity(cls, column: Column) -> Distinct:

@@ -92,3 +92,16 @@ def test_by_null_tells_rows_apart_by_null_alone():
     assert column.codes.tolist() == [0, 1, 0, 1, 0]
     assert column.values == ["a", None]  # each non-null row shows the first non-null value
     assert Distinct.by_null(np.array(["a", "b"], dtype=object)).values == ["a"]
+
+
+def test_of_cells_takes_a_large_column_that_repeats_nothing_in_its_sample_as_it_is(monkeypatch):
+    monkeypatch.setattr(distinct, "UNIQUE_SAMPLE_MIN_ROWS", 10)
+    monkeypatch.setattr(distinct, "UNIQUE_SAMPLE", 5)
+    ids = np.array([f"id-{i}" for i in range(40)] + [math.nan, pd.NA, "id-3"], dtype=object)
+    column = Distinct.of_cells(ids)
+    assert column.codes.tolist() == list(range(43))  # not hashed: "id-3" twice is two values
+    assert column.rows().tolist() == [*ids[:40].tolist(), None, None, "id-3"]
+    repeats = Distinct.of_cells(np.array(["NO", "GB", "SE"] * 20, dtype=object))  # any sample repeats: hashed
+    assert sorted(repeats.values) == ["GB", "NO", "SE"] and repeats.rows().tolist() == ["NO", "GB", "SE"] * 20
+    small = Distinct.of_cells(np.array([*ids[:9], "id-0"], dtype=object))  # too few rows to sample: hashed
+    assert len(small.values) == 9 and small.codes.tolist() == [*range(9), 0]
