@@ -399,29 +399,84 @@ def new_release_id(releases: Path, now: dt.datetime) -> str:
     return rid
 
 
-def _frictionless_problems(descriptor: Path, label: str) -> list[str]:
+@dataclass(frozen=True)
+class Verified:
+    """What the current release held when it was verified and published: each file's sha256 by path, and its listings
+    by id.  A file of a new release with the same bytes, or a listing equal to one of these, checked against
+    schema files that have not changed either, passed then and is not checked again."""
+
+    sha256: dict[str, str]
+    listings: dict[str, Listing]
+
+
+def verified_before(exports_dir: Path) -> Verified | None:
+    """The current release as it was verified (None when there is none, or its files no longer match its manifest)."""
+    current = exports_dir / "current"
+    try:
+        man = json.loads((current / "manifest.json").read_text(encoding="utf-8"))
+        sha256 = {str(e["path"]): str(e["sha256"]) for e in man["files"]}
+        data = (current / "listings.json").read_bytes()
+        if hashlib.sha256(data).hexdigest() != sha256.get("listings.json"):
+            return None
+        listings = json.loads(data)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return Verified(sha256, {str(x.get("id")): x for x in listings if isinstance(x, dict)})
+
+
+def unchanged_files(man: dict[str, object], verified: Verified | None) -> frozenset[str]:
+    """The files of a release (by its manifest) that are byte for byte those of the verified release before it."""
+    if verified is None:
+        return frozenset()
+    return frozenset(e["path"] for e in man["files"] if verified.sha256.get(e["path"]) == e["sha256"])  # type: ignore[attr-defined]
+
+
+def _frictionless_problems(descriptor: Path, label: str, unchanged: frozenset[str] = frozenset()) -> list[str]:
+    """Frictionless's findings on a package.  When the descriptor and the schema files it names are ``unchanged``
+    (paths from the release's root, the package's folder being ``label``), on the resources that changed alone, and
+    on those whose foreign keys reference one that changed."""
     from frictionless import Package
 
-    report = Package(str(descriptor)).validate()
-    if report.valid:
-        return []
+    package = Package(str(descriptor))
+    data = json.loads(descriptor.read_text(encoding="utf-8"))
+    schemas = {r["schema"] for r in data.get("resources", []) if isinstance(r.get("schema"), str)}
+    if not all(label + name in unchanged for name in (descriptor.name, *schemas)):
+        reports = [package.validate()]
+    else:
+        changed = {r.name for r in package.resources if label + str(r.path) not in unchanged}
+        changed |= {
+            r.name for r in package.resources if r.schema and any(fk["reference"]["resource"] in changed for fk in r.schema.foreign_keys)
+        }
+        reports = [package.validate(name=name) for name in sorted(changed)]
     problems = []
-    for task in report.tasks:
-        problems += [f"{label}{task.name}: {e.message}" for e in task.errors[:5]]
-    return problems + [f"{label}{e.message}" for e in report.errors[:5]]
+    for report in reports:
+        if report.valid:
+            continue
+        for task in report.tasks:
+            problems += [f"{label}{task.name}: {e.message}" for e in task.errors[:5]]
+        problems += [f"{label}{e.message}" for e in report.errors[:5]]
+    return problems
 
 
-def validate_against_schemas(folder: Path) -> list[str]:
+def validate_against_schemas(folder: Path, verified: Verified | None = None, unchanged: frozenset[str] = frozenset()) -> list[str]:
     """Problems of a written release against its own schemas: every listing against
     ``schema/listing.schema.json`` (JSON Schema 2020-12), every CSV against ``datapackage.json`` (Frictionless),
-    and ``hsds/`` against the HSDS 3.0 descriptor."""
+    and ``hsds/`` against the HSDS 3.0 descriptor.
+
+    With the release before it (``verified``) and this release's files that are byte for byte that release's
+    (``unchanged``), what passed then against the same schema files is not checked again: listings equal to one
+    of ``verified``, and the CSV files among ``unchanged``.
+    """
     import jsonschema
 
     problems: list[str] = []
     schema = json.loads((folder / "schema" / "listing.schema.json").read_text(encoding="utf-8"))
     validator = jsonschema.Draft202012Validator(schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
     listings = json.loads((folder / "listings.json").read_text(encoding="utf-8"))
+    passed = verified.listings if verified is not None and "schema/listing.schema.json" in unchanged else {}
     for listing in listings:
+        if passed and passed.get(str(listing.get("id"))) == listing:
+            continue
         for error in validator.iter_errors(listing):
             problems.append(f"listings.json: {listing.get('id')}: {error.message}")
     by_id = {str(x.get("id")): x for x in listings}
@@ -429,9 +484,9 @@ def validate_against_schemas(folder: Path) -> list[str]:
         for listing in json.loads(path.read_text(encoding="utf-8"))["listings"]:
             if by_id.get(str(listing.get("id"))) != listing:
                 problems.append(f"locations/{path.name}: {listing.get('id')} differs from the listing in listings.json")
-    problems += _frictionless_problems(folder / "datapackage.json", "")
+    problems += _frictionless_problems(folder / "datapackage.json", "", unchanged)
     if (folder / "hsds" / "datapackage.json").is_file():
-        problems += _frictionless_problems(folder / "hsds" / "datapackage.json", "hsds/")
+        problems += _frictionless_problems(folder / "hsds" / "datapackage.json", "hsds/", unchanged)
     return problems
 
 
@@ -474,8 +529,9 @@ def count_problems(folder: Path, man: dict[str, object]) -> list[str]:
     return problems
 
 
-def verify(folder: Path, man: dict[str, object]) -> list[str]:
-    """Problems of a written release: files against the manifest (sizes, checksums), counts, contents against its schemas."""
+def verify(folder: Path, man: dict[str, object], verified: Verified | None = None) -> list[str]:
+    """Problems of a written release: files against the manifest (sizes, checksums), counts, contents against its schemas
+    (what ``verified``, the release before it, held already is not checked against the schemas again)."""
     problems = []
     for entry in man["files"]:  # type: ignore[attr-defined]
         path = folder / entry["path"]
@@ -488,7 +544,8 @@ def verify(folder: Path, man: dict[str, object]) -> list[str]:
     if problems:
         return problems
     listings = json.loads((folder / "listings.json").read_text(encoding="utf-8"))
-    return count_problems(folder, man) or content_problems(listings) or validate_against_schemas(folder)
+    unchanged = unchanged_files(man, verified)
+    return count_problems(folder, man) or content_problems(listings) or validate_against_schemas(folder, verified, unchanged)
 
 
 def previous_listings(exports_dir: Path) -> list[Listing] | None:
@@ -554,6 +611,7 @@ def publish(
         link.unlink(missing_ok=True)  # a symlink a killed run made but never moved into place
     previous = current_release(exports_dir)
     before = previous_listings(exports_dir) if previous else None
+    verified = verified_before(exports_dir) if previous else None
     release_id = new_release_id(releases, now)
     removals = mass_removals(before, listings, guard.share, guard.minimum)
     if removals and not guard.allow:
@@ -574,7 +632,7 @@ def publish(
         target.write_bytes(data)
     (partial / "manifest.json").write_bytes(json_bytes(man))
     checkpoint("written")
-    problems = verify(partial, man)
+    problems = verify(partial, man, verified)
     if problems:
         raise RuntimeError(f"release {release_id} failed its checks: {problems}")
     checkpoint("verified")

@@ -108,7 +108,7 @@ def test_publish_switches_current_and_links_previous(tmp_path):
 def test_a_run_killed_mid_write_never_moves_current(tmp_path, monkeypatch):
     good = publish(tmp_path)
 
-    def crash(folder, man):
+    def crash(folder, man, verified=None):
         raise KeyboardInterrupt("killed")  # stands for a kill between writing and switching
 
     monkeypatch.setattr(export, "verify", crash)
@@ -124,7 +124,7 @@ def test_a_run_killed_mid_write_never_moves_current(tmp_path, monkeypatch):
 
 def test_a_release_failing_its_checks_is_not_published(tmp_path, monkeypatch):
     good = publish(tmp_path)
-    monkeypatch.setattr(export, "verify", lambda folder, man: ["listings.json does not match the manifest"])
+    monkeypatch.setattr(export, "verify", lambda folder, man, verified=None: ["listings.json does not match the manifest"])
     with pytest.raises(RuntimeError, match="failed its checks"):
         publish(tmp_path, now=NOW + dt.timedelta(hours=1))
     assert export.current_release(tmp_path) == good.release_id
@@ -170,3 +170,43 @@ def test_description_length_is_part_of_the_published_schema(tmp_path):
     publish(tmp_path, listings=fits)
     with pytest.raises(RuntimeError, match="too long"):
         publish(tmp_path, listings=[listing("a", "Longer", ["NO"], description="d" * 1001)], now=NOW + dt.timedelta(hours=1))
+
+
+def test_a_release_checks_against_its_schemas_only_what_the_verified_release_before_it_did_not_hold(tmp_path, monkeypatch):
+    import jsonschema
+    from frictionless import Package
+
+    checked: list[str] = []
+    resources: list[str | None] = []
+    iter_errors, validate = jsonschema.Draft202012Validator.iter_errors, Package.validate
+
+    def listing_checked(self, instance, *args):
+        if isinstance(instance, dict) and str(instance.get("id")).startswith("lst_"):  # not Frictionless's own descriptors
+            checked.append(instance["id"])
+        return iter_errors(self, instance, *args)
+
+    monkeypatch.setattr(jsonschema.Draft202012Validator, "iter_errors", listing_checked)
+    monkeypatch.setattr(Package, "validate", lambda self, *a, **kw: resources.append(kw.get("name")) or validate(self, *a, **kw))
+    publish(tmp_path)
+    assert sorted(checked) == sorted(x["id"] for x in LISTINGS) and resources == [None, None]  # the first: all of it
+    checked.clear(), resources.clear()
+    oslo = listing("b", "Oslo only, renamed", ["NO-03"], kind="chat")
+    second = publish(tmp_path, [LISTINGS[0], oslo, *LISTINGS[2:]], now=NOW + dt.timedelta(hours=1))
+    assert checked == [oslo["id"]]
+    location_csvs = [r for r in resources if r is not None and r.startswith("location-")]
+    assert location_csvs == ["location-no", "location-no-03"]  # the files Oslo is in; GB, IE, NO-30, WW unchanged
+    assert "service" in resources  # HSDS: the changed tables and the tables whose foreign keys point at them
+    checked.clear(), resources.clear()
+    broken = [*LISTINGS[:4], listing("e", "Two countries", ["GB", "IE"], kind="not_a_kind")]  # a change is checked
+    with pytest.raises(RuntimeError, match="not_a_kind"):
+        publish(tmp_path, broken, now=NOW + dt.timedelta(hours=2))
+    assert export.current_release(tmp_path) == second.release_id
+
+
+def test_a_verified_release_whose_listings_no_longer_match_its_manifest_is_not_trusted(tmp_path):
+    publish(tmp_path)
+    assert export.verified_before(tmp_path) is not None
+    listings = tmp_path / "current" / "listings.json"
+    os.chmod(listings, 0o644)
+    listings.write_text(listings.read_text().replace("National NO", "Tampered"))
+    assert export.verified_before(tmp_path) is None
