@@ -41,6 +41,7 @@ bench: venv
 	$(BIN)/python -m benchmarks.er_bench 10000
 	$(BIN)/python -m benchmarks.links_bench --rounds 3
 	$(BIN)/python -m benchmarks.run_bench 10000
+	$(BIN)/python -m benchmarks.frictionless_compare 100000
 
 clean:
 	rm -rf $(VENV) warehouse/*.duckdb* exports/releases exports/current sources/reports

@@ -103,9 +103,9 @@ def check_source(data: bytes, file: str, source_id: str, options: SourceOptions,
     result.problems.extend(staged.problems)
     if staged.frame is None:
         return result
-    for record, extra in zip(table.frame.to_dict("records"), extra_numbers, strict=False):
-        if extra:
-            result.problems.append(problem(source_id, file, "extra_numbers", row=int(record[ROW]), column="phone", value=extra))
+    for row, extra in zip(table.frame[ROW].tolist() if extra_numbers else [], extra_numbers, strict=False):
+        if extra:  # numbers a HSDS package holds beyond phone and sms
+            result.problems.append(problem(source_id, file, "extra_numbers", row=int(row), column="phone", value=extra))
     result.problems.extend(validate_listings(staged.frame, source_id, file, today, staged.columns))
     result.problems.sort(key=lambda p: (p.row if p.row is not None else -1, p.column or "", p.rule))
     result.accepted, result.rejected = split_rows(staged.frame, result.problems)

@@ -128,9 +128,13 @@ def split_rows(staged: pd.DataFrame, problems: list[Problem]) -> tuple[pd.DataFr
 
 def capped_texts(staged: pd.DataFrame) -> pd.DataFrame:
     """The rows with every text field that has a ``max_length`` cut to it (``normalise.shorten``; idempotent)."""
-    out = staged.copy()
+    out = staged.copy(deep=False)  # columns that change are replaced whole (a deep copy of 1M rows took 1 s)
     for f in FIELDS:
         if f.max_length is not None and f.name in out.columns:
-            cap = f.max_length
-            out[f.name] = pd.Series([n.shorten(v, cap) if isinstance(v, str) else v for v in out[f.name]], index=out.index, dtype=object)
+            cap, column = f.max_length, out[f.name].to_numpy(dtype=object)
+            longer = np.flatnonzero(pd.Series(column, dtype=object).str.len().to_numpy(dtype=float, na_value=0) > cap)
+            if len(longer):  # few texts are: only those are looked at
+                column = column.copy()
+                column[longer] = [n.shorten(v, cap) if isinstance(v, str) else v for v in column[longer]]
+                out[f.name] = pd.Series(column, index=out.index, dtype=object)
     return out

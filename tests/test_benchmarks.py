@@ -20,3 +20,31 @@ from benchmarks.run_bench import _union_seconds
 )
 def test_union_of_task_intervals(intervals, seconds):
     assert _union_seconds(intervals) == pytest.approx(seconds)
+
+
+def test_frictionless_is_given_the_checks_both_share(tmp_path):
+    """The comparison is fair only if Frictionless's Table Schema flags what this project's checks flag where they overlap."""
+    import csv
+    import datetime as dt
+    import io
+
+    from frictionless import Resource, Schema
+
+    from benchmarks.directory_gen import HEADER
+    from benchmarks.frictionless_compare import table_schema
+    from curate.checking import check_source
+    from curate.sources import SourceOptions
+
+    good = ["r1", "Fjordhjelp", "helpline", "Support.", "https://fjordhjelp.example/", "22 40 00 40", "", "NO", "en", "", "free"]
+    bad = ["r2", "", "not a kind", "Support.", "javascript:alert(1)", "22 40 00 40", "", "Narnia", "en", "", "priceless"]
+    good, bad = [*good, "", "2026-01-15"], [*bad, "", "someday"]
+    buffer = io.StringIO()
+    csv.writer(buffer).writerows([HEADER, good, bad])
+    (tmp_path / "listings.csv").write_text(buffer.getvalue(), encoding="utf-8")
+    report = Resource("listings.csv", basepath=str(tmp_path), schema=Schema.from_descriptor(table_schema())).validate()
+    theirs = {(e.row_number, e.field_name) for e in report.tasks[0].errors}
+    checked = check_source(buffer.getvalue().encode(), "listings.csv", "s", SourceOptions(), dt.date(2026, 11, 25))
+    ours = {(p.row, p.column) for p in checked.problems}
+    shared = {(3, "name"), (3, "kind"), (3, "url"), (3, "country"), (3, "cost"), (3, "verified_at")}
+    assert shared <= theirs and shared <= ours
+    assert not {(row, field) for row, field in theirs if row == 2}  # the good row passes Frictionless too

@@ -429,3 +429,16 @@ def test_every_generated_check_names_a_rule_in_plain_words():
     }
     for problem in problems:
         assert_plain_words(problem)
+
+
+def test_capping_texts_cuts_only_the_long_ones_and_leaves_the_staged_rows_as_they_were():
+    import pandas as pd
+
+    from curate.validate import capped_texts
+
+    cap = BY_NAME["description"].max_length
+    staged = pd.DataFrame({"description": pd.Series(["word " * cap, "short", None], dtype=object), "name": ["a", "b", "c"]})
+    capped = capped_texts(staged)
+    assert capped["description"].tolist()[1:] == ["short", None]
+    assert len(capped["description"][0]) <= cap and capped["description"][0].endswith(n.ELLIPSIS)
+    assert staged["description"][0] == "word " * cap  # the staged frame is not written to
