@@ -16,6 +16,7 @@ from curate.read_xlsx import read_xlsx
 from curate.sources import SOURCE_ID, SourceOptions, guess_format
 from curate.stage import stage_listings
 from curate.validate import split_rows, validate_listings
+from schemas.distinct import workers_forked
 
 #: formats ``check_source`` reads
 READERS = ("csv", "tsv", "xlsx", "json", "hsds")
@@ -82,20 +83,30 @@ def check_source(data: bytes, file: str, source_id: str, options: SourceOptions,
     """Read, stage and validate one source's bytes (a HSDS package as a ZIP)."""
     result = SourceResult(source_id, file, hashlib.sha256(data).hexdigest(), priority=options.priority)
     fmt = (fmt or options.format or guess_format(file) or "").lower()
-
-    def fail(rule: str, **kw: object) -> SourceResult:
-        result.problems.append(problem(source_id, file, rule, **kw))  # type: ignore[arg-type]
-        return result
-
     if not SOURCE_ID.match(source_id):
-        return fail("bad_source_id", value=source_id)
+        return _failed(result, "bad_source_id", value=source_id)
     if fmt not in READERS:
-        return fail("unsupported_format", value=("." + file.rsplit(".", 1)[-1].lower()) if "." in file else file)
+        return _failed(result, "unsupported_format", value=("." + file.rsplit(".", 1)[-1].lower()) if "." in file else file)
+    with workers_forked(len(data) >= WORKERS_MIN_BYTES):
+        return _checked(result, data, options, today, fmt)
+
+
+#: A file this large may hold enough distinct phone numbers for worker processes (``PROCESS_MIN_VALUES``).
+WORKERS_MIN_BYTES = 2_000_000
+
+
+def _failed(result: SourceResult, rule: str, **kw: object) -> SourceResult:
+    result.problems.append(problem(result.source_id, result.file, rule, **kw))  # type: ignore[arg-type]
+    return result
+
+
+def _checked(result: SourceResult, data: bytes, options: SourceOptions, today: dt.date, fmt: str) -> SourceResult:
+    source_id, file = result.source_id, result.file
     table, extra_numbers = read_any(data, fmt, options)
     if table.error:
-        return fail("unreadable_file", detail=table.error)
+        return _failed(result, "unreadable_file", detail=table.error)
     if table.frame is None or table.empty:
-        return fail("empty_file")
+        return _failed(result, "empty_file")
     result.raw = table.frame
     result.rows_read = len(table.frame)
     staged = stage_listings(table.frame, source_id, file, options)

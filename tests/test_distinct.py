@@ -105,3 +105,54 @@ def test_of_cells_takes_a_large_column_that_repeats_nothing_in_its_sample_as_it_
     assert sorted(repeats.values) == ["GB", "NO", "SE"] and repeats.rows().tolist() == ["NO", "GB", "SE"] * 20
     small = Distinct.of_cells(np.array([*ids[:9], "id-0"], dtype=object))  # too few rows to sample: hashed
     assert len(small.values) == 9 and small.codes.tolist() == [*range(9), 0]
+
+
+def _pid(_: object) -> int:
+    import os
+
+    return os.getpid()
+
+
+def test_workers_forked_before_the_work_do_it_and_a_broken_pool_leaves_it_to_this_process(monkeypatch):
+    import os
+    import signal
+
+    monkeypatch.setattr(distinct, "PROCESS_MIN_VALUES", 2)
+    monkeypatch.setattr(distinct, "_cpus", lambda: 2)
+    column = Distinct(np.arange(50), list(range(50)))
+    with distinct.workers_forked():
+        pool = distinct._FORKED.get()
+        assert pool is not None
+        forked = {p.pid for p in pool._processes.values()}
+        begun = column.start_map_in_processes(_pid)
+        pids = set(begun().values)
+        assert pids and pids <= forked and os.getpid() not in pids  # the workers forked on entry did it
+        for pid in forked:
+            os.kill(pid, signal.SIGKILL)
+        assert column.map_in_processes(_pid).values == [os.getpid()] * 50  # the pool broke: done here
+    assert distinct._FORKED.get() is None
+    with distinct.workers_forked(wanted=False):
+        assert distinct._FORKED.get() is None
+
+
+def test_a_large_file_is_checked_alike_with_workers_forked_before_reading(monkeypatch):
+    import datetime as dt
+
+    from benchmarks.directory_gen import csv_bytes
+    from curate import checking
+    from curate.sources import SourceOptions
+
+    data = csv_bytes(3000)
+    alone = checking.check_source(data, "big.csv", "big", SourceOptions(), dt.date(2026, 11, 25))
+    forked: list[bool] = []
+    workers_forked = checking.workers_forked
+    monkeypatch.setattr(checking, "workers_forked", lambda wanted: forked.append(wanted) or workers_forked(wanted))
+    monkeypatch.setattr(checking, "WORKERS_MIN_BYTES", len(data))
+    monkeypatch.setattr(distinct, "PROCESS_MIN_VALUES", 2)
+    monkeypatch.setattr(distinct, "_cpus", lambda: 2)
+    with_workers = checking.check_source(data, "big.csv", "big", SourceOptions(), dt.date(2026, 11, 25))
+    assert forked == [True]
+    assert with_workers.problems == alone.problems
+    assert with_workers.accepted.equals(alone.accepted)
+    checking.check_source(data[: len(data) // 2], "small.csv", "small", SourceOptions(), dt.date(2026, 11, 25))
+    assert forked == [True, False]  # a smaller file: no workers
