@@ -2,8 +2,8 @@
 
 usage: python -m benchmarks.validate_speed [ROWS ...]      (default: 10000 100000)
 Prints one line per size: wall seconds to read, to stage and to validate, the CPU seconds of each (this
-process and its worker processes that have ended: steadier than wall time on a busy machine; the workers forked
-before reading, as ``check_source`` forks them, end after the last figure and are not in it), how much longer normalising
+process and its worker processes that have ended: steadier than wall time on a busy machine; the workers
+``check_source`` starts before reading come from multiprocessing's fork server and are not counted), how much longer normalising
 and validating take than reading, and peak memory.
 """
 

@@ -208,12 +208,13 @@ def _fork_pool(workers: int) -> ProcessPoolExecutor:
 
 @contextlib.contextmanager
 def workers_forked(wanted: bool = True) -> Iterator[None]:
-    """Worker processes for the ``map_in_processes`` calls inside the block, forked on entry (when ``wanted`` and
-    there are several CPUs).
+    """Worker processes for the ``map_in_processes`` calls inside the block, started on entry (when ``wanted`` and
+    there are several CPUs); they work while this process goes on (``start_map_in_processes``).
 
-    Forked before a file is read, a worker copies little; forked after, every page of the file's millions of
-    objects that this process then touches is copied (0.6 s of staging 1M rows).  The workers also work while
-    this process goes on (``start_map_in_processes``).
+    They are forked from multiprocessing's fork server, a small process that has imported ``__main__`` (a script
+    must guard its work with ``if __name__ == "__main__"``, as for any start method but fork) and
+    ``curate.stage`` once.  Forked from this process instead, they would share the pages of everything it holds,
+    and each page it then writes, reading and staging a file of millions of cells, is copied (1 s per 1M rows).
     """
     workers = min(_cpus(), PROCESS_MAX_WORKERS)
     if not wanted or workers < 2:
@@ -222,7 +223,9 @@ def workers_forked(wanted: bool = True) -> Iterator[None]:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)  # Python 3.12+: fork() of a threaded process
-            pool = _fork_pool(workers)
+            context = multiprocessing.get_context("forkserver")
+            context.set_forkserver_preload(["__main__", "curate.stage"])
+            pool = ProcessPoolExecutor(workers, mp_context=context)
             list(pool.map(abs, range(workers)))  # the workers start now
     except (OSError, RuntimeError, BrokenProcessPool):
         yield
