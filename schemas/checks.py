@@ -152,11 +152,18 @@ def _plain_http_urls(values: pa.Array, tld: str) -> pa.Array:
     return pc.and_(pc.match_substring_regex(values, PLAIN_HTTP_URL_RE2.format(tld=tld)), short).fill_null(False)
 
 
+def _certain_names(values: pa.Array) -> pa.Array:
+    """Names longer than any placeholder, with an ASCII letter or digit (``not_placeholder``)."""
+    longer = pc.greater(pc.utf8_length(values), PLACEHOLDER_MAX_LENGTH)
+    return pc.and_(pc.match_substring_regex(values, "[A-Za-z0-9]"), longer).fill_null(False)
+
+
 #: Checks Arrow can pass most values of, in C: check name -> which values (an Arrow string array) certainly
 #: pass it.  The others are judged by the check itself (``tests/test_domain_checks.py`` holds the two to agree).
 ARROW_PASSES: dict[str, Callable[[pa.Array], pa.Array]] = {
     "http_url": _certain_http_urls,
     "url_public_suffix": _certain_public_urls,
+    "not_placeholder": _certain_names,
 }
 
 

@@ -275,6 +275,24 @@ def test_arrow_passes_only_urls_the_check_passes(values):
         assert [v for v, sure in zip(values, certain, strict=True) if sure and not c.VALUE_CHECKS[check](v)] == []
 
 
+NAMES = st.lists(
+    st.one_of(st.text(max_size=20), st.sampled_from(["N/A", "n / a", "TBD", "test", "-", "?", "Fjordhjelp", "é", "_", " "])), max_size=20
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(NAMES)
+def test_arrow_passes_only_names_that_are_no_placeholder(values):
+    certain = c.certain_passes("not_placeholder", values)
+    assert certain is not None and [v for v, sure in zip(values, certain, strict=True) if sure and not c.not_placeholder(v)] == []
+    assert c.certain_passes("not_placeholder", ["Fjordhjelp Mental Health Line", "N/A", "n / a" * 5, "—" * 20]) == [
+        True,
+        False,
+        True,
+        False,
+    ]
+
+
 @pytest.mark.parametrize(
     ("value", "arrow", "python"),  # which of (http_url, url_public_suffix) Arrow passes, and which the checks pass
     [
