@@ -6,9 +6,10 @@ import contextlib
 import contextvars
 import multiprocessing
 import os
+import threading
 import warnings
 from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from functools import cached_property
@@ -111,7 +112,8 @@ class Distinct:
         if len(self.values) < PROCESS_MIN_VALUES or workers < 2:
             return _done(self.map(fn))
         chunksize = len(self.values) // (4 * workers) + 1
-        pool = _FORKED.get()
+        starting = _FORKED.get()
+        pool = starting.result() if starting is not None else None
         if pool is not None:
             try:
                 results = pool.map(fn, self.values, chunksize=chunksize)
@@ -199,7 +201,7 @@ class Distinct:
 
 
 #: The workers ``workers_forked`` made for this thread of work, if any.
-_FORKED: contextvars.ContextVar[ProcessPoolExecutor | None] = contextvars.ContextVar("forked_workers", default=None)
+_FORKED: contextvars.ContextVar[Future[ProcessPoolExecutor | None] | None] = contextvars.ContextVar("forked_workers", default=None)
 
 
 def _fork_pool(workers: int) -> ProcessPoolExecutor:
@@ -220,22 +222,28 @@ def workers_forked(wanted: bool = True) -> Iterator[None]:
     if not wanted or workers < 2:
         yield
         return
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)  # Python 3.12+: fork() of a threaded process
-            context = multiprocessing.get_context("forkserver")
-            context.set_forkserver_preload(["__main__", "curate.stage"])
-            pool = ProcessPoolExecutor(workers, mp_context=context)
-            list(pool.map(abs, range(workers)))  # the workers start now
-    except (OSError, RuntimeError, BrokenProcessPool):
-        yield
-        return
-    token = _FORKED.set(pool)
+    starting: Future[ProcessPoolExecutor | None] = Future()  # the workers start while this process reads
+    threading.Thread(target=lambda: starting.set_result(_started_workers(workers)), daemon=True).start()
+    token = _FORKED.set(starting)
     try:
         yield
     finally:
         _FORKED.reset(token)
-        pool.shutdown(cancel_futures=True)
+        pool = starting.result()
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
+
+
+def _started_workers(workers: int) -> ProcessPoolExecutor | None:
+    """A pool of ``workers`` processes from the fork server, each started (None when they cannot be had)."""
+    try:
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(["__main__", "curate.stage"])
+        pool = ProcessPoolExecutor(workers, mp_context=context)
+        list(pool.map(abs, range(workers)))
+    except (OSError, RuntimeError, BrokenProcessPool):
+        return None
+    return pool
 
 
 def _done(column: Distinct) -> Callable[[], Distinct]:

@@ -121,7 +121,8 @@ def test_workers_forked_before_the_work_do_it_and_a_broken_pool_leaves_it_to_thi
     monkeypatch.setattr(distinct, "_cpus", lambda: 2)
     column = Distinct(np.arange(50), list(range(50)))
     with distinct.workers_forked():
-        pool = distinct._FORKED.get()
+        starting = distinct._FORKED.get()
+        pool = starting.result() if starting is not None else None
         assert pool is not None
         forked = {p.pid for p in pool._processes.values()}
         begun = column.start_map_in_processes(_pid)
