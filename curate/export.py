@@ -409,8 +409,11 @@ class Verified:
     listings: dict[str, Listing]
 
 
-def verified_before(exports_dir: Path) -> Verified | None:
-    """The current release as it was verified (None when there is none, or its files no longer match its manifest)."""
+def verified_before(exports_dir: Path, listings: list[Listing] | None = None) -> Verified | None:
+    """The current release as it was verified (None when there is none, or its files no longer match its manifest).
+
+    ``listings``: its ``listings.json`` as already read (``previous_listings``), not to parse it again.
+    """
     current = exports_dir / "current"
     try:
         man = json.loads((current / "manifest.json").read_text(encoding="utf-8"))
@@ -418,7 +421,7 @@ def verified_before(exports_dir: Path) -> Verified | None:
         data = (current / "listings.json").read_bytes()
         if hashlib.sha256(data).hexdigest() != sha256.get("listings.json"):
             return None
-        listings = json.loads(data)
+        listings = json.loads(data) if listings is None else listings
     except (OSError, ValueError, KeyError, TypeError):
         return None
     return Verified(sha256, {str(x.get("id")): x for x in listings if isinstance(x, dict)})
@@ -458,21 +461,23 @@ def _frictionless_problems(descriptor: Path, label: str, unchanged: frozenset[st
     return problems
 
 
-def validate_against_schemas(folder: Path, verified: Verified | None = None, unchanged: frozenset[str] = frozenset()) -> list[str]:
+def validate_against_schemas(
+    folder: Path, verified: Verified | None = None, unchanged: frozenset[str] = frozenset(), listings: list[Listing] | None = None
+) -> list[str]:
     """Problems of a written release against its own schemas: every listing against
     ``schema/listing.schema.json`` (JSON Schema 2020-12), every CSV against ``datapackage.json`` (Frictionless),
     and ``hsds/`` against the HSDS 3.0 descriptor.
 
     With the release before it (``verified``) and this release's files that are byte for byte that release's
     (``unchanged``), what passed then against the same schema files is not checked again: listings equal to one
-    of ``verified``, and the CSV files among ``unchanged``.
+    of ``verified``, and the CSV files among ``unchanged``.  ``listings``: ``listings.json`` as already read.
     """
     import jsonschema
 
     problems: list[str] = []
     schema = json.loads((folder / "schema" / "listing.schema.json").read_text(encoding="utf-8"))
     validator = jsonschema.Draft202012Validator(schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
-    listings = json.loads((folder / "listings.json").read_text(encoding="utf-8"))
+    listings = _listings(folder) if listings is None else listings
     passed = verified.listings if verified is not None and "schema/listing.schema.json" in unchanged else {}
     for listing in listings:
         if passed and passed.get(str(listing.get("id"))) == listing:
@@ -512,10 +517,16 @@ def content_problems(listings: list[Listing]) -> list[str]:
     return problems
 
 
-def count_problems(folder: Path, man: dict[str, object]) -> list[str]:
-    """The counts a release states (manifest, index, location files) against the listings it holds."""
+def _listings(folder: Path) -> list[Listing]:
+    listings: list[Listing] = json.loads((folder / "listings.json").read_text(encoding="utf-8"))
+    return listings
+
+
+def count_problems(folder: Path, man: dict[str, object], listings: list[Listing] | None = None) -> list[str]:
+    """The counts a release states (manifest, index, location files) against the listings it holds (``listings``:
+    ``listings.json`` as already read)."""
     problems = []
-    listings = json.loads((folder / "listings.json").read_text(encoding="utf-8"))
+    listings = _listings(folder) if listings is None else listings
     counts: dict[str, int] = man["counts"]  # type: ignore[assignment]
     if counts.get("listings") != len(listings):
         problems.append(f"manifest counts {counts.get('listings')} listings, listings.json holds {len(listings)}")
@@ -543,9 +554,13 @@ def verify(folder: Path, man: dict[str, object], verified: Verified | None = Non
             problems.append(f"{entry['path']} does not match the manifest")
     if problems:
         return problems
-    listings = json.loads((folder / "listings.json").read_text(encoding="utf-8"))
+    listings = _listings(folder)  # read once, for every check below
     unchanged = unchanged_files(man, verified)
-    return count_problems(folder, man) or content_problems(listings) or validate_against_schemas(folder, verified, unchanged)
+    return (
+        count_problems(folder, man, listings)
+        or content_problems(listings)
+        or validate_against_schemas(folder, verified, unchanged, listings)
+    )
 
 
 def previous_listings(exports_dir: Path) -> list[Listing] | None:
@@ -611,7 +626,7 @@ def publish(
         link.unlink(missing_ok=True)  # a symlink a killed run made but never moved into place
     previous = current_release(exports_dir)
     before = previous_listings(exports_dir) if previous else None
-    verified = verified_before(exports_dir) if previous else None
+    verified = verified_before(exports_dir, before) if before is not None else None
     release_id = new_release_id(releases, now)
     removals = mass_removals(before, listings, guard.share, guard.minimum)
     if removals and not guard.allow:

@@ -97,42 +97,41 @@ class Distinct:
     def map_in_processes(self, fn: Callable[[Any], Any]) -> Distinct:
         """``map`` shared among worker processes when there are many distinct values and several CPUs.
 
-        For pure-Python work that dominates a run (``phonenumbers``).  Workers are forked (no module is
-        imported again) and only run ``fn``; if they cannot be had or break, the work is done here.
+        For pure-Python work that dominates a run (``phonenumbers``).  Workers only run ``fn`` (they import no
+        module again: forked from this process, or from the fork server of ``workers_forked``); if they cannot be
+        had or break, the work is done here.
         """
         return self.start_map_in_processes(fn)()
 
     def start_map_in_processes(self, fn: Callable[[Any], Any]) -> Callable[[], Distinct]:
         """``map_in_processes`` begun: calling what this returns gives the column.
 
-        Inside ``workers_forked``, the workers forked there work while this process goes on, and the call waits
+        Inside ``workers_forked``, the workers started there work while this process goes on, and the call waits
         for them; otherwise workers are forked now and the work is done before this returns.
         """
         workers = min(_cpus(), PROCESS_MAX_WORKERS)
         if len(self.values) < PROCESS_MIN_VALUES or workers < 2:
             return _done(self.map(fn))
-        chunksize = len(self.values) // (4 * workers) + 1
         starting = _FORKED.get()
-        pool = starting.result() if starting is not None else None
-        if pool is not None:
-            try:
-                results = pool.map(fn, self.values, chunksize=chunksize)
-            except (OSError, RuntimeError, BrokenProcessPool):
-                return _done(self.map(fn))
-
-            def finish() -> Distinct:
-                try:
-                    return Distinct(self.codes, list(results))
-                except (OSError, RuntimeError, BrokenProcessPool):
-                    return self.map(fn)
-
-            return finish
+        shared = starting.result() if starting is not None else None
         try:
-            with warnings.catch_warnings(), _fork_pool(workers) as pool:
+            with warnings.catch_warnings():
                 warnings.simplefilter("ignore", DeprecationWarning)  # Python 3.12+: fork() of a threaded process
-                return _done(Distinct(self.codes, list(pool.map(fn, self.values, chunksize=chunksize))))
+                pool = shared or ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
+                results = pool.map(fn, self.values, chunksize=len(self.values) // (4 * workers) + 1)
         except (OSError, RuntimeError, BrokenProcessPool):
             return _done(self.map(fn))
+
+        def finish() -> Distinct:
+            try:
+                return Distinct(self.codes, list(results))
+            except (OSError, RuntimeError, BrokenProcessPool):
+                return self.map(fn)
+            finally:
+                if pool is not shared:
+                    pool.shutdown()
+
+        return finish if shared else _done(finish())
 
     def pair(self, other: Distinct) -> Distinct:
         """The column of (this value, the other's value) pairs, each distinct pair once."""
@@ -204,10 +203,6 @@ class Distinct:
 _FORKED: contextvars.ContextVar[Future[ProcessPoolExecutor | None] | None] = contextvars.ContextVar("forked_workers", default=None)
 
 
-def _fork_pool(workers: int) -> ProcessPoolExecutor:
-    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
-
-
 @contextlib.contextmanager
 def workers_forked(wanted: bool = True) -> Iterator[None]:
     """Worker processes for the ``map_in_processes`` calls inside the block, started on entry (when ``wanted`` and
@@ -235,13 +230,14 @@ def workers_forked(wanted: bool = True) -> Iterator[None]:
 
 
 def _started_workers(workers: int) -> ProcessPoolExecutor | None:
-    """A pool of ``workers`` processes from the fork server, each started (None when they cannot be had)."""
+    """A pool of ``workers`` processes from the fork server, each started (None when they cannot be had: whatever
+    went wrong, the work is then done in this process, and ``workers_forked`` never waits on a thread that died)."""
     try:
         context = multiprocessing.get_context("forkserver")
         context.set_forkserver_preload(["__main__", "curate.stage"])
         pool = ProcessPoolExecutor(workers, mp_context=context)
         list(pool.map(abs, range(workers)))
-    except (OSError, RuntimeError, BrokenProcessPool):
+    except Exception:
         return None
     return pool
 
