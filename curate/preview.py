@@ -89,16 +89,28 @@ def index_html(index: list[dict[str, Any]]) -> bytes:
     return page.encode("utf-8")
 
 
-def location_script(code: str, listings: list[dict[str, Any]]) -> bytes:
-    data = [{k: x.get(k) for k in SHOWN} for x in listings]
-    payload = json.dumps(data, ensure_ascii=True, separators=(",", ":"))  # ASCII: safe in any script context
-    return f"window.previewData({json.dumps(code)},{payload});\n".encode()
+def location_script(code: str, listings: list[dict[str, Any]], shown: dict[int, str] | None = None) -> bytes:
+    """``window.previewData(code, [...])``; ``shown``: each listing's JSON (its SHOWN fields) by ``id()``, made once
+    for every location it is in."""
+    shown = shown if shown is not None else {}
+    parts = [shown.get(id(x)) or _shown_json(x) for x in listings]
+    return f"window.previewData({json.dumps(code)},[{','.join(parts)}]);\n".encode()
+
+
+def _shown_json(listing: dict[str, Any]) -> str:
+    """The fields the preview shows, as compact ASCII JSON (safe in any script context)."""
+    return json.dumps({k: listing.get(k) for k in SHOWN}, ensure_ascii=True, separators=(",", ":"))
 
 
 def preview_files(index: list[dict[str, Any]], listings_by_code: dict[str, list[dict[str, Any]]]) -> dict[str, bytes]:
     files = {"index.html": index_html(index)}
     for name in ASSETS:
         files[f"preview/{name}"] = _asset(name)
+    shown: dict[int, str] = {}
+    for chosen in listings_by_code.values():
+        for x in chosen:
+            if id(x) not in shown:
+                shown[id(x)] = _shown_json(x)
     for code, chosen in listings_by_code.items():
-        files[f"preview/data/{code}.js"] = location_script(code, chosen)
+        files[f"preview/data/{code}.js"] = location_script(code, chosen, shown)
     return files

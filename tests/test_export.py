@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
+import io
 import json
 import os
 from pathlib import Path
@@ -168,35 +170,47 @@ def test_published_releases_pass_json_schema_and_frictionless(tmp_path):
 def test_description_length_is_part_of_the_published_schema(tmp_path):
     fits = [listing("a", "Long", ["NO"], description="d" * 1000)]
     publish(tmp_path, listings=fits)
-    with pytest.raises(RuntimeError, match="too long"):
+    with pytest.raises(RuntimeError, match=r'"d{60}\.\.\." is longer than 1000 characters'):
         publish(tmp_path, listings=[listing("a", "Longer", ["NO"], description="d" * 1001)], now=NOW + dt.timedelta(hours=1))
 
 
 def test_a_release_checks_against_its_schemas_only_what_the_verified_release_before_it_did_not_hold(tmp_path, monkeypatch):
-    import jsonschema
-    from frictionless import Package
+    import jsonschema_rs
+    from frictionless import Resource
 
-    checked: list[str] = []
-    resources: list[str | None] = []
-    iter_errors, validate = jsonschema.Draft202012Validator.iter_errors, Package.validate
+    checked: list[str] = []  # listings given to JSON Schema
+    records: list[list[str]] = []  # CSV records given to Frictionless (header first, per call)
+    real_validator, validate = jsonschema_rs.Draft202012Validator, Resource.validate
 
-    def listing_checked(self, instance, *args):
-        if isinstance(instance, dict) and str(instance.get("id")).startswith("lst_"):  # not Frictionless's own descriptors
+    class Recording:
+        def __init__(self, *args, **kwargs):
+            self.real = real_validator(*args, **kwargs)
+
+        def iter_errors(self, instance):
             checked.append(instance["id"])
-        return iter_errors(self, instance, *args)
+            return self.real.iter_errors(instance)
 
-    monkeypatch.setattr(jsonschema.Draft202012Validator, "iter_errors", listing_checked)
-    monkeypatch.setattr(Package, "validate", lambda self, *a, **kw: resources.append(kw.get("name")) or validate(self, *a, **kw))
-    publish(tmp_path)
-    assert sorted(checked) == sorted(x["id"] for x in LISTINGS) and resources == [None, None]  # the first: all of it
-    checked.clear(), resources.clear()
+    def resource_validate(self, *args, **kwargs):
+        records.extend(self.data[1:])
+        return validate(self, *args, **kwargs)
+
+    monkeypatch.setattr(jsonschema_rs, "Draft202012Validator", Recording)
+    monkeypatch.setattr(Resource, "validate", resource_validate)
+    first = publish(tmp_path)
+    assert sorted(checked) == sorted(x["id"] for x in LISTINGS)  # the first: all of it
+    location_rows = [r for r in records if r[0].startswith("lst_")]
+    assert sorted(r[0] for r in location_rows) == sorted(x["id"] for x in LISTINGS)  # each distinct record once
+    in_files = [r for p in (first.path / "locations").glob("*.csv") for r in csv.reader(io.StringIO(p.read_text(), newline=""))]
+    assert len(in_files) - len(list((first.path / "locations").glob("*.csv"))) > len(location_rows)  # WW is in every file
+    assert len(records) > 3 * len(LISTINGS)  # and every HSDS table's rows
+    checked.clear(), records.clear()
     oslo = listing("b", "Oslo only, renamed", ["NO-03"], kind="chat")
     second = publish(tmp_path, [LISTINGS[0], oslo, *LISTINGS[2:]], now=NOW + dt.timedelta(hours=1))
     assert checked == [oslo["id"]]
-    location_csvs = [r for r in resources if r is not None and r.startswith("location-")]
-    assert location_csvs == ["location-no", "location-no-03"]  # the files Oslo is in; GB, IE, NO-30, WW unchanged
-    assert "service" in resources  # HSDS: the changed tables and the tables whose foreign keys point at them
-    checked.clear(), resources.clear()
+    assert [r[0] for r in records if r[0].startswith("lst_")] == [oslo["id"]]  # its row of NO.csv and NO-03.csv, once
+    renamed = [r for r in records if not r[0].startswith("lst_")]  # HSDS: the service and organization rows renamed
+    assert renamed and all("Oslo only, renamed" in r for r in renamed) and len(renamed) == 2
+    checked.clear(), records.clear()
     broken = [*LISTINGS[:4], listing("e", "Two countries", ["GB", "IE"], kind="not_a_kind")]  # a change is checked
     with pytest.raises(RuntimeError, match="not_a_kind"):
         publish(tmp_path, broken, now=NOW + dt.timedelta(hours=2))

@@ -1,0 +1,124 @@
+"""The release's CSV checks (curate.table_check) find what Frictionless's own full validation finds."""
+
+from __future__ import annotations
+
+import csv
+import io
+import shutil
+from pathlib import Path
+
+import pytest
+from frictionless import Package
+
+from curate import export, table_check
+from tests.test_export import LISTINGS, NOW, listing
+
+RICH = [
+    *LISTINGS,
+    listing("f", "Phones", ["SE"], phone="+46812345678", sms="+46712345678", languages=["sv", "en"], topics=["depression"]),
+    listing("1", "Open always", ["NO", "SE"], always_open=True, description='Line one\nline two, "quoted"'),
+]
+
+
+@pytest.fixture(scope="module")
+def release(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return export.publish(RICH, tmp_path_factory.mktemp("exports"), NOW, 14, {}).path
+
+
+def _rows(path: Path) -> list[list[str]]:
+    return list(csv.reader(io.StringIO(path.read_text(encoding="utf-8"), newline="")))
+
+
+def _write(path: Path, rows: list[list[str]]) -> None:
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\r\n").writerows(rows)
+    path.write_text(buf.getvalue(), encoding="utf-8")
+
+
+def _set(rows: list[list[str]], row: int, column: str, value: str) -> list[list[str]]:
+    rows[row][rows[0].index(column)] = value
+    return rows
+
+
+#: (file in the release, what is done to its rows, text expected in the problem)
+MUTATIONS = [
+    ("locations/SE.csv", lambda r: _set(r, 1, "kind", "not_a_kind"), "kind"),
+    ("locations/SE.csv", lambda r: _set(r, 2, "first_seen", "yesterday"), "first_seen"),
+    ("locations/NO.csv", lambda r: [*r, r[1][:-3]], "Missing Cell"),  # a row cut short
+    ("locations/NO.csv", lambda r: [*r, r[1]], "primary key"),  # one listing twice
+    ("locations/NO.csv", lambda r: [[*r[0][:-1], "extra"], *r[1:]], "Label"),  # a header that is not the schema's
+    ("hsds/services.csv", lambda r: [*r, r[1]], "primary key"),
+    ("hsds/services.csv", lambda r: _set(r, 1, "status", "maybe"), "status"),
+    ("hsds/phones.csv", lambda r: _set(r, 1, "service_id", "00000000-0000-4000-8000-000000000000"), "foreign key"),
+    ("hsds/organizations.csv", lambda r: _set(r, 1, "id", "not-a-uuid"), "id"),
+]
+
+
+def _problems(folder: Path) -> list[str]:
+    return table_check.check_package(folder / "datapackage.json", "") + table_check.check_package(
+        folder / "hsds" / "datapackage.json", "hsds/"
+    )
+
+
+def _frictionless_valid(folder: Path) -> bool:
+    return all(Package(str(folder / d)).validate().valid for d in ("datapackage.json", "hsds/datapackage.json"))
+
+
+def test_a_sound_release_passes_both(release: Path) -> None:
+    assert _problems(release) == []
+    assert _frictionless_valid(release)
+
+
+@pytest.mark.parametrize(("path", "mutate", "expected"), MUTATIONS, ids=[f"{p}-{e}" for p, _, e in MUTATIONS])
+def test_each_broken_file_fails_here_as_it_fails_frictionless(release: Path, tmp_path: Path, path, mutate, expected) -> None:
+    folder = tmp_path / "release"
+    shutil.copytree(release, folder)
+    (folder / path).chmod(0o644)
+    _write(folder / path, mutate(_rows(folder / path)))
+    problems = _problems(folder)
+    assert not _frictionless_valid(folder)  # the reference agrees the file is broken
+    assert any(p.startswith(path + ":") and expected in p for p in problems), problems
+
+
+def test_a_problem_names_the_row_of_the_file_that_holds_it(release: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "release"
+    shutil.copytree(release, folder)
+    rows = _rows(folder / "locations/SE.csv")
+    (folder / "locations/SE.csv").chmod(0o644)
+    _write(folder / "locations/SE.csv", _set(rows, len(rows) - 1, "cost", "cheap"))
+    (problem,) = _problems(folder)
+    assert problem.startswith(f'locations/SE.csv: row {len(rows)}, field cost: Constraint Error: constraint "enum"')
+
+
+def test_bytes_that_are_not_utf8_are_a_problem(release: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "release"
+    shutil.copytree(release, folder)
+    (folder / "locations/NO.csv").chmod(0o644)
+    (folder / "locations/NO.csv").write_bytes((folder / "locations/NO.csv").read_bytes() + b"\xff\xfe,\r\n")
+    assert [p for p in _problems(folder) if "UTF-8" in p] == [p for p in _problems(folder) if p.startswith("locations/NO.csv")]
+    assert any("cannot be read as UTF-8 CSV" in p for p in _problems(folder))
+
+
+def test_records_of_the_verified_release_are_trusted_only_while_its_file_is_intact(release: Path, tmp_path: Path, monkeypatch) -> None:
+    """A record the previous release held passes without Frictionless, unless that release's file no longer matches
+    the sha256 it was verified with."""
+    import hashlib
+
+    from frictionless import Resource
+
+    folder = tmp_path / "new"
+    shutil.copytree(release, folder)
+    rows = _rows(folder / "locations/SE.csv")
+    (folder / "locations/SE.csv").chmod(0o644)
+    _write(folder / "locations/SE.csv", _set(rows, 1, "name", "Renamed"))
+    sha = {str(p.relative_to(release)): hashlib.sha256(p.read_bytes()).hexdigest() for p in release.rglob("*") if p.is_file()}
+    unchanged = frozenset({"datapackage.json", "schema/location.tableschema.json"})
+    given: list[list[str]] = []
+    validate = Resource.validate
+    monkeypatch.setattr(Resource, "validate", lambda self, *a, **kw: given.extend(self.data[1:]) or validate(self, *a, **kw))
+    assert table_check.check_package(folder / "datapackage.json", "", unchanged, release, sha) == []
+    assert [r[1] for r in given] == ["Renamed"]  # only the record the release before did not hold
+    given.clear()
+    wrong = {k: "0" * 64 for k in sha}  # the previous files are not what was verified: nothing of them is trusted
+    assert table_check.check_package(folder / "datapackage.json", "", unchanged, release, wrong) == []
+    assert {r[0] for r in rows[1:]} <= {r[0] for r in given} and len(given) == len({tuple(r) for r in given})
