@@ -28,17 +28,18 @@ td,th{border:1px solid #ccc;padding:.3rem .6rem;text-align:left;vertical-align:t
 """
 
 
-def _row_label(raw: pd.DataFrame | None, mapping: dict[str, str], row: int) -> str:
-    """The listing's name and location as the curator wrote them, to find the row again."""
-    if raw is None:
-        return ""
-    match = raw[raw[ROW] == row]
-    if match.empty:
-        return ""
-    cells = match.iloc[0]
+def _row_labels(raw: pd.DataFrame | None, mapping: dict[str, str], rows: set[int]) -> dict[int, str]:
+    """Each of ``rows``' listing name and location as the curator wrote them, to find the row again (one pass)."""
+    if raw is None or not rows:
+        return {}
     inverse = {v: k for k, v in mapping.items()}
-    parts = [str(cells[inverse[c]]) for c in ("name", "country", "region") if c in inverse and str(cells[inverse[c]] or "").strip()]
-    return " · ".join(parts)
+    columns = [inverse[c] for c in ("name", "country", "region") if c in inverse]
+    picked = raw[raw[ROW].isin(rows)]
+    labels: dict[int, str] = {}
+    for row, *cells in zip(picked[ROW], *(picked[c] for c in columns), strict=True):
+        if int(row) not in labels:  # the first, as a row number is a row's own
+            labels[int(row)] = " · ".join(str(c) for c in cells if str(c or "").strip())
+    return labels
 
 
 def problem_key(p: Problem) -> tuple[str, str, str]:
@@ -135,8 +136,9 @@ def render_html(
             by_row[p.row].append(p)
     if by_row:
         out.append("<h2>Row by row</h2>")
+    labels = _row_labels(raw, mapping, set(by_row))
     for row in sorted(by_row):
-        label = _row_label(raw, mapping, row)
+        label = labels.get(row, "")
         out.append(f"<div class='row' id='row-{row}'><h3>Row {row}{' — ' + escape(label) if label else ''}</h3><ul>")
         for p in by_row[row]:
             where = f"<code>{escape(p.column)}</code>: " if p.column else ""
@@ -166,7 +168,7 @@ def render_rejected_csv(raw: pd.DataFrame | None, problems: list[Problem]) -> st
         if p.row is not None:
             errors[p.row].append(p)
     rejected = {r for r, ps in errors.items() if any(p.severity == "error" for p in ps)}
-    for record in raw.to_dict("records"):
+    for record in raw[raw[ROW].isin(rejected)].to_dict("records"):
         row = int(record[ROW])
         if row in rejected:
             text = " | ".join(f"row {row}, {p.column or 'row'}: {p.message} Fix: {p.fix}" for p in errors[row] if p.severity == "error")

@@ -85,7 +85,12 @@ ON CONFLICT (id) DO UPDATE SET
   updated_at = CASE WHEN listing_state.content_hash <> excluded.content_hash THEN excluded.updated_at ELSE listing_state.updated_at END,
   content_hash = excluded.content_hash;
 
-DELETE FROM listing_members;
+-- Replaced, not emptied: DELETE of every row of a table with a primary key took 3.4 s at 100k rows, this 0.01 s.
+-- (The same definition as in schema.sql.)
+CREATE OR REPLACE TABLE listing_members (
+  row_key VARCHAR PRIMARY KEY,
+  listing_id VARCHAR NOT NULL
+);
 INSERT INTO listing_members SELECT unnest(row_keys) AS row_key, id FROM hashed;
 
 -- 7. The core table.
