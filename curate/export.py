@@ -492,11 +492,16 @@ def validate_against_schemas(
         for listing in orjson.loads(path.read_bytes())["listings"]:
             if by_id.get(str(listing.get("id"))) != listing:
                 problems.append(f"locations/{path.name}: {listing.get('id')} differs from the listing in listings.json")
-    before = (verified.folder, verified.sha256) if verified is not None else (None, None)
-    problems += table_check.check_package(folder / "datapackage.json", "", unchanged, *before)
-    if (folder / "hsds" / "datapackage.json").is_file():
-        problems += table_check.check_package(folder / "hsds" / "datapackage.json", "hsds/", unchanged, *before)
+    previous, sha256 = (verified.folder, verified.sha256) if verified is not None else (None, None)
+    with table_check.workers(len(listings) >= PARALLEL_CHECK_MIN) as pool:
+        for descriptor, label in ((folder / "datapackage.json", ""), (folder / "hsds" / "datapackage.json", "hsds/")):
+            if label == "" or descriptor.is_file():
+                problems += table_check.check_package(descriptor, label, unchanged, previous, sha256, pool)
     return problems
+
+
+#: listings from which Frictionless's checks of a release run in worker processes (below, starting them costs more)
+PARALLEL_CHECK_MIN = 10_000
 
 
 MARKUP = re.compile(r"<[a-zA-Z/!][^>]*>|&(?:[a-zA-Z]+|#[0-9]+|#x[0-9a-fA-F]+);")

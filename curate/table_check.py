@@ -8,16 +8,20 @@ file examined: primary keys and ``unique`` fields, and foreign keys (look-ups in
 Frictionless reads the referenced file again for each resource).  The header of each file goes to Frictionless with
 its records.
 
-A file is examined when it is not byte for byte the verified release's, or when a resource it references is.
+A file is examined when it is not byte for byte the verified release's, or when a file it references lost key values
+it held then (a listing removed, not one renamed).
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import csv
 import hashlib
 import io
-from collections.abc import Iterable
+import multiprocessing
+from collections.abc import Iterator
+from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -109,14 +113,35 @@ def _cross_row(f: _File, files: dict[str, _File]) -> list[str]:
     return problems
 
 
-def _validate_records(files: list[_File], verified: dict[str, set[Record]]) -> None:
-    """Frictionless on each distinct record of these files not in ``verified`` (by schema); problems go to the file
-    that holds the record first."""
+#: records Frictionless checks in one piece of work (a worker process's share when there are workers)
+CHUNK = 20_000
+
+
+def frictionless_errors(header: Record, records: list[Record], schema: dict[str, Any]) -> list[tuple[int | None, str, str]]:
+    """Frictionless's findings on ``records`` under ``schema`` less what spans rows: (row number, the header's being 1,
+    or None; field; message) each.  Plain data in and out, for a worker process."""
     from frictionless import Resource, Schema
 
+    report = Resource(data=[list(header), *map(list, records)], schema=Schema.from_descriptor(_row_schema(schema))).validate()
+    out: list[tuple[int | None, str, str]] = []
+    for task in report.tasks:
+        for e in task.errors:
+            row = getattr(e, "row_number", None)
+            cell = getattr(e, "field_name", "") or ""
+            if row is None or not 2 <= row < len(records) + 2:
+                out.append((None, "", e.message))
+            else:
+                out.append((row, cell, f"{e.title}: {e.note}"))
+    return out + [(None, "", e.message) for e in report.errors]
+
+
+def _validate_records(files: list[_File], verified: dict[str, set[Record]], pool: Executor | None = None) -> None:
+    """Frictionless on each distinct record of these files not in ``verified`` (by schema), in pieces of ``CHUNK``
+    records, given to ``pool``'s worker processes when there is one; problems go to the file that holds the record first."""
     groups: dict[tuple[str, Record], list[_File]] = {}
     for f in files:
         groups.setdefault((orjson.dumps(f.schema, option=orjson.OPT_SORT_KEYS).decode(), f.header), []).append(f)
+    work = []
     for (key, header), members in groups.items():
         passed = verified.get(key, set())
         where: dict[Record, tuple[_File, int]] = {}
@@ -127,21 +152,44 @@ def _validate_records(files: list[_File], verified: dict[str, set[Record]]) -> N
         records = list(where)
         if not records and header == tuple(x["name"] for x in members[0].schema.get("fields", [])):
             continue
-        report = Resource(
-            data=[list(header), *map(list, records)], schema=Schema.from_descriptor(_row_schema(members[0].schema))
-        ).validate()
-        for task in report.tasks:
-            for e in task.errors:
-                row_number = getattr(e, "row_number", None)
-                if row_number is None or not 2 <= row_number < len(records) + 2:
+        for start in range(0, max(len(records), 1), CHUNK):
+            piece = records[start : start + CHUNK]
+            args = (header, piece, members[0].schema)
+            done = pool.submit(frictionless_errors, *args) if pool is not None and len(piece) > CHUNK // 10 else None
+            work.append((members, where, piece, args, done, start == 0))
+    for members, where, piece, args, done, first in work:
+        try:
+            errors = done.result() if done is not None else frictionless_errors(*args)
+        except Exception:  # a worker that died: the piece is checked here
+            errors = frictionless_errors(*args)
+        for number, cell, message in errors:
+            if number is None:
+                if first:  # a header's problem, reported once for the group
                     for f in members:
-                        f.problems.append(e.message)
-                    continue
-                f, n = where[records[row_number - 2]]
-                cell = getattr(e, "field_name", "") or ""
-                f.problems.append(f"row {n}{', field ' + cell if cell else ''}: {e.title}: {e.note}")
-        for e in report.errors:
-            members[0].problems.append(e.message)
+                        f.problems.append(message)
+                continue
+            f, n = where[piece[number - 2]]
+            f.problems.append(f"row {n}{', field ' + cell if cell else ''}: {message}")
+
+
+@contextlib.contextmanager
+def workers(wanted: bool = True) -> Iterator[Executor | None]:
+    """Worker processes for Frictionless (from multiprocessing's fork server), when ``wanted`` and there are several
+    CPUs; None otherwise, or when they cannot be started (the work is then done in this process)."""
+    from schemas.distinct import PROCESS_MAX_WORKERS, _cpus
+
+    count = min(_cpus(), PROCESS_MAX_WORKERS)
+    pool = None
+    if wanted and count >= 2:
+        try:
+            pool = ProcessPoolExecutor(count, mp_context=multiprocessing.get_context("forkserver"))
+        except Exception:
+            pool = None
+    try:
+        yield pool
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
 
 
 def check_package(
@@ -150,13 +198,14 @@ def check_package(
     unchanged: frozenset[str] = frozenset(),
     previous: Path | None = None,
     previous_sha256: dict[str, str] | None = None,
+    pool: Executor | None = None,
 ) -> list[str]:
     """Problems of a package's CSV files against its descriptor (Frictionless), each as ``<label><path>: ...``.
 
     ``unchanged``: the release's files (paths from its root; the package's folder is ``label``) that are byte for byte
     those of the verified release before it, at ``previous`` (its files' sha256 by path: ``previous_sha256``).  When the
-    descriptor is among them, only the files that changed and those referencing one are examined, and their records
-    the previous release held are not validated again.
+    descriptor is among them, only the files that changed and those referencing one that lost key values are
+    examined, and their records the previous release held are not validated again.
     """
     from frictionless import FrictionlessException, Package
 
@@ -172,36 +221,60 @@ def check_package(
         schema_files = {"?"}
     same_package = previous is not None and all(label + name in unchanged for name in (descriptor.name, *schema_files))
     files = {name: _File(name, path, schema) for name, path, schema in resources}
-    changed = {n for n, f in files.items() if not same_package or label + f.path not in unchanged}
-    examined = changed | {
-        n for n, f in files.items() for fk in f.schema.get("foreignKeys", []) if fk.get("reference", {}).get("resource") in changed
-    }
-    needed = examined | {
-        str(fk["reference"]["resource"])
-        for n in examined
-        for fk in files[n].schema.get("foreignKeys", [])
-        if fk.get("reference", {}).get("resource")
-    }
     problems: list[str] = []
-    for name in sorted(needed):
-        f = files.get(name)
-        if f is None:
-            continue
-        try:
-            records = read_records((folder / f.path).read_bytes())
-        except (OSError, UnicodeDecodeError, csv.Error) as exc:
-            problems.append(f"{label}{f.path}: cannot be read as UTF-8 CSV ({exc})")
-            examined.discard(name)
-            continue
-        f.header, f.rows = (records[0], records[1:]) if records else ((), [])
-    verified: dict[str, set[Record]] = {}
-    if same_package and previous is not None:
-        for name in examined:
+    loaded: dict[str, bool] = {}
+    earlier: dict[str, list[Record] | None] = {}
+
+    def load(name: str) -> bool:
+        """Read a file's records once (False, and a problem, when it cannot be read)."""
+        if name not in loaded:
             f = files[name]
-            key = orjson.dumps(f.schema, option=orjson.OPT_SORT_KEYS).decode()
-            verified.setdefault(key, set()).update(_previous_records(previous, label + f.path, previous_sha256 or {}))
+            try:
+                records = read_records((folder / f.path).read_bytes())
+                f.header, f.rows = (records[0], records[1:]) if records else ((), [])
+                loaded[name] = True
+            except (OSError, UnicodeDecodeError, csv.Error) as exc:
+                problems.append(f"{label}{f.path}: cannot be read as UTF-8 CSV ({exc})")
+                loaded[name] = False
+        return loaded[name]
+
+    def before(name: str) -> list[Record] | None:
+        """The records (header first) of the file as the verified release held it, if known."""
+        if name not in earlier:
+            earlier[name] = None
+            if same_package and previous is not None:
+                earlier[name] = _previous_records(previous, label + files[name].path, previous_sha256 or {})
+        return earlier[name]
+
+    def lost_keys(name: str, fields: list[str]) -> bool:
+        """Whether a changed file lost key values of ``fields`` that the verified release's file held (files
+        referencing it by them that did not change are then examined again; else their references still hold)."""
+        old, new = before(name), files[name]
+        old_cols = _columns(old[0], fields) if old else None
+        new_cols = _columns(new.header, fields)
+        if old is None or old_cols is None or new_cols is None:
+            return True
+        keys = {tuple(r[c] if c < len(r) else "" for c in new_cols) for r in new.rows}
+        return any(tuple(r[c] if c < len(r) else "" for c in old_cols) not in keys for r in old[1:])
+
+    changed = {n for n, f in files.items() if not same_package or label + f.path not in unchanged}
+    examined = {n for n in sorted(changed) if load(n)}
+    for n, f in files.items():
+        for fk in f.schema.get("foreignKeys", []) if n not in changed else ():
+            ref = fk.get("reference", {}).get("resource")
+            if ref in examined and lost_keys(ref, _key_fields(fk["reference"].get("fields"))) and load(n):
+                examined.add(n)
+    for n in list(examined):
+        for fk in files[n].schema.get("foreignKeys", []):
+            ref = fk.get("reference", {}).get("resource")
+            if ref in files:
+                load(ref)
+    verified: dict[str, set[Record]] = {}
+    for name in examined:
+        key = orjson.dumps(files[name].schema, option=orjson.OPT_SORT_KEYS).decode()
+        verified.setdefault(key, set()).update((before(name) or [()])[1:])
     examined_files = [files[n] for n in sorted(examined)]
-    _validate_records(examined_files, verified)
+    _validate_records(examined_files, verified, pool)
     for f in examined_files:
         f.problems += _cross_row(f, files)
         problems += [f"{label}{f.path}: {p}" for p in f.problems[:SHOWN]]
@@ -210,15 +283,15 @@ def check_package(
     return problems
 
 
-def _previous_records(previous: Path, rel: str, sha256: dict[str, str]) -> Iterable[Record]:
-    """The records of a file of the verified release, if it is still the file that was verified."""
+def _previous_records(previous: Path, rel: str, sha256: dict[str, str]) -> list[Record] | None:
+    """The records (header first) of a file of the verified release, if it is still the file that was verified."""
     try:
         data = (previous / rel).read_bytes()
     except OSError:
-        return ()
+        return None
     if hashlib.sha256(data).hexdigest() != sha256.get(rel):
-        return ()
+        return None
     try:
-        return read_records(data)[1:]
+        return read_records(data)
     except (UnicodeDecodeError, csv.Error):
-        return ()
+        return None

@@ -10,6 +10,7 @@ listing has nothing to say.  ``curate.hsds`` builds the rows from this mapping;
 
 from __future__ import annotations
 
+import hashlib
 import json
 import uuid
 from functools import cache
@@ -23,6 +24,7 @@ DESCRIPTOR_FILE = Path(__file__).parent / "hsds-3.0" / "datapackage.json"
 #: HSDS ids are UUIDs derived from listing ids: ``uuid5(NAMESPACE, "<table>:<listing id>[:<part>]")``.
 #: Fixed forever, so that an HSDS consumer sees the same ids in every release.
 NAMESPACE = uuid.UUID("7d0c3a52-4a8e-5b7e-9d39-5f2b8e0c6a11")
+_NAMESPACE_BYTES = NAMESPACE.bytes
 
 #: listing field -> column of ``services.csv`` holding it as it is
 SERVICE_COLUMNS: dict[str, str] = {
@@ -87,8 +89,14 @@ ALWAYS_OPEN_SCHEDULE: dict[str, str] = {
 
 
 def hsds_id(table: str, listing_id: str, part: str = "") -> str:
-    """The stable UUID of a row of ``table`` derived from a listing (``part`` tells rows of one listing apart)."""
-    return str(uuid.uuid5(NAMESPACE, f"{table}:{listing_id}" + (f":{part}" if part else "")))
+    """The stable UUID of a row of ``table`` derived from a listing (``part`` tells rows of one listing apart):
+    ``uuid.uuid5(NAMESPACE, name)``, its text made without building a ``uuid.UUID`` (a release has one per HSDS row)."""
+    name = f"{table}:{listing_id}:{part}" if part else f"{table}:{listing_id}"
+    digest = bytearray(hashlib.sha1(_NAMESPACE_BYTES + name.encode("utf-8"), usedforsecurity=False).digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
+    digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
+    h = digest.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 @cache

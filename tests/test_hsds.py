@@ -9,6 +9,8 @@ import uuid
 
 import pytest
 from frictionless import Package
+from hypothesis import given
+from hypothesis import strategies as st
 
 from curate import export, hsds
 from schemas import hsds as m
@@ -145,3 +147,9 @@ def test_hsds_csv_cells_never_start_a_formula(files):
 def test_language_tag_langcodes_does_not_know_is_kept_as_is():
     assert hsds._language("en") == ("English", "en")
     assert hsds._language("zz-not-a-tag-!!")[1] == "zz-not-a-tag-!!"
+
+
+@given(st.sampled_from(["service", "phone", "attribute"]), st.text(max_size=30), st.text(max_size=30))
+def test_row_ids_are_the_uuid5_of_their_name(table: str, listing_id: str, part: str) -> None:
+    name = f"{table}:{listing_id}" + (f":{part}" if part else "")
+    assert m.hsds_id(table, listing_id, part) == str(uuid.uuid5(m.NAMESPACE, name))

@@ -122,3 +122,58 @@ def test_records_of_the_verified_release_are_trusted_only_while_its_file_is_inta
     wrong = {k: "0" * 64 for k in sha}  # the previous files are not what was verified: nothing of them is trusted
     assert table_check.check_package(folder / "datapackage.json", "", unchanged, release, wrong) == []
     assert {r[0] for r in rows[1:]} <= {r[0] for r in given} and len(given) == len({tuple(r) for r in given})
+
+
+def test_files_referencing_a_changed_file_are_examined_when_it_lost_keys(release: Path, tmp_path: Path, monkeypatch) -> None:
+    """A service renamed leaves phones.csv's references as they were; a service removed may leave one dangling."""
+    import hashlib
+
+    sha = {str(p.relative_to(release)): hashlib.sha256(p.read_bytes()).hexdigest() for p in release.rglob("*") if p.is_file()}
+    examined: list[str] = []
+    cross_row = table_check._cross_row
+    monkeypatch.setattr(table_check, "_cross_row", lambda f, files: examined.append(f.path) or cross_row(f, files))
+    services = _rows(release / "hsds/services.csv")
+    phones = _rows(release / "hsds/phones.csv")
+    phoned = {r[phones[0].index("service_id")] for r in phones[1:]}
+    with_phone = next(i for i, r in enumerate(services) if r[0] in phoned)
+    for edit, expect_phones_examined in (("rename", False), ("remove", True)):
+        folder = tmp_path / edit
+        shutil.copytree(release, folder)
+        (folder / "hsds/services.csv").chmod(0o644)
+        rows = [list(r) for r in services]
+        if edit == "rename":
+            rows[with_phone][rows[0].index("name")] = "Renamed service"
+        else:
+            del rows[with_phone]
+        _write(folder / "hsds/services.csv", rows)
+        unchanged = frozenset(p for p in sha if p != "hsds/services.csv")
+        examined.clear()
+        problems = table_check.check_package(folder / "hsds" / "datapackage.json", "hsds/", unchanged, release, sha)
+        assert ("phones.csv" in examined) is expect_phones_examined, (edit, examined)
+        assert "services.csv" in examined
+        if edit == "remove":
+            assert any(p.startswith("hsds/phones.csv: row") and "foreign key service_id" in p for p in problems), problems
+        else:
+            assert problems == []
+
+
+def test_worker_processes_find_what_this_process_finds(release: Path, tmp_path: Path, monkeypatch) -> None:
+    """Pieces of records checked in worker processes give the same problems, on the same rows of the same files."""
+    folder = tmp_path / "release"
+    shutil.copytree(release, folder)
+    for path, mutate, _ in MUTATIONS[:3] + MUTATIONS[6:8]:
+        (folder / path).chmod(0o644)
+        _write(folder / path, mutate(_rows(folder / path)))
+    monkeypatch.setattr(table_check, "CHUNK", 3)  # pieces of 3 records, so that even this small release is split
+    here = _problems(folder)
+    with table_check.workers() as pool:
+        if pool is None:
+            pytest.skip("one CPU: no worker processes")
+        given: list[object] = []
+        submit = pool.submit
+        monkeypatch.setattr(pool, "submit", lambda *a, **kw: given.append(a) or submit(*a, **kw))
+        there = table_check.check_package(folder / "datapackage.json", "", pool=pool) + table_check.check_package(
+            folder / "hsds" / "datapackage.json", "hsds/", pool=pool
+        )
+    assert len(given) > 5  # pieces went to the workers
+    assert there == here and len(here) >= 5
