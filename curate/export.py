@@ -20,6 +20,7 @@ import re
 import shutil
 import time
 from collections.abc import Callable, Iterable
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -348,13 +349,20 @@ class ReleaseHeld(Exception):
 
 
 def release_files(
-    listings: list[Listing], sources: list[SourceMeta] | None = None, previous: list[Listing] | None = None
+    listings: list[Listing], sources: list[SourceMeta] | None = None, previous: list[Listing] | None = None, pool: Executor | None = None
 ) -> dict[str, bytes]:
-    """Every file of a release but the manifest, by relative path.  Same listings (and previous listings), same bytes."""
+    """Every file of a release but the manifest, by relative path.  Same listings (and previous listings), same bytes.
+
+    ``pool``: worker processes (``table_check.workers``); the HSDS package is then built in one while this process
+    builds the rest."""
     sources = sources or []
+    locations = locations_of(listings)
+    names = {loc.code: loc.name for loc in locations}
+    licences = sorted({s.licence for s in sources if s.licence})
+    hsds_args = (listings, names, csv_cell, licences, source_entries(sources))
+    building = pool.submit(hsds.hsds_files, *hsds_args) if pool is not None else None
     files: dict[str, bytes] = {"listings.json": json_bytes(listings), "listings.parquet": parquet_bytes(listings)}
     files["changes.json"] = json_bytes(changes_between(previous, listings))
-    locations = locations_of(listings)
     index = []
     chosen_by_code = listings_by_location(listings, locations)
     records = csv_records(listings)
@@ -369,10 +377,11 @@ def release_files(
     files["schema/listing.schema.json"] = json_bytes(to_json_schema())
     files[TABLE_SCHEMA_PATH] = json_bytes(to_table_schema())
     files["datapackage.json"] = json_bytes(datapackage(sorted(p for p in files if p.endswith(".csv")), sources))
-    licences = sorted({s.licence for s in sources if s.licence})
-    names = {loc.code: loc.name for loc in locations}
-    files.update(hsds.hsds_files(listings, names, csv_cell, licences, source_entries(sources)))
     files.update(preview.preview_files(index, chosen_by_code))
+    try:
+        files.update(building.result() if building is not None else hsds.hsds_files(*hsds_args))
+    except Exception:  # the worker died, or could not be given the work: built here (a bug in it raises again here)
+        files.update(hsds.hsds_files(*hsds_args))
     return files
 
 
@@ -459,6 +468,7 @@ def validate_against_schemas(
     unchanged: frozenset[str] = frozenset(),
     listings: list[Listing] | None = None,
     suspect: frozenset[str] | None = None,
+    pool: Executor | None = None,
 ) -> list[str]:
     """Problems of a written release against its own schemas: every listing against
     ``schema/listing.schema.json`` (JSON Schema 2020-12), every CSV against ``datapackage.json`` (Frictionless),
@@ -468,7 +478,8 @@ def validate_against_schemas(
     (``unchanged``), what passed then against the same schema files is not checked again: listings equal to one
     of ``verified``, and the CSV records that release held (``curate.table_check``: files among ``unchanged`` are
     not examined unless they reference one that changed).  ``listings``: ``listings.json`` as already read;
-    ``suspect``: the only location files to compare with it (``rebuilt_differently``).
+    ``suspect``: the only location files to compare with it (``rebuilt_differently``); ``pool``: worker processes
+    for Frictionless.
     """
     import jsonschema_rs  # JSON Schema 2020-12 with format checks, 70 times the pure-Python jsonschema's speed
 
@@ -493,15 +504,14 @@ def validate_against_schemas(
             if by_id.get(str(listing.get("id"))) != listing:
                 problems.append(f"locations/{path.name}: {listing.get('id')} differs from the listing in listings.json")
     previous, sha256 = (verified.folder, verified.sha256) if verified is not None else (None, None)
-    with table_check.workers(len(listings) >= PARALLEL_CHECK_MIN) as pool:
-        for descriptor, label in ((folder / "datapackage.json", ""), (folder / "hsds" / "datapackage.json", "hsds/")):
-            if label == "" or descriptor.is_file():
-                problems += table_check.check_package(descriptor, label, unchanged, previous, sha256, pool)
+    for descriptor, label in ((folder / "datapackage.json", ""), (folder / "hsds" / "datapackage.json", "hsds/")):
+        if label == "" or descriptor.is_file():
+            problems += table_check.check_package(descriptor, label, unchanged, previous, sha256, pool)
     return problems
 
 
-#: listings from which Frictionless's checks of a release run in worker processes (below, starting them costs more)
-PARALLEL_CHECK_MIN = 10_000
+#: listings from which a release is built and checked with worker processes (below, starting them costs more)
+PARALLEL_MIN = 10_000
 
 
 MARKUP = re.compile(r"<[a-zA-Z/!][^>]*>|&(?:[a-zA-Z]+|#[0-9]+|#x[0-9a-fA-F]+);")
@@ -553,9 +563,19 @@ def count_problems(
     return problems
 
 
-def verify(folder: Path, man: dict[str, object], verified: Verified | None = None) -> list[str]:
+def verify(
+    folder: Path,
+    man: dict[str, object],
+    verified: Verified | None = None,
+    pool: Executor | None = None,
+    written_from: list[Listing] | None = None,
+) -> list[str]:
     """Problems of a written release: files against the manifest (sizes, checksums), counts, contents against its schemas
-    (what ``verified``, the release before it, held already is not checked against the schemas again)."""
+    (what ``verified``, the release before it, held already is not checked against the schemas again).
+
+    ``written_from``: the listings ``listings.json`` was made from (``json_bytes``), whose bytes the manifest was made
+    from: once the file matches the manifest, parsing it would give these again (1.2 s and a second copy of every
+    listing at 53k listings), so the checks take them."""
     problems = []
     for entry in man["files"]:  # type: ignore[attr-defined]
         path = folder / entry["path"]
@@ -567,13 +587,13 @@ def verify(folder: Path, man: dict[str, object], verified: Verified | None = Non
             problems.append(f"{entry['path']} does not match the manifest")
     if problems:
         return problems
-    listings = _listings(folder)  # read once, for every check below
+    listings = _listings(folder) if written_from is None else written_from  # read once, for every check below
     unchanged = unchanged_files(man, verified)
     suspect = rebuilt_differently(folder, listings)
     return (
         count_problems(folder, man, listings, suspect)
         or content_problems(listings)
-        or validate_against_schemas(folder, verified, unchanged, listings, suspect)
+        or validate_against_schemas(folder, verified, unchanged, listings, suspect, pool)
     )
 
 
@@ -670,22 +690,24 @@ def publish(
     if removals and not guard.allow:
         raise ReleaseHeld(release_id, removals, previous, guard.share, guard.minimum)
     checkpoint("start")
-    files = release_files(listings, sources, before)
-    locs = [p for p in files if p.startswith("locations/") and p.endswith(".json")]
-    changes = orjson.loads(files["changes.json"])
-    counts = {"listings": len(listings), "locations": len(locs), **extra_counts}
-    counts.update({k: len(changes[k]) for k in ("added", "removed", "changed")})
-    man = manifest(files, release_id, now, previous, counts)
-    partial = releases / f"{PARTIAL_PREFIX}{release_id}"
-    for n, (rel, data) in enumerate(files.items()):
-        if n == len(files) // 2:
-            checkpoint("writing")
-        target = partial / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(data)
-    (partial / "manifest.json").write_bytes(json_bytes(man))
-    checkpoint("written")
-    problems = verify(partial, man, verified)
+    with table_check.workers(len(listings) >= PARALLEL_MIN) as pool:  # for the HSDS build and Frictionless's checks
+        files = release_files(listings, sources, before, pool)
+        locs = [p for p in files if p.startswith("locations/") and p.endswith(".json")]
+        changes = orjson.loads(files["changes.json"])
+        counts = {"listings": len(listings), "locations": len(locs), **extra_counts}
+        counts.update({k: len(changes[k]) for k in ("added", "removed", "changed")})
+        man = manifest(files, release_id, now, previous, counts)
+        partial = releases / f"{PARTIAL_PREFIX}{release_id}"
+        for n, (rel, data) in enumerate(files.items()):
+            if n == len(files) // 2:
+                checkpoint("writing")
+            target = partial / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
+        del files
+        (partial / "manifest.json").write_bytes(json_bytes(man))
+        checkpoint("written")
+        problems = verify(partial, man, verified, pool, listings)
     if problems:
         raise RuntimeError(f"release {release_id} failed its checks: {problems}")
     checkpoint("verified")

@@ -246,10 +246,16 @@ def check_package(
                 earlier[name] = _previous_records(previous, label + files[name].path, previous_sha256 or {})
         return earlier[name]
 
+    lost: dict[tuple[str, tuple[str, ...]], bool] = {}
+
     def lost_keys(name: str, fields: list[str]) -> bool:
         """Whether a changed file lost key values of ``fields`` that the verified release's file held (files
         referencing it by them that did not change are then examined again; else their references still hold)."""
-        old, new = before(name), files[name]
+        if (name, tuple(fields)) not in lost:
+            lost[name, tuple(fields)] = _lost_keys(before(name), files[name], fields)
+        return lost[name, tuple(fields)]
+
+    def _lost_keys(old: list[Record] | None, new: _File, fields: list[str]) -> bool:
         old_cols = _columns(old[0], fields) if old else None
         new_cols = _columns(new.header, fields)
         if old is None or old_cols is None or new_cols is None:

@@ -110,7 +110,7 @@ def test_publish_switches_current_and_links_previous(tmp_path):
 def test_a_run_killed_mid_write_never_moves_current(tmp_path, monkeypatch):
     good = publish(tmp_path)
 
-    def crash(folder, man, verified=None):
+    def crash(folder, man, *args):
         raise KeyboardInterrupt("killed")  # stands for a kill between writing and switching
 
     monkeypatch.setattr(export, "verify", crash)
@@ -126,7 +126,7 @@ def test_a_run_killed_mid_write_never_moves_current(tmp_path, monkeypatch):
 
 def test_a_release_failing_its_checks_is_not_published(tmp_path, monkeypatch):
     good = publish(tmp_path)
-    monkeypatch.setattr(export, "verify", lambda folder, man, verified=None: ["listings.json does not match the manifest"])
+    monkeypatch.setattr(export, "verify", lambda folder, man, *args: ["listings.json does not match the manifest"])
     with pytest.raises(RuntimeError, match="failed its checks"):
         publish(tmp_path, now=NOW + dt.timedelta(hours=1))
     assert export.current_release(tmp_path) == good.release_id
