@@ -19,7 +19,7 @@ import os
 import re
 import shutil
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from pathlib import Path
@@ -351,7 +351,14 @@ class ReleaseHeld(Exception):
 def release_files(
     listings: list[Listing], sources: list[SourceMeta] | None = None, previous: list[Listing] | None = None, pool: Executor | None = None
 ) -> dict[str, bytes]:
-    """Every file of a release but the manifest, by relative path.  Same listings (and previous listings), same bytes.
+    """Every file of a release but the manifest, by relative path.  Same listings (and previous listings), same bytes."""
+    return dict(iter_release_files(listings, sources, previous, pool))
+
+
+def iter_release_files(
+    listings: list[Listing], sources: list[SourceMeta] | None = None, previous: list[Listing] | None = None, pool: Executor | None = None
+) -> Iterator[tuple[str, bytes]]:
+    """``release_files`` one file at a time (``publish`` writes each as it comes: a big release is never all in memory).
 
     ``pool``: worker processes (``table_check.workers``); the HSDS package is then built in one while this process
     builds the rest."""
@@ -361,8 +368,9 @@ def release_files(
     licences = sorted({s.licence for s in sources if s.licence})
     hsds_args = (listings, names, csv_cell, licences, source_entries(sources))
     building = pool.submit(hsds.hsds_files, *hsds_args) if pool is not None else None
-    files: dict[str, bytes] = {"listings.json": json_bytes(listings), "listings.parquet": parquet_bytes(listings)}
-    files["changes.json"] = json_bytes(changes_between(previous, listings))
+    yield "listings.json", json_bytes(listings)
+    yield "listings.parquet", parquet_bytes(listings)
+    yield "changes.json", json_bytes(changes_between(previous, listings))
     index = []
     chosen_by_code = listings_by_location(listings, locations)
     records = csv_records(listings)
@@ -370,32 +378,43 @@ def release_files(
     for loc in locations:
         chosen = chosen_by_code[loc.code]
         head = {"code": loc.code, "name": loc.name, "type": loc.type, "parent": loc.parent}
-        files[f"locations/{loc.code}.json"] = json_bytes({"location": head, "count": len(chosen), "listings": chosen})
-        files[f"locations/{loc.code}.csv"] = records[0] + b"".join(records[row_of[id(x)]] for x in chosen)
+        yield f"locations/{loc.code}.json", json_bytes({"location": head, "count": len(chosen), "listings": chosen})
+        yield f"locations/{loc.code}.csv", records[0] + b"".join(records[row_of[id(x)]] for x in chosen)
         index.append({**head, "count": len(chosen), "json": f"locations/{loc.code}.json", "csv": f"locations/{loc.code}.csv"})
-    files["index.json"] = json_bytes({"schema_version": SCHEMA_VERSION, "locations": index})
-    files["schema/listing.schema.json"] = json_bytes(to_json_schema())
-    files[TABLE_SCHEMA_PATH] = json_bytes(to_table_schema())
-    files["datapackage.json"] = json_bytes(datapackage(sorted(p for p in files if p.endswith(".csv")), sources))
-    files.update(preview.preview_files(index, chosen_by_code))
+    del records
+    yield "index.json", json_bytes({"schema_version": SCHEMA_VERSION, "locations": index})
+    yield "schema/listing.schema.json", json_bytes(to_json_schema())
+    yield TABLE_SCHEMA_PATH, json_bytes(to_table_schema())
+    yield "datapackage.json", json_bytes(datapackage(sorted(str(x["csv"]) for x in index), sources))
+    yield from preview.preview_files(index, chosen_by_code).items()
     try:
-        files.update(building.result() if building is not None else hsds.hsds_files(*hsds_args))
+        built = building.result() if building is not None else hsds.hsds_files(*hsds_args)
     except Exception:  # the worker died, or could not be given the work: built here (a bug in it raises again here)
-        files.update(hsds.hsds_files(*hsds_args))
-    return files
+        built = hsds.hsds_files(*hsds_args)
+    yield from built.items()
 
 
 def manifest(
-    files: dict[str, bytes], release_id: str, generated_at: dt.datetime, previous: str | None, counts: dict[str, int]
+    files: dict[str, bytes] | list[dict[str, object]],
+    release_id: str,
+    generated_at: dt.datetime,
+    previous: str | None,
+    counts: dict[str, int],
 ) -> dict[str, object]:
+    """``files``: the files' bytes by path, or their manifest entries (``file_entry``)."""
+    entries = [file_entry(p, b) for p, b in files.items()] if isinstance(files, dict) else files
     return {
         "schema_version": SCHEMA_VERSION,
         "release_id": release_id,
         "generated_at": _iso(generated_at),
         "previous_release": previous,
         "counts": counts,
-        "files": [{"path": p, "bytes": len(b), "sha256": hashlib.sha256(b).hexdigest()} for p, b in sorted(files.items())],
+        "files": sorted(entries, key=lambda e: str(e["path"])),
     }
+
+
+def file_entry(path: str, data: bytes) -> dict[str, object]:
+    return {"path": path, "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
 
 
 # --- publishing (the edge) --------------------------------------------------------------------
@@ -691,20 +710,21 @@ def publish(
         raise ReleaseHeld(release_id, removals, previous, guard.share, guard.minimum)
     checkpoint("start")
     with table_check.workers(len(listings) >= PARALLEL_MIN) as pool:  # for the HSDS build and Frictionless's checks
-        files = release_files(listings, sources, before, pool)
-        locs = [p for p in files if p.startswith("locations/") and p.endswith(".json")]
-        changes = orjson.loads(files["changes.json"])
-        counts = {"listings": len(listings), "locations": len(locs), **extra_counts}
-        counts.update({k: len(changes[k]) for k in ("added", "removed", "changed")})
-        man = manifest(files, release_id, now, previous, counts)
         partial = releases / f"{PARTIAL_PREFIX}{release_id}"
-        for n, (rel, data) in enumerate(files.items()):
-            if n == len(files) // 2:
-                checkpoint("writing")
+        entries, changes = [], {}
+        for rel, data in iter_release_files(listings, sources, before, pool):
+            if rel == "index.json":
+                checkpoint("writing")  # about half the files are written
             target = partial / rel
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(data)
-        del files
+            entries.append(file_entry(rel, data))
+            if rel == "changes.json":
+                changes = orjson.loads(data)
+        locs = [e for e in entries if str(e["path"]).startswith("locations/") and str(e["path"]).endswith(".json")]
+        counts = {"listings": len(listings), "locations": len(locs), **extra_counts}
+        counts.update({k: len(changes[k]) for k in ("added", "removed", "changed")})
+        man = manifest(entries, release_id, now, previous, counts)
         (partial / "manifest.json").write_bytes(json_bytes(man))
         checkpoint("written")
         problems = verify(partial, man, verified, pool, listings)
