@@ -20,7 +20,7 @@ import csv
 import hashlib
 import io
 import multiprocessing
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,9 +38,15 @@ class _File:
     name: str  # the resource's name
     path: str  # from the package's folder
     schema: dict[str, Any]
-    header: Record = ()
-    rows: list[Record] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+
+    @property
+    def schema_key(self) -> str:
+        return orjson.dumps(self.schema, option=orjson.OPT_SORT_KEYS).decode()
+
+
+#: the key values of a file's columns: (its path, the set) or None when the file has no such columns
+KeySet = tuple[str, set[Record] | None] | None
 
 
 def read_records(data: bytes) -> list[Record]:
@@ -75,18 +81,23 @@ def _columns(header: Record, names: list[str]) -> list[int] | None:
     return [header.index(n) for n in names] if all(n in header for n in names) else None
 
 
-def _cross_row(f: _File, files: dict[str, _File]) -> list[str]:
-    """Primary key, unique fields and foreign keys over every row of ``f``."""
+def _key_values(header: Record, rows: list[Record], names: list[str]) -> set[Record] | None:
+    cols = _columns(header, names)
+    return None if cols is None else {tuple(r[c] if c < len(r) else "" for c in cols) for r in rows}
+
+
+def _cross_row(f: _File, header: Record, rows: list[Record], keys_of: Callable[[str, list[str]], KeySet]) -> list[str]:
+    """Primary key, unique fields and foreign keys over every row of ``f`` (``keys_of``: a referenced file's keys)."""
     problems: list[str] = []
     missing = _missing(f.schema)
     uniques = [[k] for k in (x["name"] for x in f.schema.get("fields", []) if x.get("constraints", {}).get("unique"))]
     pk = _key_fields(f.schema.get("primaryKey"))
     for names, what in [(pk, "primary key")] * bool(pk) + [(u, "unique field") for u in uniques]:
-        cols = _columns(f.header, names)
+        cols = _columns(header, names)
         if cols is None:
             continue  # a missing column is Frictionless's label error
         seen: dict[Record, int] = {}
-        for n, row in enumerate(f.rows, start=2):
+        for n, row in enumerate(rows, start=2):
             value = tuple(row[c] if c < len(row) else "" for c in cols)
             if all(v in missing for v in value):
                 continue
@@ -96,20 +107,19 @@ def _cross_row(f: _File, files: dict[str, _File]) -> list[str]:
                 seen[value] = n
     for fk in f.schema.get("foreignKeys", []):
         names, ref = _key_fields(fk.get("fields")), fk.get("reference", {})
-        target = f if not ref.get("resource") else files.get(str(ref["resource"]))
-        cols = _columns(f.header, names)
-        if target is None or cols is None:
-            problems.append(f"foreign key {names} references {ref.get('resource')!r}, which is not a table of the package")
+        cols = _columns(header, names)
+        ref_fields = _key_fields(ref.get("fields"))
+        target = (f.path, _key_values(header, rows, ref_fields)) if not ref.get("resource") else keys_of(str(ref["resource"]), ref_fields)
+        if cols is None:
+            continue  # Frictionless's label error
+        path, keys = target if target is not None else ("", None)
+        if keys is None:
+            problems.append(f"foreign key {', '.join(names)}: {ref.get('resource')} has no column {', '.join(ref_fields)}")
             continue
-        ref_cols = _columns(target.header, _key_fields(ref.get("fields")))
-        if ref_cols is None:
-            problems.append(f"foreign key {names}: {ref.get('resource')} has no column {ref.get('fields')}")
-            continue
-        keys = {tuple(r[c] if c < len(r) else "" for c in ref_cols) for r in target.rows}
-        for n, row in enumerate(f.rows, start=2):
+        for n, row in enumerate(rows, start=2):
             value = tuple(row[c] if c < len(row) else "" for c in cols)
             if not all(v in missing for v in value) and value not in keys:
-                problems.append(f"row {n}: foreign key {', '.join(names)} = {', '.join(value)} is not in {target.path}")
+                problems.append(f"row {n}: foreign key {', '.join(names)} = {', '.join(value)} is not in {path}")
     return problems
 
 
@@ -135,37 +145,33 @@ def frictionless_errors(header: Record, records: list[Record], schema: dict[str,
     return out + [(None, "", e.message) for e in report.errors]
 
 
-def _validate_records(files: list[_File], verified: dict[str, set[Record]], pool: Executor | None = None) -> None:
-    """Frictionless on each distinct record of these files not in ``verified`` (by schema), in pieces of ``CHUNK``
-    records, given to ``pool``'s worker processes when there is one; problems go to the file that holds the record first."""
-    groups: dict[tuple[str, Record], list[_File]] = {}
-    for f in files:
-        groups.setdefault((orjson.dumps(f.schema, option=orjson.OPT_SORT_KEYS).decode(), f.header), []).append(f)
+#: records of one schema not validated before, by header: the files with that header, and each record with the file
+#: and row that hold it first
+Pending = dict[Record, tuple[list[_File], dict[Record, tuple[_File, int]]]]
+
+
+def _validate_records(pending: Pending, schema: dict[str, Any], pool: Executor | None) -> None:
+    """Frictionless on ``pending`` records, in pieces of ``CHUNK`` records, given to ``pool``'s worker processes when
+    there is one; each problem goes to the file (and row) holding the record."""
     work = []
-    for (key, header), members in groups.items():
-        passed = verified.get(key, set())
-        where: dict[Record, tuple[_File, int]] = {}
-        for f in members:
-            for n, row in enumerate(f.rows, start=2):
-                if row not in passed and row not in where:
-                    where[row] = (f, n)
+    for header, (holders, where) in pending.items():
         records = list(where)
-        if not records and header == tuple(x["name"] for x in members[0].schema.get("fields", [])):
+        if not records and header == tuple(x["name"] for x in schema.get("fields", [])):
             continue
         for start in range(0, max(len(records), 1), CHUNK):
             piece = records[start : start + CHUNK]
-            args = (header, piece, members[0].schema)
+            args = (header, piece, schema)
             done = pool.submit(frictionless_errors, *args) if pool is not None and len(piece) > CHUNK // 10 else None
-            work.append((members, where, piece, args, done, start == 0))
-    for members, where, piece, args, done, first in work:
+            work.append((holders, where, piece, args, done, start == 0))
+    for holders, where, piece, args, done, first in work:
         try:
             errors = done.result() if done is not None else frictionless_errors(*args)
         except Exception:  # a worker that died: the piece is checked here
             errors = frictionless_errors(*args)
         for number, cell, message in errors:
             if number is None:
-                if first:  # a header's problem, reported once for the group
-                    for f in members:
+                if first:  # a header's problem, reported once for each file with that header
+                    for f in holders:
                         f.problems.append(message)
                 continue
             f, n = where[piece[number - 2]]
@@ -222,71 +228,81 @@ def check_package(
     same_package = previous is not None and all(label + name in unchanged for name in (descriptor.name, *schema_files))
     files = {name: _File(name, path, schema) for name, path, schema in resources}
     problems: list[str] = []
-    loaded: dict[str, bool] = {}
-    earlier: dict[str, list[Record] | None] = {}
+    unreadable: set[str] = set()
 
-    def load(name: str) -> bool:
-        """Read a file's records once (False, and a problem, when it cannot be read)."""
-        if name not in loaded:
-            f = files[name]
+    def parsed(name: str, old: bool = False) -> tuple[Record, list[Record]] | None:
+        """A file's header and rows (``old``: as the verified release held it, if still intact), read anew each time:
+        a big release's tables are not all held at once."""
+        f = files[name]
+        if old:
+            records = _previous_records(previous, label + f.path, previous_sha256 or {}) if same_package and previous else None
+        else:
             try:
                 records = read_records((folder / f.path).read_bytes())
-                f.header, f.rows = (records[0], records[1:]) if records else ((), [])
-                loaded[name] = True
             except (OSError, UnicodeDecodeError, csv.Error) as exc:
-                problems.append(f"{label}{f.path}: cannot be read as UTF-8 CSV ({exc})")
-                loaded[name] = False
-        return loaded[name]
+                if name not in unreadable:
+                    problems.append(f"{label}{f.path}: cannot be read as UTF-8 CSV ({exc})")
+                    unreadable.add(name)
+                return None
+        return None if records is None else ((records[0], records[1:]) if records else ((), []))
 
-    def before(name: str) -> list[Record] | None:
-        """The records (header first) of the file as the verified release held it, if known."""
-        if name not in earlier:
-            earlier[name] = None
-            if same_package and previous is not None:
-                earlier[name] = _previous_records(previous, label + files[name].path, previous_sha256 or {})
-        return earlier[name]
+    key_sets: dict[tuple[str, tuple[str, ...], bool], set[Record] | None] = {}
 
-    lost: dict[tuple[str, tuple[str, ...]], bool] = {}
+    def keys_of(name: str, fields: list[str], old: bool = False) -> KeySet:
+        """A file's values of ``fields`` (``old``: the verified release's), read once for every file referencing it."""
+        if name not in files:
+            return None
+        if (name, tuple(fields), old) not in key_sets:
+            got = parsed(name, old)
+            key_sets[name, tuple(fields), old] = None if got is None else _key_values(got[0], got[1], fields)
+        return files[name].path, key_sets[name, tuple(fields), old]
 
     def lost_keys(name: str, fields: list[str]) -> bool:
         """Whether a changed file lost key values of ``fields`` that the verified release's file held (files
         referencing it by them that did not change are then examined again; else their references still hold)."""
-        if (name, tuple(fields)) not in lost:
-            lost[name, tuple(fields)] = _lost_keys(before(name), files[name], fields)
-        return lost[name, tuple(fields)]
-
-    def _lost_keys(old: list[Record] | None, new: _File, fields: list[str]) -> bool:
-        old_cols = _columns(old[0], fields) if old else None
-        new_cols = _columns(new.header, fields)
-        if old is None or old_cols is None or new_cols is None:
-            return True
-        keys = {tuple(r[c] if c < len(r) else "" for c in new_cols) for r in new.rows}
-        return any(tuple(r[c] if c < len(r) else "" for c in old_cols) not in keys for r in old[1:])
+        old, new = keys_of(name, fields, old=True), keys_of(name, fields)
+        return old is None or new is None or old[1] is None or new[1] is None or not old[1] <= new[1]
 
     changed = {n for n, f in files.items() if not same_package or label + f.path not in unchanged}
-    examined = {n for n in sorted(changed) if load(n)}
+    examined = set(changed)
     for n, f in files.items():
         for fk in f.schema.get("foreignKeys", []) if n not in changed else ():
             ref = fk.get("reference", {}).get("resource")
-            if ref in examined and lost_keys(ref, _key_fields(fk["reference"].get("fields"))) and load(n):
+            if ref in changed and lost_keys(ref, _key_fields(fk["reference"].get("fields"))):
                 examined.add(n)
-    for n in list(examined):
-        for fk in files[n].schema.get("foreignKeys", []):
-            ref = fk.get("reference", {}).get("resource")
-            if ref in files:
-                load(ref)
-    verified: dict[str, set[Record]] = {}
-    for name in examined:
-        key = orjson.dumps(files[name].schema, option=orjson.OPT_SORT_KEYS).decode()
-        verified.setdefault(key, set()).update((before(name) or [()])[1:])
-    examined_files = [files[n] for n in sorted(examined)]
-    _validate_records(examined_files, verified, pool)
-    for f in examined_files:
-        f.problems += _cross_row(f, files)
+    groups: dict[str, list[_File]] = {}
+    for name in sorted(examined):
+        groups.setdefault(files[name].schema_key, []).append(files[name])
+    for members in groups.values():  # a schema's files at a time: the records of one table are held, then let go
+        passed: set[Record] = set()
+        for f in members:
+            passed.update((parsed(f.name, old=True) or ((), []))[1])
+        pending: Pending = {}
+        for f in members:
+            got = parsed(f.name)
+            if got is None:
+                continue
+            header, rows = got
+            holders, where = pending.setdefault(header, ([], {}))
+            holders.append(f)
+            for n, row in enumerate(rows, start=2):
+                if row not in passed and row not in where:
+                    where[row] = (f, n)
+            f.problems += _cross_row(f, header, rows, keys_of)
+        del passed
+        _validate_records(pending, members[0].schema, pool)
+    for f in sorted((files[n] for n in examined), key=lambda f: f.name):
+        f.problems.sort(key=_row_first)
         problems += [f"{label}{f.path}: {p}" for p in f.problems[:SHOWN]]
         if len(f.problems) > SHOWN:
             problems.append(f"{label}{f.path}: and {len(f.problems) - SHOWN} more problems")
     return problems
+
+
+def _row_first(problem: str) -> tuple[int, int]:
+    """Problems of the whole file first, then by row."""
+    head = problem.split(":", 1)[0].split(",", 1)[0]
+    return (1, int(head[4:])) if head.startswith("row ") and head[4:].isdigit() else (0, 0)
 
 
 def _previous_records(previous: Path, rel: str, sha256: dict[str, str]) -> list[Record] | None:
