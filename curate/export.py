@@ -367,7 +367,7 @@ def iter_release_files(
     names = {loc.code: loc.name for loc in locations}
     licences = sorted({s.licence for s in sources if s.licence})
     hsds_args = (listings, names, csv_cell, licences, source_entries(sources))
-    building = pool.submit(hsds.hsds_files, *hsds_args) if pool is not None else None
+    building = table_check.submitted(pool, hsds.hsds_files, *hsds_args)
     yield "listings.json", json_bytes(listings)
     yield "listings.parquet", parquet_bytes(listings)
     yield "changes.json", json_bytes(changes_between(previous, listings))

@@ -21,7 +21,7 @@ import hashlib
 import io
 import multiprocessing
 from collections.abc import Callable, Iterator
-from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -161,7 +161,7 @@ def _validate_records(pending: Pending, schema: dict[str, Any], pool: Executor |
         for start in range(0, max(len(records), 1), CHUNK):
             piece = records[start : start + CHUNK]
             args = (header, piece, schema)
-            done = pool.submit(frictionless_errors, *args) if pool is not None and len(piece) > CHUNK // 10 else None
+            done = submitted(pool, frictionless_errors, *args) if len(piece) > CHUNK // 10 else None
             work.append((holders, where, piece, args, done, start == 0))
     for holders, where, piece, args, done, first in work:
         try:
@@ -176,6 +176,17 @@ def _validate_records(pending: Pending, schema: dict[str, Any], pool: Executor |
                 continue
             f, n = where[piece[number - 2]]
             f.problems.append(f"row {n}{', field ' + cell if cell else ''}: {message}")
+
+
+def submitted(pool: Executor | None, fn: Callable[..., Any], *args: Any) -> Future[Any] | None:
+    """``pool.submit(fn, *args)``, or None (do it here) when there is no pool or it cannot take work (a broken
+    pool, or a daemonic process, which may not start children)."""
+    if pool is None:
+        return None
+    try:
+        return pool.submit(fn, *args)
+    except Exception:
+        return None
 
 
 @contextlib.contextmanager

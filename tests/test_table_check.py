@@ -177,3 +177,23 @@ def test_worker_processes_find_what_this_process_finds(release: Path, tmp_path: 
         )
     assert len(given) > 5  # pieces went to the workers
     assert there == here and len(here) >= 5
+
+
+def test_a_release_is_the_same_whether_its_workers_take_the_work_or_refuse_it(tmp_path: Path, monkeypatch) -> None:
+    """Worker processes (from PARALLEL_MIN listings) build HSDS and check records; a pool that cannot take work (a
+    daemonic process may not start children) leaves it all to this process. The files are the same each way."""
+    import contextlib
+    from concurrent.futures import Executor
+
+    class Refusing(Executor):
+        def submit(self, fn, /, *args, **kwargs):
+            raise AssertionError("daemonic processes are not allowed to have children")
+
+    monkeypatch.setattr(export, "PARALLEL_MIN", 0)
+    with_workers = export.publish(RICH, tmp_path / "workers", NOW, 14, {})
+    monkeypatch.setattr(table_check, "workers", lambda wanted=True: contextlib.nullcontext(Refusing()))
+    refused = export.publish(RICH, tmp_path / "refused", NOW, 14, {})
+    first = {str(p.relative_to(with_workers.path)): p.read_bytes() for p in with_workers.path.rglob("*") if p.is_file()}
+    second = {str(p.relative_to(refused.path)): p.read_bytes() for p in refused.path.rglob("*") if p.is_file()}
+    assert first.keys() == second.keys() and len(first) > 40
+    assert {k: v for k, v in first.items() if k != "manifest.json"} == {k: v for k, v in second.items() if k != "manifest.json"}
