@@ -360,14 +360,15 @@ def iter_release_files(
 ) -> Iterator[tuple[str, bytes]]:
     """``release_files`` one file at a time (``publish`` writes each as it comes: a big release is never all in memory).
 
-    ``pool``: worker processes (``table_check.workers``); the HSDS package is then built in one while this process
-    builds the rest."""
+    ``pool``: worker processes (``table_check.workers``); the HSDS package's rows are then built in two parts, in
+    two of them, while this process builds the rest."""
     sources = sources or []
     locations = locations_of(listings)
     names = {loc.code: loc.name for loc in locations}
     licences = sorted({s.licence for s in sources if s.licence})
-    hsds_args = (listings, names, csv_cell, licences, source_entries(sources))
-    building = table_check.submitted(pool, hsds.hsds_files, *hsds_args)
+    half = (len(listings) + 1) // 2  # the HSDS rows are built in two parts, one per worker, and joined in order
+    pieces = [listings[:half], listings[half:]] if pool is not None else [listings]
+    building = [table_check.submitted(pool, hsds.part_bodies, piece, names, csv_cell) for piece in pieces]
     yield "listings.json", json_bytes(listings)
     yield "listings.parquet", parquet_bytes(listings)
     yield "changes.json", json_bytes(changes_between(previous, listings))
@@ -387,10 +388,13 @@ def iter_release_files(
     yield TABLE_SCHEMA_PATH, json_bytes(to_table_schema())
     yield "datapackage.json", json_bytes(datapackage(sorted(str(x["csv"]) for x in index), sources))
     yield from preview.preview_files(index, chosen_by_code).items()
-    try:
-        built = building.result() if building is not None else hsds.hsds_files(*hsds_args)
-    except Exception:  # the worker died, or could not be given the work: built here (a bug in it raises again here)
-        built = hsds.hsds_files(*hsds_args)
+    parts = []
+    for piece, done in zip(pieces, building, strict=True):
+        try:
+            parts.append(done.result() if done is not None else hsds.part_bodies(piece, names, csv_cell))
+        except Exception:  # the worker died: built here (a bug in it raises again here)
+            parts.append(hsds.part_bodies(piece, names, csv_cell))
+    built = hsds.joined_files(parts, csv_cell, licences, source_entries(sources))
     yield from built.items()
 
 

@@ -49,6 +49,14 @@ def _how_to_reach(x: Listing) -> str:
 
 def hsds_tables(listings: Iterable[Listing], location_names: dict[str, str]) -> dict[str, list[Row]]:
     """Rows of every HSDS table by CSV file name, in a stable order (listings' order, then parts)."""
+    tables, used_terms = listing_rows(listings, location_names)
+    taxonomy_rows(tables, used_terms)
+    return tables
+
+
+def listing_rows(listings: Iterable[Listing], location_names: dict[str, str]) -> tuple[dict[str, list[Row]], dict[str, set[str]]]:
+    """The rows the listings give each HSDS table (the taxonomies aside), and the terms they use by taxonomy: a
+    part of the listings gives its part of the rows, in order."""
     tables: dict[str, list[Row]] = {path: [] for path in m.table_columns()}
     used_terms: dict[str, set[str]] = {name: set() for name in m.TAXONOMIES}
     for x in listings:
@@ -108,6 +116,11 @@ def hsds_tables(listings: Iterable[Listing], location_names: dict[str, str]) -> 
                         "value": value,
                     }
                 )
+    return tables, used_terms
+
+
+def taxonomy_rows(tables: dict[str, list[Row]], used_terms: dict[str, set[str]]) -> None:
+    """The taxonomies and the terms used, added to ``tables``."""
     field_of = {taxonomy: field for field, taxonomy in m.TAXONOMY_OF_FIELD.items()}
     for taxonomy, (description, vocabulary) in m.TAXONOMIES.items():
         tid = m.hsds_id("taxonomy", taxonomy)
@@ -124,13 +137,13 @@ def hsds_tables(listings: Iterable[Listing], location_names: dict[str, str]) -> 
                     "language": "en",
                 }
             )
-    return tables
 
 
-def table_csv(rows: list[Row], columns: list[str], cell: Callable[[object], str]) -> bytes:
+def table_csv(rows: list[Row], columns: list[str], cell: Callable[[object], str], header: bool = True) -> bytes:
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\r\n")
-    writer.writerow(columns)
+    if header:
+        writer.writerow(columns)
     for row in rows:
         writer.writerow([cell(row.get(c)) for c in columns])
     return buf.getvalue().encode("utf-8")
@@ -161,9 +174,35 @@ def hsds_files(
     sources: list[dict[str, object]],
 ) -> dict[str, bytes]:
     """``hsds/<table>.csv`` for every table and ``hsds/datapackage.json`` (JSON bytes made by the caller's writer)."""
+    return joined_files([part_bodies(listings, location_names, cell)], cell, licences, sources)
+
+
+#: one part of the listings' HSDS rows: each table's CSV records without its header, and the terms used
+Part = tuple[dict[str, bytes], dict[str, set[str]]]
+
+
+def part_bodies(listings: list[Listing], location_names: dict[str, str], cell: Callable[[object], str]) -> Part:
+    """The CSV records a part of the listings gives each table (no header), and the terms it uses: parts are built
+    apart (in worker processes) and joined in the listings' order by ``joined_files``."""
+    tables, used_terms = listing_rows(listings, location_names)
+    return {path: table_csv(tables[path], cols, cell, header=False) for path, cols in m.table_columns().items()}, used_terms
+
+
+def joined_files(
+    parts: list[Part], cell: Callable[[object], str], licences: list[str], sources: list[dict[str, object]]
+) -> dict[str, bytes]:
+    """``hsds_files`` from the parts of the listings, in order."""
     import json
 
-    tables = hsds_tables(listings, location_names)
-    files = {f"hsds/{path}": table_csv(tables[path], cols, cell) for path, cols in m.table_columns().items()}
+    used: dict[str, set[str]] = {name: set() for name in m.TAXONOMIES}
+    for _, terms in parts:
+        for name, values in terms.items():
+            used[name] |= values
+    taxonomies: dict[str, list[Row]] = {"taxonomies.csv": [], "taxonomy_terms.csv": []}
+    taxonomy_rows(taxonomies, used)
+    files = {}
+    for path, cols in m.table_columns().items():
+        head = table_csv(taxonomies.get(path, []), cols, cell)
+        files[f"hsds/{path}"] = head + b"".join(bodies[path] for bodies, _ in parts)
     files["hsds/datapackage.json"] = (json.dumps(hsds_descriptor(licences, sources), ensure_ascii=False, indent=2) + "\n").encode()
     return files
