@@ -79,3 +79,28 @@ def test_ingest_is_retried_and_other_tasks_are_not() -> None:
 
     assert ingest_source.retries == 2
     assert (load_warehouse.retries, build_core.retries, export_release.retries) == (0, 0, 0)  # writers are not replayed
+
+
+def test_a_cached_result_is_read_from_disk_so_letting_go_of_a_runs_rows_leaves_it_whole(
+    prefect_harness, fixture_sources: Path, tmp_path: Path
+) -> None:
+    """A run lets go of its sources' rows once they are in the warehouse (``_let_go_of_rows``); a later cache hit in
+    the same process must still get them, so Prefect keeps no copy of its own in memory."""
+    from prefect import flow
+
+    from flows.curate_run import _let_go_of_rows, ingest_source
+
+    settings = settings_for(tmp_path, fixture_sources)
+    source = discover(settings.sources_dir)[0][0]
+
+    @flow
+    def twice() -> list[object]:
+        first = ingest_source(source, NOW.date(), settings, Previous(), return_state=True)
+        _let_go_of_rows([first.result()])
+        second = ingest_source(source, NOW.date(), settings, Previous(), return_state=True)
+        return [first.name, second.name, first.result(), second.result()]
+
+    first_name, second_name, first, second = twice()
+    assert (first_name, second_name) == ("Completed", "Cached")
+    assert first.result.accepted is None and first.data == b""  # let go of
+    assert second.result.accepted is not None and len(second.result.accepted) > 0 and second.data
