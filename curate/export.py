@@ -399,14 +399,9 @@ def iter_release_files(
 
 
 def manifest(
-    files: dict[str, bytes] | list[dict[str, object]],
-    release_id: str,
-    generated_at: dt.datetime,
-    previous: str | None,
-    counts: dict[str, int],
+    entries: list[dict[str, object]], release_id: str, generated_at: dt.datetime, previous: str | None, counts: dict[str, int]
 ) -> dict[str, object]:
-    """``files``: the files' bytes by path, or their manifest entries (``file_entry``)."""
-    entries = [file_entry(p, b) for p, b in files.items()] if isinstance(files, dict) else files
+    """``entries``: each file's ``file_entry``, in any order."""
     return {
         "schema_version": SCHEMA_VERSION,
         "release_id": release_id,

@@ -47,13 +47,6 @@ def _how_to_reach(x: Listing) -> str:
     return " ".join(parts)
 
 
-def hsds_tables(listings: Iterable[Listing], location_names: dict[str, str]) -> dict[str, list[Row]]:
-    """Rows of every HSDS table by CSV file name, in a stable order (listings' order, then parts)."""
-    tables, used_terms = listing_rows(listings, location_names)
-    taxonomy_rows(tables, used_terms)
-    return tables
-
-
 def listing_rows(listings: Iterable[Listing], location_names: dict[str, str]) -> tuple[dict[str, list[Row]], dict[str, set[str]]]:
     """The rows the listings give each HSDS table (the taxonomies aside), and the terms they use by taxonomy: a
     part of the listings gives its part of the rows, in order."""

@@ -38,7 +38,8 @@ class _File:
     name: str  # the resource's name
     path: str  # from the package's folder
     schema: dict[str, Any]
-    problems: list[str] = field(default_factory=list)
+    #: (row, or 0 for the whole file; the text)
+    problems: list[tuple[int, str]] = field(default_factory=list)
 
     @property
     def schema_key(self) -> str:
@@ -86,9 +87,9 @@ def _key_values(header: Record, rows: list[Record], names: list[str]) -> set[Rec
     return None if cols is None else {tuple(r[c] if c < len(r) else "" for c in cols) for r in rows}
 
 
-def _cross_row(f: _File, header: Record, rows: list[Record], keys_of: Callable[[str, list[str]], KeySet]) -> list[str]:
+def _cross_row(f: _File, header: Record, rows: list[Record], keys_of: Callable[[str, list[str]], KeySet]) -> list[tuple[int, str]]:
     """Primary key, unique fields and foreign keys over every row of ``f`` (``keys_of``: a referenced file's keys)."""
-    problems: list[str] = []
+    problems: list[tuple[int, str]] = []
     missing = _missing(f.schema)
     uniques = [[k] for k in (x["name"] for x in f.schema.get("fields", []) if x.get("constraints", {}).get("unique"))]
     pk = _key_fields(f.schema.get("primaryKey"))
@@ -102,7 +103,7 @@ def _cross_row(f: _File, header: Record, rows: list[Record], keys_of: Callable[[
             if all(v in missing for v in value):
                 continue
             if value in seen:
-                problems.append(f"row {n}: {what} {', '.join(names)} = {', '.join(value)} repeats row {seen[value]}")
+                problems.append((n, f"row {n}: {what} {', '.join(names)} = {', '.join(value)} repeats row {seen[value]}"))
             else:
                 seen[value] = n
     for fk in f.schema.get("foreignKeys", []):
@@ -114,12 +115,12 @@ def _cross_row(f: _File, header: Record, rows: list[Record], keys_of: Callable[[
             continue  # Frictionless's label error
         path, keys = target if target is not None else ("", None)
         if keys is None:
-            problems.append(f"foreign key {', '.join(names)}: {ref.get('resource')} has no column {', '.join(ref_fields)}")
+            problems.append((0, f"foreign key {', '.join(names)}: {ref.get('resource')} has no column {', '.join(ref_fields)}"))
             continue
         for n, row in enumerate(rows, start=2):
             value = tuple(row[c] if c < len(row) else "" for c in cols)
             if not all(v in missing for v in value) and value not in keys:
-                problems.append(f"row {n}: foreign key {', '.join(names)} = {', '.join(value)} is not in {path}")
+                problems.append((n, f"row {n}: foreign key {', '.join(names)} = {', '.join(value)} is not in {path}"))
     return problems
 
 
@@ -172,10 +173,10 @@ def _validate_records(pending: Pending, schema: dict[str, Any], pool: Executor |
             if number is None:
                 if first:  # a header's problem, reported once for each file with that header
                     for f in holders:
-                        f.problems.append(message)
+                        f.problems.append((0, message))
                 continue
             f, n = where[piece[number - 2]]
-            f.problems.append(f"row {n}{', field ' + cell if cell else ''}: {message}")
+            f.problems.append((n, f"row {n}{', field ' + cell if cell else ''}: {message}"))
 
 
 def submitted(pool: Executor | None, fn: Callable[..., Any], *args: Any) -> Future[Any] | None:
@@ -303,17 +304,11 @@ def check_package(
         del passed
         _validate_records(pending, members[0].schema, pool)
     for f in sorted((files[n] for n in examined), key=lambda f: f.name):
-        f.problems.sort(key=_row_first)
-        problems += [f"{label}{f.path}: {p}" for p in f.problems[:SHOWN]]
+        f.problems.sort(key=lambda p: p[0])  # the whole file's problems first, then by row
+        problems += [f"{label}{f.path}: {text}" for _, text in f.problems[:SHOWN]]
         if len(f.problems) > SHOWN:
             problems.append(f"{label}{f.path}: and {len(f.problems) - SHOWN} more problems")
     return problems
-
-
-def _row_first(problem: str) -> tuple[int, int]:
-    """Problems of the whole file first, then by row."""
-    head = problem.split(":", 1)[0].split(",", 1)[0]
-    return (1, int(head[4:])) if head.startswith("row ") and head[4:].isdigit() else (0, 0)
 
 
 def _previous_records(previous: Path, rel: str, sha256: dict[str, str]) -> list[Record] | None:
