@@ -6,6 +6,7 @@ Stages receive values from here; only ``Settings.from_env`` reads the environmen
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -90,6 +91,8 @@ class LinkSettings:
 
 #: where per-source ingest runs (``Settings.task_runner``)
 TASK_RUNNERS = ("threads", "dask")
+#: an amount of memory as DuckDB's ``memory_limit`` takes it
+MEMORY = re.compile(r"^\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)$", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -141,6 +144,10 @@ class Settings:
     #: threads for per-source ingest with the ``threads`` runner (``CURATE_WORKERS``)
     workers: int = 4
     inbox_settle_seconds: float = 10.0
+    #: memory DuckDB may use for the warehouse (``CURATE_DUCKDB_MEMORY``, as DuckDB writes it: ``2GB``, ``512MiB``);
+    #: beyond it, joins and sorts spill to a folder beside the warehouse file.  Empty: DuckDB's own default, 80% of
+    #: the machine's memory, which entity resolution at 1M rows takes 3 GB of.  Raise it on a bigger machine.
+    duckdb_memory: str = "2GB"
 
     @property
     def reports_dir(self) -> Path:
@@ -162,12 +169,18 @@ class Settings:
         allow_mass_removal: bool = False,
     ) -> Settings:
         """Defaults, then the ``CURATE_*`` environment (SOURCES, EXPORTS, WAREHOUSE, CRON, TZ, PAUSE_AT, LINK_*, LOCK_WAIT,
-        FLOW_TIMEOUT, NOTIFY_WEBHOOK, INBOX_POLL, INBOX_SETTLE, TASK_RUNNER, DASK_ADDRESS, WORKERS), then explicit values."""
+        FLOW_TIMEOUT, NOTIFY_WEBHOOK, INBOX_POLL, INBOX_SETTLE, TASK_RUNNER, DASK_ADDRESS, WORKERS, DUCKDB_MEMORY), then explicit
+        values."""
         env = os.environ if environ is None else environ
         d = cls()
 
         def pick(explicit: Path | None, key: str, default: Path) -> Path:
             return explicit or (Path(env[ENV_PREFIX + key]) if env.get(ENV_PREFIX + key) else default)
+
+        def memory(value: str) -> str:
+            if value and not MEMORY.match(value):
+                raise ValueError(f"{ENV_PREFIX}DUCKDB_MEMORY={value!r} must be an amount of memory such as 2GB or 512MiB")
+            return value
 
         def runner(value: str) -> str:
             if value not in TASK_RUNNERS:
@@ -204,4 +217,5 @@ class Settings:
             task_runner=runner(env.get(ENV_PREFIX + "TASK_RUNNER", "").strip().lower() or d.task_runner),
             dask_address=env.get(ENV_PREFIX + "DASK_ADDRESS", d.dask_address).strip(),
             workers=max(1, int(seconds("WORKERS", d.workers))),
+            duckdb_memory=memory(env.get(ENV_PREFIX + "DUCKDB_MEMORY", d.duckdb_memory).strip()),
         )

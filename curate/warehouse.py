@@ -57,10 +57,14 @@ def sql(name: str) -> str:
     return (SQL_DIR / f"{name}.sql").read_text(encoding="utf-8")
 
 
-def connect(path: Path) -> duckdb.DuckDBPyConnection:
-    """Open (creating if needed) the warehouse file with every persistent table in place."""
+def connect(path: Path, memory_limit: str = "") -> duckdb.DuckDBPyConnection:
+    """Open (creating if needed) the warehouse file with every persistent table in place.
+
+    ``memory_limit``: DuckDB's (``Settings.duckdb_memory``; empty: DuckDB's default), past which it spills to disk."""
     path.parent.mkdir(parents=True, exist_ok=True)
     con = duckdb.connect(str(path))
+    if memory_limit:
+        con.execute(f"SET memory_limit = '{memory_limit}'")  # (a SET takes no parameters; Settings checked the value)
     run(con, sql("schema"))
     run(con, sql("link_schema"))
     run(con, STG_DDL)

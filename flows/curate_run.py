@@ -9,12 +9,16 @@ functions in ``curate``, the edges are ``curate.ingest``, ``curate.links``, ``cu
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import datetime as dt
 import math
 import uuid
 from asyncio import CancelledError
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
+from itertools import islice
 from typing import Any
 
 from prefect import flow, get_run_logger, task
@@ -28,7 +32,7 @@ from curate import warehouse as wh
 from curate.ingest import Ingested, Previous, ingest
 from curate.lock import warehouse_lock
 from curate.notify import RunEvent, notifiers, notify_all
-from curate.problems import problem
+from curate.problems import Problem, problem
 from curate.read import ROW
 from curate.settings import LinkSettings, Settings
 from curate.sources import SourceFile, discover, report_name
@@ -56,7 +60,8 @@ class RunSummary:
     changes: dict[str, int] = field(default_factory=dict)
     messages: list[str] = field(default_factory=list)
     links: LinkRun | None = None  # None: --skip-links
-    #: the row-level problems of each source parsed this run (``Problem.as_dict()``), for the run's artifacts
+    #: each source parsed this run: its first ``artifacts.MAX_REJECTED_ROWS`` row-level errors (``Problem.as_dict()``),
+    #: which the run's artifacts show (its curator report holds them all)
     rejected: dict[str, list[dict[str, object]]] = field(default_factory=dict)
 
 
@@ -77,7 +82,7 @@ def read_state(settings: Settings, sources: list[SourceFile]) -> dict[str, Previ
     """What the warehouse knows of each source from earlier runs."""
     if not settings.warehouse_file.exists():
         return {}
-    con = wh.connect(settings.warehouse_file)
+    con = wh.connect(settings.warehouse_file, settings.duckdb_memory)
     try:
         return wh.previous_state(con, [s.source_id for s in sources if s.path is None])
     finally:
@@ -110,7 +115,7 @@ def load_warehouse(settings: Settings, batch: list[Ingested], run_id: str, now: 
     """
     messages: list[str] = []
     stamp = now.replace(tzinfo=None)
-    con = wh.connect(settings.warehouse_file)
+    con = wh.connect(settings.warehouse_file, settings.duckdb_memory)
     try:
         wh.run(con, "INSERT INTO runs (run_id, started_at) VALUES (?, ?)", [run_id, stamp])
         for item in batch:
@@ -180,7 +185,7 @@ def build_core(settings: Settings, now: dt.datetime) -> dict[str, int]:
     """Entity resolution (obeying sources/overrides.toml), then listings with stable ids (warehouse/sql/core_listings.sql)
     and their link status from the check history (warehouse/sql/link_health.sql)."""
     overrides = resolve.load_overrides(settings.overrides_file)
-    con = wh.connect(settings.warehouse_file)
+    con = wh.connect(settings.warehouse_file, settings.duckdb_memory)
     try:
         return wh.build_core(con, now, settings.max_verified_age_months, overrides, dead_after=settings.links.dead_after)
     finally:
@@ -190,7 +195,7 @@ def build_core(settings: Settings, now: dt.datetime) -> dict[str, int]:
 @task(cache_policy=NO_CACHE)
 def write_review(settings: Settings) -> list[str]:
     """``sources/reports/possible-duplicates.html``: the pairs curators should settle; returns the override problems."""
-    con = wh.connect(settings.warehouse_file)
+    con = wh.connect(settings.warehouse_file, settings.duckdb_memory)
     try:
         resolve.write_duplicates_report(settings.reports_dir, con)
         return resolve.duplicates(con, 0)[2]
@@ -201,7 +206,7 @@ def write_review(settings: Settings) -> list[str]:
 @task(cache_policy=NO_CACHE)
 def plan_links(settings: Settings, now: dt.datetime) -> tuple[list[list[str]], int]:
     """The staged listings' distinct URLs that need a check, in batches of whole hosts; and how many are fresh enough."""
-    con = wh.connect(settings.warehouse_file)
+    con = wh.connect(settings.warehouse_file, settings.duckdb_memory)
     try:
         due, cached = wh.links_due(con, now, settings.links.max_age_hours)
     finally:
@@ -219,7 +224,7 @@ def check_link_batch(urls: list[str], limits: LinkSettings) -> list[links.LinkCh
 def record_links(settings: Settings, run_id: str, now: dt.datetime, checks: list[links.LinkCheck]) -> tuple[dict[str, int], str | None]:
     """Conclude over all batches whether the checker was offline, then keep every check in ``link_checks``."""
     concluded, offline = links.conclude_offline(checks, settings.links)
-    con = wh.connect(settings.warehouse_file)
+    con = wh.connect(settings.warehouse_file, settings.duckdb_memory)
     try:
         wh.record_link_checks(con, run_id, now, concluded)
     finally:
@@ -250,7 +255,7 @@ def write_link_report(settings: Settings, now: dt.datetime, run: LinkRun | None)
 
     Returns how many listings are dead.
     """
-    con = wh.connect(settings.warehouse_file)
+    con = wh.connect(settings.warehouse_file, settings.duckdb_memory)
     try:
         data = wh.link_report_data(con)
     finally:
@@ -269,7 +274,7 @@ def write_link_report(settings: Settings, now: dt.datetime, run: LinkRun | None)
 def export_release(settings: Settings, now: dt.datetime, run_id: str, sources: list[SourceFile]) -> export.Release | export.Held:
     """Publish ``out_listings`` as a release and switch ``exports/current`` to it; a mass removal is held instead."""
     options = {s.source_id: s.options for s in sources}
-    con = wh.connect(settings.warehouse_file)
+    con = wh.connect(settings.warehouse_file, settings.duckdb_memory)
     try:
         listings = export.public_listings(con)
         used = sorted(str(r[0]) for r in wh.run(con, "SELECT DISTINCT source_id FROM stg_listings"))
@@ -373,12 +378,25 @@ def _flow_run_name() -> str:
 
 def _let_go_of_rows(batch: list[Ingested]) -> None:
     """Once the warehouse holds the sources and their reports are written, the rows each result carries (the
-    bytes, the raw, accepted and rejected frames: about 2 GB at 1M rows) are let go before the release is built.
+    bytes, the raw, accepted and rejected frames, the problems: about 2 GB at 1M rows) are let go before the release is built.
     Prefect's run context still refers to these objects, but no later run reuses them: ``ingest_source`` keeps its
     cached results on disk only (``cache_result_in_memory=False``), so a cache hit reads a copy of its own."""
     for item in batch:
         item.data = b""
         item.result.raw = item.result.accepted = item.result.rejected = None
+        item.result.problems, item.result.previous_problems = [], None
+    _give_back_freed_memory()
+
+
+def _row_errors(problems: list[Problem]) -> Iterator[Problem]:
+    return (p for p in problems if p.severity == "error" and p.row is not None)
+
+
+def _give_back_freed_memory() -> None:
+    """Hand the C heap's free pages back to the system (glibc's ``malloc_trim``; elsewhere nothing): after a million
+    rows are let go, most of the heap is free but stays in the process otherwise."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 def pipeline(settings: Settings, now: dt.datetime | None = None, skip_links: bool = False) -> RunSummary:
@@ -398,8 +416,10 @@ def pipeline(settings: Settings, now: dt.datetime | None = None, skip_links: boo
     summary.messages += load_warehouse(settings, quote(batch), run_id, now)  # type: ignore[call-overload]
     write_reports(settings, quote(batch))  # type: ignore[call-overload]
     summary.sources = [_source_line(item, state.get(item.result.source_id, Previous())) for item in batch]
-    summary.rejected = {
-        i.result.source_id: [p.as_dict() for p in i.result.problems if p.severity == "error"] for i in batch if not i.reused
+    summary.rejected = {  # what the run's artifacts show; the curator reports hold them all
+        i.result.source_id: [p.as_dict() for p in islice(_row_errors(i.result.problems), artifacts.MAX_REJECTED_ROWS)]
+        for i in batch
+        if not i.reused
     }
     _let_go_of_rows(batch)
     if not skip_links:

@@ -89,3 +89,19 @@ def test_rejected_rows_are_capped_and_keys_are_valid() -> None:
     shown = artifacts.rejected_table(many)
     assert len(shown) == artifacts.MAX_REJECTED_ROWS and shown[0]["row"] == 2
     assert artifacts.rejected_key("Alpha_Lines.v2") == "curate-rejected-alpha-lines-v2"
+
+
+def test_a_run_keeps_only_the_rejected_rows_its_artifacts_show(prefect_harness, tmp_path: Path, monkeypatch) -> None:
+    """The summary carries each source's first ``MAX_REJECTED_ROWS`` row errors (at 1M rows, all of them as dicts
+    were hundreds of MB); the curator report still lists every one."""
+    monkeypatch.setattr(artifacts, "MAX_REJECTED_ROWS", 2)
+    sources = tmp_path / "sources"
+    sources.mkdir()
+    bad = "".join(f"b{i},Bad Line {i},not-a-kind,https://b{i}.example/,NO,general\n" for i in range(5))
+    (sources / "mixed.csv").write_text(HEADER + lines("m", "NO", 3) + bad, encoding="utf-8")
+    settings = settings_for(tmp_path, sources)
+    summary, found = run_artifacts(settings, NOW)
+    assert [p["row"] for p in summary.rejected["mixed"]] == [5, 6]  # the first two bad rows (the header is row 1)
+    assert [r["row"] for r in table(found["curate-rejected-mixed"])] == [5, 6]
+    reported = (settings.reports_dir / "mixed.rejected.csv").read_text(encoding="utf-8")
+    assert all(f"Bad Line {i}" in reported for i in range(5))

@@ -102,5 +102,6 @@ def test_a_cached_result_is_read_from_disk_so_letting_go_of_a_runs_rows_leaves_i
 
     first_name, second_name, first, second = twice()
     assert (first_name, second_name) == ("Completed", "Cached")
-    assert first.result.accepted is None and first.data == b""  # let go of
+    assert first.result.accepted is None and first.data == b"" and first.result.problems == []  # let go of
     assert second.result.accepted is not None and len(second.result.accepted) > 0 and second.data
+    assert second.result.problems  # (the fixture source has a rejected row)

@@ -68,3 +68,37 @@ def test_task_runner_setting() -> None:
     assert isinstance(runner, DaskTaskRunner) and runner.address == "tcp://10.0.0.5:8786"
     with pytest.raises(ValueError, match="CURATE_TASK_RUNNER"):
         Settings.from_env({"CURATE_TASK_RUNNER": "spark"})
+
+
+def test_duckdb_memory_is_capped_as_set(tmp_path: Path) -> None:
+    from curate import warehouse as wh
+
+    assert Settings.from_env({}).duckdb_memory == "2GB"
+    assert Settings.from_env({"CURATE_DUCKDB_MEMORY": " 512MiB "}).duckdb_memory == "512MiB"
+    assert Settings.from_env({"CURATE_DUCKDB_MEMORY": ""}).duckdb_memory == ""  # DuckDB's own default
+    for bad in ("lots", "2 G", "-1GB", "2GB; DROP TABLE x"):
+        with pytest.raises(ValueError, match="CURATE_DUCKDB_MEMORY"):
+            Settings.from_env({"CURATE_DUCKDB_MEMORY": bad})
+    con = wh.connect(tmp_path / "w.duckdb", "512MiB")
+    capped = con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0]
+    con.close()
+    con = wh.connect(tmp_path / "w.duckdb")
+    default = con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0]
+    con.close()
+    assert capped == "512.0 MiB" and capped != default
+
+
+def test_a_run_opens_the_warehouse_with_the_memory_set(prefect_harness, fixture_sources: Path, tmp_path: Path, monkeypatch) -> None:
+    from curate import warehouse as wh
+    from tests.test_flow import run, settings_for
+
+    limits: list[str] = []
+    connect = wh.connect
+
+    def recorded(path: Path, memory_limit: str = "") -> object:
+        limits.append(memory_limit)
+        return connect(path, memory_limit)
+
+    monkeypatch.setattr(wh, "connect", recorded)
+    summary = run(dataclasses.replace(settings_for(tmp_path, fixture_sources), duckdb_memory="768MiB"), NOW)
+    assert summary.release_id and len(limits) >= 4 and set(limits) == {"768MiB"}
