@@ -17,8 +17,10 @@ from __future__ import annotations
 import contextlib
 import copy
 import csv
+import functools
 import hashlib
 import io
+import itertools
 import multiprocessing
 from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
@@ -124,17 +126,21 @@ def _cross_row(f: _File, header: Record, rows: list[Record], keys_of: Callable[[
     return problems
 
 
+#: what ``frictionless_errors`` gives: (row number, or None; field; message) each
+Found = list[tuple[int | None, str, str]]
+
 #: records Frictionless checks in one piece of work (a worker process's share when there are workers)
 CHUNK = 20_000
 
 
-def frictionless_errors(header: Record, records: list[Record], schema: dict[str, Any]) -> list[tuple[int | None, str, str]]:
+def frictionless_errors(header: Record, records: list[Record], schema: dict[str, Any]) -> Found:
     """Frictionless's findings on ``records`` under ``schema`` less what spans rows: (row number, the header's being 1,
     or None; field; message) each.  Plain data in and out, for a worker process."""
     from frictionless import Resource, Schema
 
-    report = Resource(data=[list(header), *map(list, records)], schema=Schema.from_descriptor(_row_schema(schema))).validate()
-    out: list[tuple[int | None, str, str]] = []
+    # the rows from a function, not in a list: Frictionless deep-copies a list of inline data (a sixth of its time)
+    report = Resource(data=lambda: itertools.chain((header,), records), schema=Schema.from_descriptor(_row_schema(schema))).validate()
+    out: Found = []
     for task in report.tasks:
         for e in task.errors:
             row = getattr(e, "row_number", None)
@@ -152,31 +158,119 @@ Pending = dict[Record, tuple[list[_File], dict[Record, tuple[_File, int]]]]
 
 
 def _validate_records(pending: Pending, schema: dict[str, Any], pool: Executor | None) -> None:
-    """Frictionless on ``pending`` records, in pieces of ``CHUNK`` records, given to ``pool``'s worker processes when
-    there is one; each problem goes to the file (and row) holding the record."""
-    work = []
-    for header, (holders, where) in pending.items():
-        records = list(where)
-        if not records and header == tuple(x["name"] for x in schema.get("fields", [])):
-            continue
+    """Frictionless on ``pending`` records, in pieces of ``CHUNK`` rows, given to ``pool``'s worker processes when
+    there is one; each problem goes to the file (and row) holding the record.
+
+    Records under a header that is the schema's own field names are checked a column at a time (``_column_tables``):
+    Frictionless sees each distinct value of a column once.  Records of another width, blank ones, and every record
+    under any other header go to Frictionless whole, as they are."""
+    names = tuple(str(x["name"]) for x in schema.get("fields", []))
+    missing = _missing(schema)
+    jobs: list[tuple[tuple[Any, ...], Future[Any] | None, Callable[[Found], None]]] = []
+
+    def add(args: tuple[Any, ...], handle: Callable[[Found], None]) -> None:
+        jobs.append((args, submitted(pool, frictionless_errors, *args) if len(args[1]) > CHUNK // 10 else None, handle))
+
+    def whole(header: Record, holders: list[_File], where: dict[Record, tuple[_File, int]], records: list[Record]) -> None:
         for start in range(0, max(len(records), 1), CHUNK):
             piece = records[start : start + CHUNK]
-            args = (header, piece, schema)
-            done = submitted(pool, frictionless_errors, *args) if len(piece) > CHUNK // 10 else None
-            work.append((holders, where, piece, args, done, start == 0))
-    for holders, where, piece, args, done, first in work:
+            add((header, piece, schema), functools.partial(_record_errors, holders, where, piece, start == 0))
+
+    for header, (holders, where) in pending.items():
+        records = list(where)
+        if not records and header == names:
+            continue
+        if header != names or not records:
+            whole(header, holders, where, records)
+            continue
+        odd = [r for r in records if len(r) != len(names) or all(v in missing for v in r)]
+        if odd:
+            whole(header, holders, where, odd)
+            records = [r for r in records if len(r) == len(names) and not all(v in missing for v in r)]
+        if records:
+            check = _ColumnCheck(names, records, where, functools.partial(whole, header, holders, where, records))
+            for args, handle in check.pieces(_row_schema(schema)):
+                add(args, handle)
+            jobs.append(((), None, check.finish))  # once its pieces are in: the records' problems, or whole records
+    while jobs:  # (a fallback may add jobs)
+        args, done, handle = jobs.pop(0)
+        if not args:
+            handle([])
+            continue
         try:
             errors = done.result() if done is not None else frictionless_errors(*args)
         except Exception:  # a worker that died: the piece is checked here
             errors = frictionless_errors(*args)
+        handle(errors)
+
+
+def _record_errors(holders: list[_File], where: dict[Record, tuple[_File, int]], piece: list[Record], first: bool, errors: Found) -> None:
+    """Frictionless's findings on a piece of whole records, to the files holding them."""
+    for number, cell, message in errors:
+        if number is None:
+            if first:  # a header's problem, reported once for each file with that header
+                for f in holders:
+                    f.problems.append((0, message))
+            continue
+        f, n = where[piece[number - 2]]
+        f.problems.append((n, f"row {n}{', field ' + cell if cell else ''}: {message}"))
+
+
+#: a column's name in the tables ``_ColumnCheck`` makes that no schema field has, and the value it holds
+SPARE, SPARE_VALUE = "\u2063spare", "x"
+
+
+class _ColumnCheck:
+    """Records of a schema's width checked a column at a time.  A cell's verdict depends on its field alone (types,
+    formats, constraints: the row-spanning ones are checked apart), so each distinct value of a column is given to
+    Frictionless once.  Columns of about as many distinct values share a table (each its own field), padded with
+    their first value (padding's findings are ignored), beside a spare column that keeps every row from being blank.
+    A finding Frictionless ties to no cell of a column sends the records to it whole (``fallback``)."""
+
+    def __init__(self, names: Record, records: list[Record], where: dict[Record, tuple[_File, int]], fallback: Callable[[], None]) -> None:
+        self.names, self.records, self.where, self.fallback = names, records, where, fallback
+        self.values = [list(dict.fromkeys(column)) for column in zip(*records, strict=True)]
+        self.bad: list[dict[str, list[str]]] = [{} for _ in names]
+        self.unexpected = False
+
+    def pieces(self, row_schema: dict[str, Any]) -> Iterator[tuple[tuple[Any, ...], Callable[[Found], None]]]:
+        fields = {str(x["name"]): x for x in row_schema.get("fields", [])}
+        buckets: dict[int, list[int]] = {}
+        for j, values in enumerate(self.values):
+            buckets.setdefault(len(values).bit_length(), []).append(j)
+        spare_field = {"name": SPARE, "type": "string"}
+        for columns in buckets.values():
+            schema = {**row_schema, "fields": [fields[self.names[j]] for j in columns] + [spare_field]}
+            header = (*(self.names[j] for j in columns), SPARE)
+            height = max(len(self.values[j]) for j in columns)
+            for start in range(0, height, CHUNK):
+                rows = [
+                    (*(v[k] if k < len(v) else v[0] for v in (self.values[j] for j in columns)), SPARE_VALUE)
+                    for k in range(start, min(height, start + CHUNK))
+                ]
+                yield (header, rows, schema), functools.partial(self._found, columns, start)
+
+    def _found(self, columns: list[int], start: int, errors: Found) -> None:
+        by_name = {self.names[j]: j for j in columns}
         for number, cell, message in errors:
-            if number is None:
-                if first:  # a header's problem, reported once for each file with that header
-                    for f in holders:
-                        f.problems.append((0, message))
+            j = by_name.get(cell)
+            if number is None or j is None:
+                self.unexpected = True
                 continue
-            f, n = where[piece[number - 2]]
-            f.problems.append((n, f"row {n}{', field ' + cell if cell else ''}: {message}"))
+            k = start + number - 2
+            if k < len(self.values[j]):
+                self.bad[j].setdefault(self.values[j][k], []).append(message)
+
+    def finish(self, errors: Found) -> None:
+        if self.unexpected:
+            self.fallback()
+            return
+        wrong = [j for j, bad in enumerate(self.bad) if bad]
+        for record in self.records if wrong else ():
+            found = [(j, self.bad[j][record[j]]) for j in wrong if record[j] in self.bad[j]]
+            if found:
+                f, n = self.where[record]
+                f.problems += [(n, f"row {n}, field {self.names[j]}: {message}") for j, messages in found for message in messages]
 
 
 def submitted(pool: Executor | None, fn: Callable[..., Any], *args: Any) -> Future[Any] | None:

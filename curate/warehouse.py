@@ -139,8 +139,8 @@ def replace_staged(
             [source_id, source_id, digest, priority],
         )
         con.unregister("stg_frame")
-    if invalid is None or invalid.empty:
-        return {}
+    if invalid is None or invalid.empty or not run(con, "SELECT count(*) FROM prev_rows")[0][0]:
+        return {}  # (with no previous rows there is no version to keep; the look-up scans every staged row)
     con.register("invalid_frame", invalid[[MATCH, "record_id", ROW]].astype({ROW: int}))
     kept = run(
         con,

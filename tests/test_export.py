@@ -191,7 +191,7 @@ def test_a_release_checks_against_its_schemas_only_what_the_verified_release_bef
             return self.real.iter_errors(instance)
 
     def resource_validate(self, *args, **kwargs):
-        records.extend(self.data[1:])
+        records.extend(list(self.data())[1:])
         return validate(self, *args, **kwargs)
 
     monkeypatch.setattr(jsonschema_rs, "Draft202012Validator", Recording)

@@ -115,7 +115,7 @@ def test_records_of_the_verified_release_are_trusted_only_while_its_file_is_inta
     unchanged = frozenset({"datapackage.json", "schema/location.tableschema.json"})
     given: list[list[str]] = []
     validate = Resource.validate
-    monkeypatch.setattr(Resource, "validate", lambda self, *a, **kw: given.extend(self.data[1:]) or validate(self, *a, **kw))
+    monkeypatch.setattr(Resource, "validate", lambda self, *a, **kw: given.extend(list(self.data())[1:]) or validate(self, *a, **kw))
     assert table_check.check_package(folder / "datapackage.json", "", unchanged, release, sha) == []
     assert [r[1] for r in given] == ["Renamed"]  # only the record the release before did not hold
     given.clear()
@@ -197,3 +197,64 @@ def test_a_release_is_the_same_whether_its_workers_take_the_work_or_refuse_it(tm
     second = {str(p.relative_to(refused.path)): p.read_bytes() for p in refused.path.rglob("*") if p.is_file()}
     assert first.keys() == second.keys() and len(first) > 40
     assert {k: v for k, v in first.items() if k != "manifest.json"} == {k: v for k, v in second.items() if k != "manifest.json"}
+
+
+def _schema_of(folder: Path, path: str) -> dict[str, object]:
+    package = Package(str(folder / "datapackage.json"))
+    return next(r.schema.to_descriptor() for r in package.resources if r.path == path)
+
+
+@pytest.mark.parametrize(("package", "path"), [("", "locations/SE.csv"), ("hsds", "services.csv"), ("hsds", "phones.csv")])
+def test_a_column_at_a_time_finds_what_whole_records_give_frictionless(release: Path, package: str, path: str) -> None:
+    """Records of the schema's own header go to Frictionless a column at a time (each distinct value once); every
+    problem is the one Frictionless finds in the whole record, at the same row, in the same words."""
+    import random
+
+    folder = release / package if package else release
+    schema = _schema_of(folder, path)
+    header, *rows = (tuple(r) for r in _rows(folder / path))
+    wrong = {"kind": "not_a_kind", "first_seen": "yesterday", "status": "maybe", "organization_id": "not-a-uuid", "url": "ftp://x.example/",
+             "type": "pager", "service_id": "", "name": "", "last_modified": "2026-13-01T00:00:00Z"}  # fmt: skip
+    pick = random.Random(7)
+    records = []
+    for n in range(300):  # each record a copy of one of the file's, with cells made wrong (the same ones repeat)
+        record = list(rows[n % len(rows)])
+        record[header.index("id")] = f"{n:08d}-0000-4000-8000-000000000000"
+        for column in pick.sample([c for c in wrong if c in header], k=pick.randint(0, 3)):
+            record[header.index(column)] = wrong[column]
+        records.append(tuple(record))
+    records += [records[0][:-2], (*records[1], "extra"), ("",) * len(header)]  # short, long, blank: whole records
+    assert len(set(records)) == len(records)  # (as pending records are: distinct)
+
+    def found(column_wise: bool) -> list[tuple[int, str]]:
+        f = table_check._File("t", "t.csv", schema)  # type: ignore[arg-type]
+        where = {r: (f, n) for n, r in enumerate(records, start=2)}
+        if column_wise:
+            table_check._validate_records({header: ([f], where)}, schema, None)  # type: ignore[arg-type]
+        else:
+            table_check._record_errors([f], where, records, True, table_check.frictionless_errors(header, records, schema))  # type: ignore[arg-type]
+        return sorted(f.problems, key=lambda p: p[0])
+
+    column_wise, whole = found(True), found(False)
+    assert len(whole) > 100 and {n for n, _ in whole} >= {len(records) - 1, len(records), len(records) + 1}
+    assert column_wise == whole
+
+
+def test_a_column_check_that_frictionless_answers_unexpectedly_gives_it_whole_records(release: Path, monkeypatch) -> None:
+    """A finding tied to no column of a column table (here, a made-up one) sends the records to Frictionless whole."""
+    schema = _schema_of(release, "locations/SE.csv")
+    header, *rows = (tuple(r) for r in _rows(release / "locations/SE.csv"))
+    bad = _set([list(header), *map(list, rows)], 1, "kind", "not_a_kind")[1:]
+    records = [tuple(r) for r in bad]
+    real, calls = table_check.frictionless_errors, []
+
+    def odd(h, recs, s):
+        calls.append(h)
+        found = real(h, recs, s)
+        return [*found, (None, "", "something about the table")] if table_check.SPARE in h else found
+
+    monkeypatch.setattr(table_check, "frictionless_errors", odd)
+    f = table_check._File("t", "t.csv", schema)  # type: ignore[arg-type]
+    table_check._validate_records({header: ([f], {r: (f, n) for n, r in enumerate(records, start=2)})}, schema, None)  # type: ignore[arg-type]
+    assert any(table_check.SPARE in h for h in calls) and calls[-1] == header  # column tables, then whole records
+    assert [n for n, _ in f.problems] == [2] and "kind" in f.problems[0][1]
