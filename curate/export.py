@@ -20,7 +20,7 @@ import re
 import shutil
 import time
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Executor
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,7 +29,6 @@ import orjson
 import pycountry
 
 from curate import hsds, preview, table_check
-from curate.warehouse import run
 from schemas.fields import BY_NAME, FIELDS, HTTP_URL, LISTING_FIELDS, UNTRACKED_FIELDS
 from schemas.generate import to_arrow_schema, to_json_schema, to_table_schema
 
@@ -56,8 +55,12 @@ def _iso(value: object) -> object:
 def public_listings(con: duckdb.DuckDBPyConnection) -> list[Listing]:
     """``out_listings`` as listing records, ordered by kind, then name, then id."""
     cols = ", ".join(LISTING_FIELDS)
-    rows = run(con, f"SELECT {cols} FROM out_listings")
-    listings = [{k: _iso(v) for k, v in zip(LISTING_FIELDS, r, strict=True)} for r in rows]
+    cursor = con.execute(f"SELECT {cols} FROM out_listings")
+    when = [name for name, kind, *_ in cursor.description if str(kind).startswith(("DATE", "TIMESTAMP"))]  # as _iso writes them
+    listings = [dict(zip(LISTING_FIELDS, r, strict=True)) for r in cursor.fetchall()]
+    for x in listings:
+        for k in when:
+            x[k] = _iso(x[k])
     return sorted(listings, key=lambda x: (str(x["kind"]), str(x["name"]), str(x["id"])))
 
 
@@ -387,7 +390,7 @@ def iter_release_files(
     yield "schema/listing.schema.json", json_bytes(to_json_schema())
     yield TABLE_SCHEMA_PATH, json_bytes(to_table_schema())
     yield "datapackage.json", json_bytes(datapackage(sorted(str(x["csv"]) for x in index), sources))
-    yield from preview.preview_files(index, chosen_by_code).items()
+    yield from preview.iter_preview_files(index, chosen_by_code)
     parts = []
     for piece, done in zip(pieces, building, strict=True):
         try:
@@ -395,7 +398,9 @@ def iter_release_files(
         except Exception:  # the worker died: built here (a bug in it raises again here)
             parts.append(hsds.part_bodies(piece, names, csv_cell))
     built = hsds.joined_files(parts, csv_cell, licences, source_entries(sources))
-    yield from built.items()
+    del parts
+    for rel in list(built):  # each let go of once written
+        yield rel, built.pop(rel)
 
 
 def manifest(
@@ -591,9 +596,10 @@ def verify(
     """Problems of a written release: files against the manifest (sizes, checksums), counts, contents against its schemas
     (what ``verified``, the release before it, held already is not checked against the schemas again).
 
-    ``written_from``: the listings ``listings.json`` was made from (``json_bytes``), whose bytes the manifest was made
-    from: once the file matches the manifest, parsing it would give these again (1.2 s and a second copy of every
-    listing at 53k listings), so the checks take them."""
+    ``written_from``: the listings ``iter_release_files`` built the release from, whose bytes the manifest was made
+    from (``publish``): once the files match the manifest, parsing ``listings.json`` would give these again (1.2 s
+    and a second copy of every listing at 53k listings), so the checks take them, and the location files are what
+    ``rebuilt_differently`` would build (8 s at 535k listings), so none is compared listing by listing."""
     problems = []
     for entry in man["files"]:  # type: ignore[attr-defined]
         path = folder / entry["path"]
@@ -607,7 +613,8 @@ def verify(
         return problems
     listings = _listings(folder) if written_from is None else written_from  # read once, for every check below
     unchanged = unchanged_files(man, verified)
-    suspect = rebuilt_differently(folder, listings)
+    # files that match a manifest made from what ``iter_release_files`` built from these listings are what it builds
+    suspect = frozenset() if written_from is not None else rebuilt_differently(folder, listings)
     return (
         count_problems(folder, man, listings, suspect)
         or content_problems(listings)
@@ -710,16 +717,18 @@ def publish(
     checkpoint("start")
     with table_check.workers(len(listings) >= PARALLEL_MIN) as pool:  # for the HSDS build and Frictionless's checks
         partial = releases / f"{PARTIAL_PREFIX}{release_id}"
-        entries, changes = [], {}
-        for rel, data in iter_release_files(listings, sources, before, pool):
-            if rel == "index.json":
-                checkpoint("writing")  # about half the files are written
-            target = partial / rel
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(data)
-            entries.append(file_entry(rel, data))
-            if rel == "changes.json":
-                changes = orjson.loads(data)
+        written: list[Future[dict[str, object]]] = []
+        changes = {}
+        with ThreadPoolExecutor(1) as writer:  # hashes and writes each file while the next is built (GIL let go)
+            for rel, data in iter_release_files(listings, sources, before, pool):
+                if rel == "index.json":
+                    checkpoint("writing")  # about half the files are written
+                if len(written) >= WRITES_AHEAD:
+                    written[-WRITES_AHEAD].result()  # (a few built files wait at most: a big release is not all held)
+                written.append(writer.submit(_written, partial, rel, data))
+                if rel == "changes.json":
+                    changes = orjson.loads(data)
+        entries = [w.result() for w in written]
         locs = [e for e in entries if str(e["path"]).startswith("locations/") and str(e["path"]).endswith(".json")]
         counts = {"listings": len(listings), "locations": len(locs), **extra_counts}
         counts.update({k: len(changes[k]) for k in ("added", "removed", "changed")})
@@ -744,6 +753,17 @@ def publish(
     checkpoint("switched")
     prune(releases, keep, release_id)
     return Release(release_id, final, previous, counts)
+
+
+#: built files waiting to be hashed and written (each a copy of a file: listings.json is 0.4 GB at 535k listings)
+WRITES_AHEAD = 1
+
+
+def _written(folder: Path, rel: str, data: bytes) -> dict[str, object]:
+    target = folder / rel
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(data)
+    return file_entry(rel, data)
 
 
 def _fsync_dir(folder: Path) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import html
 import json
+from collections.abc import Iterator
 from importlib import resources
 from typing import Any
 
@@ -103,14 +104,19 @@ def _shown_json(listing: dict[str, Any]) -> str:
 
 
 def preview_files(index: list[dict[str, Any]], listings_by_code: dict[str, list[dict[str, Any]]]) -> dict[str, bytes]:
-    files = {"index.html": index_html(index)}
+    return dict(iter_preview_files(index, listings_by_code))
+
+
+def iter_preview_files(index: list[dict[str, Any]], listings_by_code: dict[str, list[dict[str, Any]]]) -> Iterator[tuple[str, bytes]]:
+    """``preview_files`` one file at a time (a worldwide listing is in every location's script: at 535k listings,
+    the scripts together were 1.4 GB held at once)."""
+    yield "index.html", index_html(index)
     for name in ASSETS:
-        files[f"preview/{name}"] = _asset(name)
+        yield f"preview/{name}", _asset(name)
     shown: dict[int, str] = {}
     for chosen in listings_by_code.values():
         for x in chosen:
             if id(x) not in shown:
                 shown[id(x)] = _shown_json(x)
     for code, chosen in listings_by_code.items():
-        files[f"preview/data/{code}.js"] = location_script(code, chosen, shown)
-    return files
+        yield f"preview/data/{code}.js", location_script(code, chosen, shown)

@@ -37,6 +37,7 @@ from curate.read import ROW
 from curate.settings import LinkSettings, Settings
 from curate.sources import SourceFile, discover, report_name
 from curate.stage import MATCH
+from schemas.distinct import workers_forked
 
 
 @dataclass
@@ -379,6 +380,18 @@ def _flow_run_name() -> str:
     return str(flow_run.name or flow_run.id or "?")
 
 
+#: sources' bytes in all from which a run starts phone workers for them all (below, starting them costs more)
+SHARED_WORKERS_MIN_BYTES = 16_000_000
+
+
+def _local_bytes(sources: list[SourceFile]) -> int:
+    total = 0
+    for s in sources:
+        with contextlib.suppress(OSError):
+            total += s.path.stat().st_size if s.path is not None and s.path.is_file() else 0
+    return total
+
+
 def _let_go_of_rows(batch: list[Ingested]) -> None:
     """Once the warehouse holds the sources and their reports are written, the rows each result carries (the
     bytes, the raw, accepted and rejected frames, the problems: about 2 GB at 1M rows) are let go before the release is built.
@@ -413,8 +426,11 @@ def pipeline(settings: Settings, now: dt.datetime | None = None, skip_links: boo
         summary.messages.append(toml_error)
     state = read_state(settings, sources)
     caching.prune_prefect_storage()
-    futures = [ingest_source.submit(s, now.date(), settings, state.get(s.source_id, Previous())) for s in sources]
-    batch: list[Ingested] = [f.result() for f in futures]
+    # the sources' phone numbers are parsed in worker processes started once for all of them, when there are many
+    # (in threads, ingest keeps one core: parsing numbers is most of its work, under the GIL)
+    with workers_forked(_local_bytes(sources) >= SHARED_WORKERS_MIN_BYTES):
+        futures = [ingest_source.submit(s, now.date(), settings, state.get(s.source_id, Previous())) for s in sources]
+        batch: list[Ingested] = [f.result() for f in futures]
     # quote(): Prefect would otherwise walk every problem and row of every source looking for futures (4 s at 100k rows)
     summary.messages += load_warehouse(settings, quote(batch), run_id, now)  # type: ignore[call-overload]
     write_reports(settings, quote(batch))  # type: ignore[call-overload]

@@ -22,6 +22,9 @@ import pyarrow.compute as pc
 
 #: Below this many distinct values, ``map_in_processes`` works in this process (starting workers costs more).
 PROCESS_MIN_VALUES = 20_000
+#: distinct values from which ``map_in_processes`` gives its work to workers already started (``workers_forked``):
+#: they cost no start, only sending the values and their answers
+SHARED_MIN_VALUES = 1_000
 #: ``of_cells`` takes a column of more rows than this as it is when a random sample of ``UNIQUE_SAMPLE`` repeats no value.
 UNIQUE_SAMPLE_MIN_ROWS = 50_000
 UNIQUE_SAMPLE = 1_000
@@ -110,9 +113,9 @@ class Distinct:
         for them; otherwise workers are forked now and the work is done before this returns.
         """
         workers = min(_cpus(), PROCESS_MAX_WORKERS)
-        if len(self.values) < PROCESS_MIN_VALUES or workers < 2:
-            return _done(self.map(fn))
         starting = _FORKED.get()
+        if len(self.values) < (PROCESS_MIN_VALUES if starting is None else SHARED_MIN_VALUES) or workers < 2:
+            return _done(self.map(fn))
         shared = starting.result() if starting is not None else None
         try:
             with warnings.catch_warnings():

@@ -117,9 +117,11 @@ def test_workers_forked_before_the_work_do_it_and_a_broken_pool_leaves_it_to_thi
     import os
     import signal
 
-    monkeypatch.setattr(distinct, "PROCESS_MIN_VALUES", 2)
+    monkeypatch.setattr(distinct, "PROCESS_MIN_VALUES", 100)  # workers of their own from 100 values; started ones from 2
+    monkeypatch.setattr(distinct, "SHARED_MIN_VALUES", 2)
     monkeypatch.setattr(distinct, "_cpus", lambda: 2)
     column = Distinct(np.arange(50), list(range(50)))
+    assert column.map_in_processes(_pid).values == [os.getpid()] * 50  # too few to fork workers for
     with distinct.workers_forked():
         starting = distinct._FORKED.get()
         pool = starting.result() if starting is not None else None

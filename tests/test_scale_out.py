@@ -102,3 +102,43 @@ def test_a_run_opens_the_warehouse_with_the_memory_set(prefect_harness, fixture_
     monkeypatch.setattr(wh, "connect", recorded)
     summary = run(dataclasses.replace(settings_for(tmp_path, fixture_sources), duckdb_memory="768MiB"), NOW)
     assert summary.release_id and len(limits) >= 4 and set(limits) == {"768MiB"}
+
+
+def test_a_big_run_parses_every_sources_phone_numbers_in_workers_started_once(
+    prefect_harness, fixture_sources: Path, tmp_path: Path, monkeypatch
+) -> None:
+    """Ingest runs in threads; the phone numbers of all sources go to one set of worker processes, started for the
+    run when its sources are big enough (here: any size), and the release is the one a run without them makes."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    import flows.curate_run as cr
+    from schemas import distinct
+    from tests.test_flow import run, settings_for
+
+    pools: list[object] = []
+    mapped: list[str] = []
+
+    class Recording(ProcessPoolExecutor):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            pools.append(self)
+
+        def map(self, fn, *iterables, **kwargs):
+            mapped.append(fn.__name__)
+            return super().map(fn, *iterables, **kwargs)
+
+    monkeypatch.setattr(distinct, "ProcessPoolExecutor", Recording)
+    monkeypatch.setattr(distinct, "SHARED_MIN_VALUES", 1)
+    monkeypatch.setattr(distinct, "_cpus", lambda: 2)
+    releases = {}
+    for name, least in (("shared", 0), ("alone", 10**12)):
+        monkeypatch.setattr(cr, "SHARED_WORKERS_MIN_BYTES", least)
+        sources = tmp_path / name / "sources"
+        shutil.copytree(fixture_sources, sources)
+        summary = run(settings_for(tmp_path / name, sources), NOW)
+        releases[name] = release_files(Path(summary.release_path))
+        if name == "shared":
+            assert len(pools) == 1 and mapped.count("phone_in_country") >= 2  # both sources' numbers, one pool
+            pools.clear(), mapped.clear()
+    assert not pools and not mapped  # too small: parsed in the threads
+    assert releases["shared"] == releases["alone"]
