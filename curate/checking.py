@@ -9,8 +9,9 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from curate.collector import collection_paused
 from curate.problems import Problem, problem
-from curate.read import ROW, Table, collection_paused, read_table
+from curate.read import ROW, Table, read_table
 from curate.read_hsds import hsds_files_from_zip, read_hsds
 from curate.read_json import read_json
 from curate.read_xlsx import read_xlsx

@@ -14,6 +14,7 @@ from typing import Any
 
 import langcodes
 
+from curate.collector import collection_paused
 from schemas import hsds as m
 from schemas import vocabularies as v
 
@@ -174,6 +175,7 @@ def hsds_files(
 Part = tuple[dict[str, bytes], dict[str, set[str]]]
 
 
+@collection_paused()
 def part_bodies(listings: list[Listing], location_names: dict[str, str], cell: Callable[[object], str]) -> Part:
     """The CSV records a part of the listings gives each table (no header), and the terms it uses: parts are built
     apart (in worker processes) and joined in the listings' order by ``joined_files``."""

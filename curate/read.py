@@ -7,11 +7,8 @@ every cell stays a string exactly as written, with ``_row`` the spreadsheet row.
 
 from __future__ import annotations
 
-import contextlib
 import csv
-import gc
 import io
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -90,23 +87,6 @@ def _unique(headers: list[str]) -> list[str]:
         taken.add(name)
         out.append(name)
     return out
-
-
-@contextlib.contextmanager
-def collection_paused() -> Iterator[None]:
-    """Python's cyclic garbage collector held off while a file's millions of cells are made.
-
-    Cells are strings in lists that never form cycles, yet each batch of new lists starts a collection that
-    walks every object alive: reading a 1M-row file took three times as long.  Whatever is left is collected
-    when the collector runs again.
-    """
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 def read_table(data: bytes, suffix: str) -> Table:

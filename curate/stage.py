@@ -14,8 +14,9 @@ import numpy as np
 import pandas as pd
 
 from curate import normalise as n
+from curate.collector import collection_paused
 from curate.problems import Problem, problem
-from curate.read import ROW, collection_paused
+from curate.read import ROW
 from curate.sources import SourceOptions
 from schemas import checks as c
 from schemas.distinct import Distinct

@@ -30,6 +30,8 @@ from typing import Any
 
 import orjson
 
+from curate.collector import collection_paused
+
 Record = tuple[str, ...]
 #: problems shown per file (as Frictionless's own report, the rest are left out)
 SHOWN = 5
@@ -133,6 +135,7 @@ Found = list[tuple[int | None, str, str]]
 CHUNK = 20_000
 
 
+@collection_paused()
 def frictionless_errors(header: Record, records: list[Record], schema: dict[str, Any]) -> Found:
     """Frictionless's findings on ``records`` under ``schema`` less what spans rows: (row number, the header's being 1,
     or None; field; message) each.  Plain data in and out, for a worker process."""
@@ -304,6 +307,7 @@ def workers(wanted: bool = True) -> Iterator[Executor | None]:
             pool.shutdown(cancel_futures=True)
 
 
+@collection_paused()  # millions of records, tuples that never form cycles
 def check_package(
     descriptor: Path,
     label: str,

@@ -13,8 +13,9 @@ import pandas as pd
 import pandera.pandas as pa
 
 from curate import normalise as n
+from curate.collector import collection_paused
 from curate.problems import Problem, problem
-from curate.read import ROW, collection_paused
+from curate.read import ROW
 from schemas import checks as c
 from schemas.distinct import Distinct, combined_codes, first_rows
 from schemas.fields import BY_NAME, FIELDS, STAGED_COLUMNS

@@ -88,3 +88,77 @@ def test_publish_writes_changes_against_the_current_release(tmp_path):
     second = export.publish(renamed, tmp_path, NOW + dt.timedelta(hours=1), 14, {})
     changes = json.loads((second.path / "changes.json").read_text())
     assert changes == {"added": ["lst_ffffffffffff"], "removed": [], "changed": [{"id": xs[0]["id"], "fields": ["name"]}]}
+
+
+# --- the fast paths hold to the plain definitions -----------------------------------------------------------
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from schemas.fields import LISTING_FIELDS, UNTRACKED_FIELDS  # noqa: E402
+
+AREAS = ["WW", "NO", "NO-03", "NO-11", "SE", "SE-AB", "DK"]
+
+
+def _changes_field_by_field(before, after):
+    """changes.json as its definition says: every tracked field of every listing kept, compared one by one."""
+    old, new = {x["id"]: x for x in before}, {x["id"]: x for x in after}
+    tracked = [f for f in LISTING_FIELDS if f not in UNTRACKED_FIELDS and f != "id"]
+    changed = [
+        {"id": i, "fields": fs} for i in sorted(old.keys() & new.keys()) if (fs := [f for f in tracked if old[i].get(f) != new[i].get(f)])
+    ]
+    return {"added": sorted(new.keys() - old.keys()), "removed": sorted(old.keys() - new.keys()), "changed": changed}
+
+
+def _removals_all_placed(before, after, share=0.2, minimum=5):
+    """The guard as its definition says: every listing of both releases placed in every location."""
+    if not before:
+        return []
+    after_ids = {x["id"] for x in after}
+    gone = sum(1 for x in before if x["id"] not in after_ids)
+    out = [("ALL", len(before), gone)] if gone / len(before) > share else []
+    locations = export.locations_of(before)
+    was_by, still_by = export.listings_by_location(before, locations), export.listings_by_location(after, locations)
+    for loc in locations:
+        was, still = {x["id"] for x in was_by[loc.code]}, {x["id"] for x in still_by[loc.code]}
+        if len(was - still) >= minimum and len(was - still) / len(was) > share:
+            out.append((loc.code, len(was), len(was - still)))
+    return out
+
+
+@st.composite
+def two_releases(draw):
+    """A release and the next: listings kept (some edited, some moved to other areas), removed and added."""
+    n = draw(st.integers(0, 40))
+    areas = st.lists(st.sampled_from(AREAS), min_size=1, max_size=2, unique=True)
+    before = [listing(f"{i:012x}", f"Line {i}", draw(areas)) for i in range(n)]
+    after = []
+    for x in before:
+        fate = draw(st.sampled_from(["same", "same", "edited", "checked", "moved", "gone"]))
+        if fate == "same":
+            after.append(dict(x))
+        elif fate == "edited":
+            after.append({**x, draw(st.sampled_from(["name", "phone", "topics", "cost"])): draw(st.sampled_from(["x", None, ["grief"]]))})
+        elif fate == "checked":  # untracked fields alone
+            after.append({**x, "link_checked_at": "2026-11-26T03:00:00Z", "updated_at": "2026-11-26T03:00:00Z"})
+        elif fate == "moved":
+            after.append({**x, "areas": draw(areas)})
+    after += [listing(f"{i:012x}", f"New {i}", [draw(st.sampled_from(AREAS))]) for i in range(n, n + draw(st.integers(0, 8)))]
+    return before, after
+
+
+@settings(max_examples=300, deadline=None)
+@given(two_releases())
+def test_changes_and_the_guard_agree_with_their_definitions(releases):
+    before, after = releases
+    assert export.changes_between(before, after) == _changes_field_by_field(before, after)
+    for share, minimum in ((0.2, 5), (0.1, 1)):
+        got = [(r.code, r.before, r.removed) for r in export.mass_removals(before, after, share, minimum)]
+        assert got == _removals_all_placed(before, after, share, minimum)
+
+
+def test_changes_of_a_listing_from_an_older_release_without_a_field():
+    a = listing("a", "Alpha", ["NO"])
+    old = {k: v for k, v in a.items() if k != "email"}  # written before the field existed
+    assert export.changes_between([old], [{**a, "email": "help@line.example"}])["changed"] == [{"id": a["id"], "fields": ["email"]}]
+    assert export.changes_between([old], [a])["changed"] == []  # None then, None now

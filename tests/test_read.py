@@ -234,7 +234,7 @@ def test_a_few_control_characters_are_still_text():
 def test_collection_paused_holds_the_collector_off_and_gives_it_back_as_it_was():
     import gc
 
-    from curate.read import collection_paused
+    from curate.collector import collection_paused
 
     assert gc.isenabled()
     with pytest.raises(ValueError), collection_paused():
