@@ -401,7 +401,8 @@ def iter_release_files(
     licences = sorted({s.licence for s in sources if s.licence})
     half = (len(listings) + 1) // 2  # the HSDS rows are built in two parts, one per worker, and joined in order
     pieces = [listings[:half], listings[half:]] if pool is not None else [listings]
-    building = [table_check.submitted(pool, hsds.part_bodies, piece, names, csv_cell) for piece in pieces]
+    # a worker gets its part as JSON (listings are JSON values): orjson writes it in a tenth of pickle's time
+    building = [table_check.submitted(pool, hsds.part_bodies_of_json, orjson.dumps(piece), names, csv_cell) for piece in pieces]
     yield "listings.json", json_bytes(listings)
     yield "listings.parquet", parquet_bytes(listings)
     yield "changes.json", json_bytes(changes_between(previous, listings))

@@ -183,6 +183,16 @@ def part_bodies(listings: list[Listing], location_names: dict[str, str], cell: C
     return {path: table_csv(tables[path], cols, cell, header=False) for path, cols in m.table_columns().items()}, used_terms
 
 
+def part_bodies_of_json(listings_json: bytes, location_names: dict[str, str], cell: Callable[[object], str]) -> Part:
+    """``part_bodies`` of listings sent as JSON bytes (to a worker process): orjson writes 267k listings in 0.25 s
+    where pickling them takes 2.4 s of the sending process (reading them back costs about the same either way)."""
+    import orjson
+
+    with collection_paused():
+        listings = orjson.loads(listings_json)
+    return part_bodies(listings, location_names, cell)
+
+
 def joined_files(
     parts: list[Part], cell: Callable[[object], str], licences: list[str], sources: list[dict[str, object]]
 ) -> dict[str, bytes]:

@@ -153,3 +153,13 @@ def test_language_tag_langcodes_does_not_know_is_kept_as_is():
 def test_row_ids_are_the_uuid5_of_their_name(table: str, listing_id: str, part: str) -> None:
     name = f"{table}:{listing_id}" + (f":{part}" if part else "")
     assert m.hsds_id(table, listing_id, part) == str(uuid.uuid5(m.NAMESPACE, name))
+
+
+def test_a_part_sent_as_json_gives_the_rows_of_the_listings_themselves():
+    """Worker processes get their part of the listings as JSON bytes: the rows and terms are those of the objects."""
+    import orjson
+
+    names = {"NO": "Norway", "WW": "Worldwide"}
+    sent = hsds.part_bodies_of_json(orjson.dumps(LISTINGS), names, export.csv_cell)
+    kept = hsds.part_bodies(LISTINGS, names, export.csv_cell)
+    assert sent == kept and sum(len(body) for body in kept[0].values()) > 1000

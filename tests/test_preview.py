@@ -16,6 +16,8 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from curate import export, preview
 from tests.loopback import running
@@ -208,3 +210,28 @@ def test_region_options_follow_their_country():
         {"code": "NO", "type": "country", "parent": None},
     ]
     assert [x["code"] for x in preview.ordered_locations(index)] == ["WW", "AT", "NO", "NO-03"]
+
+
+_text = st.one_of(st.none(), st.text(), st.text(alphabet=st.characters(min_codepoint=0, max_codepoint=0x7F)))
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.fixed_dictionaries(
+        {
+            "id": st.text(),
+            "name": _text,
+            "description": _text,
+            "areas": st.lists(st.text(), max_size=3),
+            "always_open": st.one_of(st.none(), st.booleans()),
+            "hours": st.sampled_from(["24/7", "Mon\u2013Fri 9\u201317", '\u2028\x7f\x1f\t"', "\U0001f600 \u00e6\u00f8\u00e5", "\ud800"]),
+        }
+    )
+)
+def test_shown_json_is_what_the_standard_library_writes_in_ascii(listing):
+    """orjson writes the preview's records; what it leaves unescaped is escaped after, as json.dumps escapes it."""
+    from curate.preview import SHOWN, _shown_json
+
+    expected = json.dumps({k: listing.get(k) for k in SHOWN}, ensure_ascii=True, separators=(",", ":"))
+    assert _shown_json(listing) == expected
+    assert _shown_json(listing).isascii()
