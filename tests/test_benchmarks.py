@@ -48,3 +48,23 @@ def test_frictionless_is_given_the_checks_both_share(tmp_path):
     shared = {(3, "name"), (3, "kind"), (3, "url"), (3, "country"), (3, "cost"), (3, "verified_at")}
     assert shared <= theirs and shared <= ours
     assert not {(row, field) for row, field in theirs if row == 2}  # the good row passes Frictionless too
+
+
+def test_the_memory_sampler_counts_worker_processes_and_this_process():
+    """The run's peak memory counts the worker processes it starts, not only this process."""
+    import subprocess
+    import sys
+    import time
+
+    from benchmarks.run_bench import MemorySampler
+
+    holds = "import time; x = bytearray(300 * 1024 * 1024); x[::4096] = b'x' * len(x[::4096]); time.sleep(1.5)"
+    with MemorySampler(every=0.05) as memory:
+        worker = subprocess.Popen([sys.executable, "-c", holds])
+        kept = bytearray(100 * 1024 * 1024)
+        kept[::4096] = b"y" * len(kept[::4096])  # touched: resident
+        time.sleep(1.2)
+        worker.wait()
+    assert memory.process_mb >= 100  # this process's high-water mark holds its own 100 MB
+    assert memory.with_workers_mb >= memory.process_mb + 250  # and the worker's 300 MB are counted beside it
+    del kept
