@@ -22,7 +22,7 @@ import shutil
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import duckdb
@@ -387,24 +387,33 @@ def release_files(
     return dict(iter_release_files(listings, sources, previous, pool))
 
 
+#: parts the HSDS rows are built in by worker processes (twice the workers: each holds a quarter of the listings at a time)
+HSDS_PARTS = 4
+
+
 def iter_release_files(
-    listings: list[Listing], sources: list[SourceMeta] | None = None, previous: list[Listing] | None = None, pool: Executor | None = None
+    listings: list[Listing],
+    sources: list[SourceMeta] | None = None,
+    previous: list[Listing] | None = None,
+    pool: Executor | None = None,
+    changes: dict[str, object] | None = None,
 ) -> Iterator[tuple[str, bytes]]:
     """``release_files`` one file at a time (``publish`` writes each as it comes: a big release is never all in memory).
 
-    ``pool``: worker processes (``table_check.workers``); the HSDS package's rows are then built in two parts, in
-    two of them, while this process builds the rest."""
+    ``pool``: worker processes (``table_check.workers``); the HSDS package's rows are then built in ``HSDS_PARTS``
+    parts, in them, while this process builds the rest.  ``changes``: ``changes_between(previous, listings)`` when
+    already made (``previous`` is then not needed)."""
     sources = sources or []
     locations = locations_of(listings)
     names = {loc.code: loc.name for loc in locations}
     licences = sorted({s.licence for s in sources if s.licence})
-    half = (len(listings) + 1) // 2  # the HSDS rows are built in two parts, one per worker, and joined in order
-    pieces = [listings[:half], listings[half:]] if pool is not None else [listings]
+    size = max(1, -(-len(listings) // HSDS_PARTS))  # the HSDS rows' parts, joined in order
+    pieces = [listings[i : i + size] for i in range(0, len(listings), size)] or [[]] if pool is not None else [listings]
     # a worker gets its part as JSON (listings are JSON values): orjson writes it in a tenth of pickle's time
     building = [table_check.submitted(pool, hsds.part_bodies_of_json, orjson.dumps(piece), names, csv_cell) for piece in pieces]
     yield "listings.json", json_bytes(listings)
     yield "listings.parquet", parquet_bytes(listings)
-    yield "changes.json", json_bytes(changes_between(previous, listings))
+    yield "changes.json", json_bytes(changes if changes is not None else changes_between(previous, listings))
     index = []
     chosen_by_code = listings_by_location(listings, locations)
     records = csv_records(listings)
@@ -485,21 +494,23 @@ class Verified:
     schema files that have not changed either, passed then and is not checked again."""
 
     sha256: dict[str, str]
+    #: its listings by id (``publish`` keeps only those equal to one of the new release, as that release's objects)
     listings: dict[str, Listing]
     #: the release's folder, whose CSV records passed Frictionless then (``curate.table_check``)
     folder: Path
 
 
-def verified_before(exports_dir: Path, listings: list[Listing] | None = None) -> Verified | None:
+def verified_before(exports_dir: Path, listings: list[Listing] | None = None, data: bytes | None = None) -> Verified | None:
     """The current release as it was verified (None when there is none, or its files no longer match its manifest).
 
-    ``listings``: its ``listings.json`` as already read (``previous_listings``), not to parse it again.
+    ``listings``: its ``listings.json`` as already read (``previous_listings``), not to parse it again; ``data``: the
+    file's bytes, not to read them again.
     """
     current = exports_dir / "current"
     try:
         man = orjson.loads((current / "manifest.json").read_bytes())
         sha256 = {str(e["path"]): str(e["sha256"]) for e in man["files"]}
-        data = (current / "listings.json").read_bytes()
+        data = (current / "listings.json").read_bytes() if data is None else data
         if hashlib.sha256(data).hexdigest() != sha256.get("listings.json"):
             return None
         listings = orjson.loads(data) if listings is None else listings
@@ -687,6 +698,18 @@ def previous_listings(exports_dir: Path) -> list[Listing] | None:
     return data if isinstance(data, list) else None
 
 
+def previous_release(exports_dir: Path) -> tuple[list[Listing] | None, Verified | None]:
+    """``previous_listings`` and ``verified_before``, with ``listings.json`` read once."""
+    try:
+        data = (exports_dir / "current" / "listings.json").read_bytes()
+        listings = orjson.loads(data)
+    except (OSError, ValueError):
+        return None, None
+    if not isinstance(listings, list):
+        return None, None
+    return listings, verified_before(exports_dir, listings, data)
+
+
 #: the steps of ``publish`` a checkpoint is called at (the SIGKILL tests stop a real run at each)
 STEPS = ("start", "writing", "written", "verified", "renamed", "linked", "switched")
 
@@ -740,19 +763,22 @@ def publish(
     for link in exports_dir.glob(".current-*"):
         link.unlink(missing_ok=True)  # a symlink a killed run made but never moved into place
     previous = current_release(exports_dir)
-    before = previous_listings(exports_dir) if previous else None
-    verified = verified_before(exports_dir, before) if before is not None else None
+    before, verified = previous_release(exports_dir) if previous else (None, None)
     release_id = new_release_id(releases, now)
     removals = mass_removals(before, listings, guard.share, guard.minimum)
     if removals and not guard.allow:
         raise ReleaseHeld(release_id, removals, previous, guard.share, guard.minimum)
+    made_changes = changes_between(before, listings)
+    if verified is not None:  # what passed then, as the equal listings of this release (the same objects)
+        verified = replace(verified, listings={lid: x for x in listings if verified.listings.get(lid := str(x["id"])) == x})
+    del before  # a second copy of every listing (1.6 GB at 535k) is not held while the release is built and checked
     checkpoint("start")
     with table_check.workers(len(listings) >= PARALLEL_MIN) as pool:  # for the HSDS build and Frictionless's checks
         partial = releases / f"{PARTIAL_PREFIX}{release_id}"
         written: list[Future[dict[str, object]]] = []
         changes = {}
         with ThreadPoolExecutor(1) as writer:  # hashes and writes each file while the next is built (GIL let go)
-            for rel, data in iter_release_files(listings, sources, before, pool):
+            for rel, data in iter_release_files(listings, sources, None, pool, made_changes):
                 if rel == "index.json":
                     checkpoint("writing")  # about half the files are written
                 if len(written) >= WRITES_AHEAD:
