@@ -451,6 +451,7 @@ def pipeline(settings: Settings, now: dt.datetime | None = None, skip_links: boo
     if summary.links is not None:
         summary.links.dead_listings = dead
     release = export_release(settings, now, run_id, sources)
+    _give_back_freed_memory()  # the release's listings are gone: a long-lived process does not carry their heap on
     summary.rows_read = sum(int(s["rows"]) for s in summary.sources)  # type: ignore[call-overload]
     summary.rows_accepted = sum(int(s["accepted"]) for s in summary.sources)  # type: ignore[call-overload]
     summary.rows_rejected = sum(int(s["rejected"]) for s in summary.sources)  # type: ignore[call-overload]
