@@ -503,7 +503,7 @@ class Verified:
 def verified_before(exports_dir: Path, listings: list[Listing] | None = None, data: bytes | None = None) -> Verified | None:
     """The current release as it was verified (None when there is none, or its files no longer match its manifest).
 
-    ``listings``: its ``listings.json`` as already read (``previous_listings``), not to parse it again; ``data``: the
+    ``listings``: its ``listings.json`` as already read (``previous_release``), not to parse it again; ``data``: the
     file's bytes, not to read them again.
     """
     current = exports_dir / "current"
@@ -688,18 +688,9 @@ def rebuilt_differently(folder: Path, listings: list[Listing]) -> frozenset[str]
     return frozenset(out)
 
 
-def previous_listings(exports_dir: Path) -> list[Listing] | None:
-    """The listings of the current release, or None when there is none (or it cannot be read)."""
-    path = exports_dir / "current" / "listings.json"
-    try:
-        data = orjson.loads(path.read_bytes())
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, list) else None
-
-
 def previous_release(exports_dir: Path) -> tuple[list[Listing] | None, Verified | None]:
-    """``previous_listings`` and ``verified_before``, with ``listings.json`` read once."""
+    """The listings of the current release (None when there is none, or it cannot be read), and what it verified
+    (``verified_before``), with ``listings.json`` read once."""
     try:
         data = (exports_dir / "current" / "listings.json").read_bytes()
         listings = orjson.loads(data)

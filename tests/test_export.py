@@ -224,3 +224,16 @@ def test_a_verified_release_whose_listings_no_longer_match_its_manifest_is_not_t
     os.chmod(listings, 0o644)
     listings.write_text(listings.read_text().replace("National NO", "Tampered"))
     assert export.verified_before(tmp_path) is None
+
+
+def test_a_current_release_whose_listings_cannot_be_read_is_neither_compared_nor_trusted(tmp_path):
+    first = publish(tmp_path)
+    before, verified = export.previous_release(tmp_path)
+    assert before is not None and len(before) == len(LISTINGS) and verified is not None
+    listings = tmp_path / "current" / "listings.json"
+    os.chmod(listings, 0o644)
+    listings.write_text("[{not json", encoding="utf-8")
+    assert export.previous_release(tmp_path) == (None, None)
+    second = publish(tmp_path, now=NOW + dt.timedelta(hours=1))  # published as if it were the first: nothing to compare
+    assert second.previous == first.release_id
+    assert json.loads((second.path / "changes.json").read_text()) == {"added": [], "removed": [], "changed": []}
