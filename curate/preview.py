@@ -110,7 +110,7 @@ def _shown_json(listing: dict[str, Any]) -> str:
         text = orjson.dumps(shown).decode()
     except (orjson.JSONEncodeError, TypeError):  # a lone surrogate, or a value orjson does not write
         return json.dumps(shown, ensure_ascii=True, separators=(",", ":"))
-    return _UNPRINTABLE.sub(_escaped, text) if _UNPRINTABLE.search(text) else text
+    return _UNPRINTABLE.sub(_escaped, text)
 
 
 #: what ``json.dumps`` with ``ensure_ascii`` escapes and orjson writes as it is (orjson escapes controls alike)
