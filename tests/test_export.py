@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from curate import export
+from curate import export, table_check
 from schemas.fields import LISTING_FIELDS
 
 NOW = dt.datetime(2026, 11, 25, 3, 0, tzinfo=dt.UTC)
@@ -176,11 +176,10 @@ def test_description_length_is_part_of_the_published_schema(tmp_path):
 
 def test_a_release_checks_against_its_schemas_only_what_the_verified_release_before_it_did_not_hold(tmp_path, monkeypatch):
     import jsonschema_rs
-    from frictionless import Resource
 
     checked: list[str] = []  # listings given to JSON Schema
-    records: list[list[str]] = []  # CSV records given to Frictionless (header first, per call)
-    real_validator, validate = jsonschema_rs.Draft202012Validator, Resource.validate
+    records: list[tuple[str, ...]] = []  # CSV records given to Frictionless's checks (each distinct record of a schema once)
+    real_validator, validate = jsonschema_rs.Draft202012Validator, table_check._validate_records
 
     class Recording:
         def __init__(self, *args, **kwargs):
@@ -190,12 +189,12 @@ def test_a_release_checks_against_its_schemas_only_what_the_verified_release_bef
             checked.append(instance["id"])
             return self.real.iter_errors(instance)
 
-    def resource_validate(self, *args, **kwargs):
-        records.extend(list(self.data())[1:])
-        return validate(self, *args, **kwargs)
+    def validate_records(pending, schema, pool):
+        records.extend(record for _, where in pending.values() for record in where)
+        return validate(pending, schema, pool)
 
     monkeypatch.setattr(jsonschema_rs, "Draft202012Validator", Recording)
-    monkeypatch.setattr(Resource, "validate", resource_validate)
+    monkeypatch.setattr(table_check, "_validate_records", validate_records)
     first = publish(tmp_path)
     assert sorted(checked) == sorted(x["id"] for x in LISTINGS)  # the first: all of it
     location_rows = [r for r in records if r[0].startswith("lst_")]

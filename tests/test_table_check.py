@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import shutil
 from pathlib import Path
 
 import pytest
 from frictionless import Package
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from curate import export, table_check
 from tests.test_export import LISTINGS, NOW, listing
@@ -104,8 +107,6 @@ def test_records_of_the_verified_release_are_trusted_only_while_its_file_is_inta
     the sha256 it was verified with."""
     import hashlib
 
-    from frictionless import Resource
-
     folder = tmp_path / "new"
     shutil.copytree(release, folder)
     rows = _rows(folder / "locations/SE.csv")
@@ -113,15 +114,23 @@ def test_records_of_the_verified_release_are_trusted_only_while_its_file_is_inta
     _write(folder / "locations/SE.csv", _set(rows, 1, "name", "Renamed"))
     sha = {str(p.relative_to(release)): hashlib.sha256(p.read_bytes()).hexdigest() for p in release.rglob("*") if p.is_file()}
     unchanged = frozenset({"datapackage.json", "schema/location.tableschema.json"})
-    given: list[list[str]] = []
-    validate = Resource.validate
-    monkeypatch.setattr(Resource, "validate", lambda self, *a, **kw: given.extend(list(self.data())[1:]) or validate(self, *a, **kw))
+    given: dict[str, list[str]] = {}  # the values judged, by field
+    faulted = table_check.faulted
+
+    def spied(schema):
+        def judge(name, faults, values):
+            given.setdefault(name, []).extend(values)
+            return faults(values)
+
+        return {name: functools.partial(judge, name, faults) for name, faults in faulted(schema).items()}
+
+    monkeypatch.setattr(table_check, "faulted", spied)
     assert table_check.check_package(folder / "datapackage.json", "", unchanged, release, sha) == []
-    assert [r[1] for r in given] == ["Renamed"]  # only the record the release before did not hold
+    assert given["name"] == ["Renamed"]  # only the record the release before did not hold
     given.clear()
     wrong = {k: "0" * 64 for k in sha}  # the previous files are not what was verified: nothing of them is trusted
     assert table_check.check_package(folder / "datapackage.json", "", unchanged, release, wrong) == []
-    assert {r[0] for r in rows[1:]} <= {r[0] for r in given} and len(given) == len({tuple(r) for r in given})
+    assert {r[0] for r in rows[1:]} <= set(given["id"]) and len(given["id"]) == len(set(given["id"]))
 
 
 def test_files_referencing_a_changed_file_are_examined_when_it_lost_keys(release: Path, tmp_path: Path, monkeypatch) -> None:
@@ -175,7 +184,7 @@ def test_worker_processes_find_what_this_process_finds(release: Path, tmp_path: 
         there = table_check.check_package(folder / "datapackage.json", "", pool=pool) + table_check.check_package(
             folder / "hsds" / "datapackage.json", "hsds/", pool=pool
         )
-    assert len(given) > 5  # pieces went to the workers
+    assert len(given) >= 3  # pieces went to the workers (the column tables of the three wrong cells, at least)
     assert there == here and len(here) >= 5
 
 
@@ -258,3 +267,83 @@ def test_a_column_check_that_frictionless_answers_unexpectedly_gives_it_whole_re
     table_check._validate_records({header: ([f], {r: (f, n) for n, r in enumerate(records, start=2)})}, schema, None)  # type: ignore[arg-type]
     assert any(table_check.SPARE in h for h in calls) and calls[-1] == header  # column tables, then whole records
     assert [n for n, _ in f.problems] == [2] and "kind" in f.problems[0][1]
+
+
+#: fields of each kind the release's schemas use (and a few they could), with a schema-level missing value
+FIELDS = [
+    {"name": "id", "type": "string", "format": "uuid", "constraints": {"required": True}},
+    {"name": "ref", "type": "string", "format": "uuid"},
+    {"name": "short", "type": "string", "constraints": {"maxLength": 8, "minLength": 2}},
+    {"name": "kind", "type": "string", "constraints": {"enum": ["chat", "forum"], "required": True}},
+    {"name": "code", "type": "string", "constraints": {"pattern": "[A-Z]{2}(-[A-Z0-9]{1,3})?"}},
+    {"name": "web", "type": "string", "format": "uri"},
+    {"name": "when", "type": "datetime"},
+    {"name": "day", "type": "date"},
+    {"name": "open", "type": "boolean", "trueValues": ["true"], "falseValues": ["false"]},
+    {"name": "n", "type": "integer", "constraints": {"minimum": 0}},
+]
+CELLS = st.one_of(
+    st.from_regex(table_check.SURE["uuid"], fullmatch=True),
+    st.from_regex(table_check.SURE["uri"], fullmatch=True),
+    st.sampled_from(
+        [
+            "http://a.example/?q=1&r=%zz#top",
+            "https://user:pw@x.example/",
+            "https://user@x.example/",
+            "http://x.example:99999/",
+            "https://x.example/a b",
+            "https://x.example/ä",
+            "mailto:x@y.example",
+            "//x.example/",
+            "https:",
+            "http://",
+        ]
+    ),
+    st.uuids().map(str),
+    st.uuids().map(lambda u: str(u).upper()),  # uuid accepts these too
+    st.uuids().map(lambda u: u.hex),
+    st.uuids().map(lambda u: f"{{{u}}}"),
+    st.uuids().map(lambda u: f"urn:uuid:{u}"),
+    st.uuids().map(lambda u: f" {u}"),
+    st.uuids().map(lambda u: f"{u}\n"),
+    st.sampled_from(
+        [
+            "",
+            "NA",
+            "chat",
+            "forum",
+            "NO",
+            "NO-03",
+            "no",
+            "https://x.example/a",
+            "ftp://x.example/",
+            "true",
+            "false",
+            "2026-01-02",
+            "2026-13-01",
+            "2026-01-02T03:04:05Z",
+            "-1",
+            "12",
+            "x" * 9,
+        ]
+    ),
+    st.text(max_size=12),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(CELLS, min_size=1, max_size=25, unique=True))
+def test_the_values_faulted_are_those_frictionless_flags(values: list[str]) -> None:
+    """``faulted`` (Frictionless's own cell readers; a UUID or URL its format surely accepts, ``SURE``, judged without
+    the format) leaves out exactly the values that Frictionless's whole validation finds nothing wrong with, in every
+    kind of field."""
+    schema = {"fields": [*FIELDS, {"name": table_check.SPARE, "type": "string"}], "missingValues": ["", "NA"]}
+    faults = table_check.faulted(schema)
+    header = tuple(str(f["name"]) for f in schema["fields"])
+    records = [(*(v,) * len(FIELDS), table_check.SPARE_VALUE) for v in values]  # each value in every field
+    flagged: dict[str, set[str]] = {}
+    for number, cell, _ in table_check.frictionless_errors(header, records, schema):
+        assert number is not None
+        flagged.setdefault(cell, set()).add(values[number - 2])
+    for f in FIELDS:
+        assert set(faults[str(f["name"])](values)) == flagged.get(str(f["name"]), set()), f["name"]
