@@ -188,6 +188,28 @@ def test_worker_processes_find_what_this_process_finds(release: Path, tmp_path: 
     assert there == here and len(here) >= 5
 
 
+def test_with_workers_the_hsds_package_is_checked_in_one_and_what_it_finds_is_reported(release: Path, tmp_path: Path, monkeypatch) -> None:
+    """A release's checks with worker processes give the HSDS package to one of them while this process checks the
+    location files: the problems are those found without workers, in the same order."""
+    folder = tmp_path / "release"
+    shutil.copytree(release, folder)
+    for path, mutate, _ in (MUTATIONS[0], MUTATIONS[7]):  # a location file and an HSDS file broken
+        (folder / path).chmod(0o644)
+        _write(folder / path, mutate(_rows(folder / path)))
+    here = export.validate_against_schemas(folder)
+    with table_check.workers() as pool:
+        if pool is None:
+            pytest.skip("one CPU: no worker processes")
+        given: list[object] = []
+        submit = pool.submit
+        monkeypatch.setattr(pool, "submit", lambda fn, *a, **kw: given.append(fn) or submit(fn, *a, **kw))
+        there = export.validate_against_schemas(folder, pool=pool)
+    assert table_check.check_package in given
+    assert any(p.startswith("locations/SE.csv") and "kind" in p for p in here)
+    assert any(p.startswith("hsds/phones.csv") and "foreign key" in p for p in here)
+    assert there == here
+
+
 def test_a_release_is_the_same_whether_its_workers_take_the_work_or_refuse_it(tmp_path: Path, monkeypatch) -> None:
     """Worker processes (from PARALLEL_MIN listings) build HSDS and check records; a pool that cannot take work (a
     daemonic process may not start children) leaves it all to this process. The files are the same each way."""
