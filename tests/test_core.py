@@ -121,3 +121,30 @@ def test_problems_are_kept_per_source_and_read_back_whole(con):
     wh.record_problems(con, "run-2", "alpha", first[1:])  # fixed the name: the old problem is gone
     assert wh.previous_problems(con, "alpha") == first[1:]
     assert wh.run(con, "SELECT count(*) FROM problems") == [(2,)]
+
+
+@pytest.mark.parametrize("batch", [1, 50_000])
+def test_public_listings_share_each_repeating_value_and_read_as_the_table_holds_them(con, monkeypatch, batch):
+    """``export.public_listings``: the listings as out_listings holds them (dates and times in ISO form, ordered by
+    kind, name, id), each repeating value (a vocabulary's term, a date, a code in a list, a source's name) one object."""
+    from curate import export
+    from schemas.fields import LISTING_FIELDS
+
+    load(
+        con,
+        "a",
+        "name,kind,phone,country,topics,languages\nB Line,helpline,020 7946 0001,GB,grief,en\nA Line,helpline,020 7946 0002,GB,grief,en\n",
+    )
+    load(con, "b", "name,kind,url,country,topics,languages\nForum,forum,https://f.example/,GB,grief,en\n")
+    wh.build_core(con, NOW, 24)
+    monkeypatch.setattr(export, "FETCHED", batch)  # read a listing at a time, or all at once
+    got = export.public_listings(con)
+    rows = wh.run(con, f"SELECT {', '.join(LISTING_FIELDS)} FROM out_listings")
+    plain = [{k: export._iso(v) for k, v in zip(LISTING_FIELDS, r, strict=True)} for r in rows]
+    assert got == sorted(plain, key=lambda x: (x["kind"], x["name"], x["id"])) and [x["name"] for x in got] == ["Forum", "A Line", "B Line"]
+    first, *others = got
+    for x in others:
+        assert x["first_seen"] is first["first_seen"] and x["verified_at"] is first["verified_at"] and x["cost"] is first["cost"]
+        assert x["areas"][0] is first["areas"][0] and x["topics"][0] is first["topics"][0] and x["languages"][0] is first["languages"][0]
+    assert got[1]["sources"][0]["source"] is got[2]["sources"][0]["source"]
+    assert isinstance(first["first_seen"], str) and first["first_seen"].endswith("Z")
