@@ -420,9 +420,21 @@ def check_package(
                     problems.append(f"{label}{f.path}: cannot be read as UTF-8 CSV ({exc})")
                     unreadable.add(name)
                 return None
-        return None if records is None else ((records[0], records[1:]) if records else ((), []))
+        if records is None:
+            return None
+        header, rows = (records[0], records[1:]) if records else ((), [])
+        for fields in referenced.get(name, ()):  # kept now: the file need not be read again for them
+            if (name, fields, old) not in key_sets:
+                key_sets[name, fields, old] = _key_values(header, rows, list(fields))
+        return header, rows
 
     key_sets: dict[tuple[str, tuple[str, ...], bool], set[Record] | None] = {}
+    referenced: dict[str, set[tuple[str, ...]]] = {}  # the fields by which other files reference a file
+    for f in files.values():
+        for fk in f.schema.get("foreignKeys", []):
+            ref = fk.get("reference", {})
+            if ref.get("resource"):
+                referenced.setdefault(str(ref["resource"]), set()).add(tuple(_key_fields(ref.get("fields"))))
 
     def keys_of(name: str, fields: list[str], old: bool = False) -> KeySet:
         """A file's values of ``fields`` (``old``: the verified release's), read once for every file referencing it."""
@@ -439,34 +451,41 @@ def check_package(
         old, new = keys_of(name, fields, old=True), keys_of(name, fields)
         return old is None or new is None or old[1] is None or new[1] is None or not old[1] <= new[1]
 
+    def examine(names: set[str]) -> None:
+        groups: dict[str, list[_File]] = {}
+        for name in sorted(names, key=lambda n: (n not in referenced, n)):  # files others reference first (their keys kept)
+            groups.setdefault(files[name].schema_key, []).append(files[name])
+        for members in groups.values():  # a schema's files at a time: the records of one table are held, then let go
+            passed: set[Record] = set()
+            for f in members:
+                passed.update((parsed(f.name, old=True) or ((), []))[1])
+            pending: Pending = {}
+            for f in members:
+                got = parsed(f.name)
+                if got is None:
+                    continue
+                header, rows = got
+                holders, where = pending.setdefault(header, ([], {}))
+                holders.append(f)
+                for n, row in enumerate(rows, start=2):
+                    if row not in passed and row not in where:
+                        where[row] = (f, n)
+                f.problems += _cross_row(f, header, rows, keys_of)
+            del passed
+            _validate_records(pending, members[0].schema, pool)
+
+    # the files that changed first: reading them (as they are and as they were) gives the key values that tell
+    # which of the files referencing them, unchanged, are examined too
     changed = {n for n, f in files.items() if not same_package or label + f.path not in unchanged}
-    examined = set(changed)
+    examine(changed)
+    referencing = set()
     for n, f in files.items():
         for fk in f.schema.get("foreignKeys", []) if n not in changed else ():
             ref = fk.get("reference", {}).get("resource")
             if ref in changed and lost_keys(ref, _key_fields(fk["reference"].get("fields"))):
-                examined.add(n)
-    groups: dict[str, list[_File]] = {}
-    for name in sorted(examined):
-        groups.setdefault(files[name].schema_key, []).append(files[name])
-    for members in groups.values():  # a schema's files at a time: the records of one table are held, then let go
-        passed: set[Record] = set()
-        for f in members:
-            passed.update((parsed(f.name, old=True) or ((), []))[1])
-        pending: Pending = {}
-        for f in members:
-            got = parsed(f.name)
-            if got is None:
-                continue
-            header, rows = got
-            holders, where = pending.setdefault(header, ([], {}))
-            holders.append(f)
-            for n, row in enumerate(rows, start=2):
-                if row not in passed and row not in where:
-                    where[row] = (f, n)
-            f.problems += _cross_row(f, header, rows, keys_of)
-        del passed
-        _validate_records(pending, members[0].schema, pool)
+                referencing.add(n)
+    examine(referencing)
+    examined = changed | referencing
     for f in sorted((files[n] for n in examined), key=lambda f: f.name):
         f.problems.sort(key=lambda p: p[0])  # the whole file's problems first, then by row
         problems += [f"{label}{f.path}: {text}" for _, text in f.problems[:SHOWN]]

@@ -134,13 +134,23 @@ def test_records_of_the_verified_release_are_trusted_only_while_its_file_is_inta
 
 
 def test_files_referencing_a_changed_file_are_examined_when_it_lost_keys(release: Path, tmp_path: Path, monkeypatch) -> None:
-    """A service renamed leaves phones.csv's references as they were; a service removed may leave one dangling."""
+    """A service renamed leaves phones.csv's references as they were; a service removed may leave one dangling.
+    The changed file is read once as it is and once as it was (its key values kept from those readings)."""
     import hashlib
 
     sha = {str(p.relative_to(release)): hashlib.sha256(p.read_bytes()).hexdigest() for p in release.rglob("*") if p.is_file()}
     examined: list[str] = []
     cross_row = table_check._cross_row
     monkeypatch.setattr(table_check, "_cross_row", lambda f, *args: examined.append(f.path) or cross_row(f, *args))
+    read: list[tuple[str, ...]] = []  # the header of each file read
+    read_records = table_check.read_records
+
+    def reading(data: bytes) -> list[tuple[str, ...]]:
+        records = read_records(data)
+        read.append(records[0])
+        return records
+
+    monkeypatch.setattr(table_check, "read_records", reading)
     services = _rows(release / "hsds/services.csv")
     phones = _rows(release / "hsds/phones.csv")
     phoned = {r[phones[0].index("service_id")] for r in phones[1:]}
@@ -156,8 +166,9 @@ def test_files_referencing_a_changed_file_are_examined_when_it_lost_keys(release
             del rows[with_phone]
         _write(folder / "hsds/services.csv", rows)
         unchanged = frozenset(p for p in sha if p != "hsds/services.csv")
-        examined.clear()
+        examined.clear(), read.clear()
         problems = table_check.check_package(folder / "hsds" / "datapackage.json", "hsds/", unchanged, release, sha)
+        assert read.count(tuple(services[0])) == 2  # services.csv as it is and as it was, once each
         assert ("phones.csv" in examined) is expect_phones_examined, (edit, examined)
         assert "services.csv" in examined
         if edit == "remove":
