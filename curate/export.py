@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import orjson
@@ -60,40 +61,101 @@ REPEATING = (
     "link_status",
 )
 CODE_LISTS = tuple(f.name for f in FIELDS if f.listing and f.type == "strings")
-#: listings read from the warehouse at a time
+#: listings read from the warehouse at a time, and bytes of ``listings.json`` parsed at a time (about 25k listings)
 FETCHED = 50_000
+PIECE_BYTES = 16 << 20
 
 
 @collection_paused()  # 535k listings made while nothing else is alive took 17 s with the collector on
 def public_listings(con: duckdb.DuckDBPyConnection) -> list[Listing]:
-    """``out_listings`` as listing records, ordered by kind, then name, then id.
-
-    Each distinct value of a repeating field (``REPEATING``, and the codes in ``CODE_LISTS`` and the sources' names)
-    is one object that every listing holding it shares, its dates and times written once (``_iso``): DuckDB gives
-    a new object per cell, and at 535k listings these were a fifth of the listings' 1.6 GB."""
+    """``out_listings`` as listing records, ordered by kind, then name, then id, their repeating values shared
+    (``share_repeating``), a batch of ``FETCHED`` at a time."""
     cols = ", ".join(LISTING_FIELDS)
     cursor = con.execute(f"SELECT {cols} FROM out_listings")
     when = [name for name, kind, *_ in cursor.description if str(kind).startswith(("DATE", "TIMESTAMP"))]  # as _iso writes them
-    repeating: list[tuple[str, dict[object, object]]] = [(k, {}) for k in dict.fromkeys([*when, *REPEATING])]
-    codes: dict[object, object] = {}
-    shared = codes.setdefault
+    made: Made = ({k: {} for k in dict.fromkeys([*when, *REPEATING])}, {})
     listings: list[Listing] = []
     while rows := cursor.fetchmany(FETCHED):  # a batch at a time: its copies are let go of before the next is read
         batch = [dict(zip(LISTING_FIELDS, r, strict=True)) for r in rows]
         del rows
-        for x in batch:
-            for k, made in repeating:
-                value = x[k]
-                if value is not None:
-                    x[k] = made[value] if value in made else made.setdefault(value, _iso(value))
-            for k in CODE_LISTS:
-                values = x[k]
-                for i, value in enumerate(values or ()):
-                    values[i] = shared(value, value)
-            for source in x["sources"] or ():
-                source["source"] = shared(source["source"], source["source"])
+        share_repeating(batch, made)
         listings += batch
     return sorted(listings, key=lambda x: (str(x["kind"]), str(x["name"]), str(x["id"])))
+
+
+#: the values met so far: by repeating field, and the codes in lists and sources' names
+Made = tuple[dict[str, dict[object, object]], dict[object, object]]
+
+
+def share_repeating(listings: list[Any], made: Made) -> None:
+    """Each repeating value of the listings (``REPEATING``'s fields, the codes in ``CODE_LISTS``, the sources' names)
+    made one object with the equal values met before (``made``), dates and times written as ``_iso`` writes them.
+
+    DuckDB and orjson make a new object per cell: at 535k listings the repeats were a fifth of the listings'
+    1.6 GB.  Anything of another shape (a release written by older code) is left as it is."""
+    by_field, codes = made
+    shared = codes.setdefault
+    fields = list(by_field.items())
+    for x in listings:
+        if x.__class__ is not dict:
+            continue
+        get = x.get
+        for k, seen in fields:
+            value = get(k)
+            if value.__class__ is str:
+                x[k] = seen.setdefault(value, value)  # (``_iso`` leaves text as it is)
+            elif isinstance(value, dt.date):
+                x[k] = seen[value] if value in seen else seen.setdefault(value, _iso(value))
+        for k in CODE_LISTS:
+            values = get(k)
+            if values.__class__ is list:
+                values[:] = [shared(v, v) if v.__class__ is str else v for v in values]
+        sources = get("sources")
+        if sources.__class__ is list:
+            for source in sources:
+                if source.__class__ is dict and (name := source.get("source")).__class__ is str:
+                    source["source"] = shared(name, name)
+
+
+#: where one listing of ``listings.json`` ends and the next begins, as ``json_bytes`` writes it (a JSON string
+#: holds no line break, so these bytes are always between two objects of the outermost list)
+BETWEEN = b"\n  },\n  {"
+
+
+@collection_paused()
+def listings_from_json(data: bytes) -> object:
+    """``orjson.loads(data)`` with the repeating values of a list of listings shared (``share_repeating``).
+
+    A list as ``json_bytes`` writes it is parsed ``PIECE_BYTES`` at a time, each piece's repeats let go of
+    before the next is parsed, so the listings are never held twice: pieces that each parse as a list's items
+    join into the whole list's items.  Bytes written otherwise are parsed whole (a ValueError when not JSON)."""
+    made: Made = ({k: {} for k in REPEATING}, {})
+    end = len(data) - 1
+    while end > 0 and data[end] in b" \t\r\n":  # (not ``rstrip``: a copy of every byte)
+        end -= 1
+    if data[:1] != b"[" or data[end : end + 1] != b"]" or data.find(BETWEEN, 0, end) < 0:
+        return _parsed_whole(data, made)
+    listings: list[Any] = []
+    view = memoryview(data)
+    start = 1  # within the brackets, up to ``end``
+    try:
+        while start < end:
+            found = data.find(BETWEEN, start + PIECE_BYTES, end)
+            cut = found + 4 if found >= 0 else end  # after a closing brace, at the comma; or the end
+            piece = orjson.loads(b"".join((b"[", view[start:cut], b"]")))
+            share_repeating(piece, made)
+            listings += piece
+            start = cut + 1
+    except ValueError:  # not split where this expects: parsed whole
+        del listings
+        return _parsed_whole(data, made)
+    return listings
+
+
+def _parsed_whole(data: bytes, made: Made) -> object:
+    whole = orjson.loads(data)
+    share_repeating(whole if isinstance(whole, list) else [], made)
+    return whole
 
 
 # --- locations --------------------------------------------------------------------------------
@@ -732,7 +794,7 @@ def previous_release(exports_dir: Path) -> tuple[list[Listing] | None, Verified 
     (``verified_before``), with ``listings.json`` read once."""
     try:
         data = (exports_dir / "current" / "listings.json").read_bytes()
-        listings = orjson.loads(data)
+        listings = listings_from_json(data)
     except (OSError, ValueError):
         return None, None
     if not isinstance(listings, list):

@@ -236,3 +236,38 @@ def test_a_current_release_whose_listings_cannot_be_read_is_neither_compared_nor
     second = publish(tmp_path, now=NOW + dt.timedelta(hours=1))  # published as if it were the first: nothing to compare
     assert second.previous == first.release_id
     assert json.loads((second.path / "changes.json").read_text()) == {"added": [], "removed": [], "changed": []}
+
+
+@pytest.mark.parametrize("pieces_of", [1, 900, 16 << 20])  # bytes: a listing, about two, all of them
+def test_listings_read_back_in_pieces_are_the_listings_written_with_their_repeats_shared(monkeypatch, pieces_of):
+    """``listings_from_json`` (a rerun's read of the release before it) gives what ``orjson.loads`` gives, whether
+    the list is parsed in pieces or whole; the repeating values (a kind, a date, a code in a list, a source's name)
+    are one object each. A name holding the bytes that part two listings in the file parts nothing."""
+    import orjson
+
+    monkeypatch.setattr(export, "PIECE_BYTES", pieces_of)
+    odd = listing("f", 'A "tricky"\n  },\n  { name', ["NO"], verified_at="2026-01-02", first_seen="2026-01-02T03:04:05Z")
+    written = [*LISTINGS, odd, {**odd, "id": "lst_ffffffffffff0", "verified_at": "2026-01-02", "first_seen": "2026-01-02T03:04:05Z"}]
+    data = export.json_bytes(written)
+    pieces: list[int] = []
+    share = export.share_repeating
+    monkeypatch.setattr(export, "share_repeating", lambda piece, made: pieces.append(len(piece)) or share(piece, made))
+    got = export.listings_from_json(data)
+    assert got == orjson.loads(data) == written
+    assert pieces == [1] * 7 if pieces_of == 1 else (len(pieces) == 1 if pieces_of > len(data) else 1 < len(pieces) < 7)
+    assert got[-1]["verified_at"] is got[-2]["verified_at"] and got[-1]["first_seen"] is got[-2]["first_seen"]
+    assert got[0]["kind"] is got[-1]["kind"] and got[0]["areas"][0] is got[-1]["areas"][0] and got[0]["moderation"] is got[1]["moderation"]
+    assert got[0]["sources"][0]["source"] is got[1]["sources"][0]["source"]
+
+
+def test_listings_read_back_from_bytes_written_otherwise_are_parsed_whole():
+    import orjson
+
+    compact = orjson.dumps(LISTINGS)  # no line breaks: one piece
+    assert export.listings_from_json(compact) == LISTINGS
+    nested = b'[{"x": [\n  {\n  "a": 1\n  },\n  {\n  "b": 2\n  }\n]}]'  # the parting bytes, but not between listings
+    assert export.BETWEEN in nested
+    assert export.listings_from_json(nested) == orjson.loads(nested)
+    assert export.listings_from_json(b'{"not": "a list"}') == {"not": "a list"}
+    with pytest.raises(ValueError):
+        export.listings_from_json(export.json_bytes(LISTINGS)[:-5])
