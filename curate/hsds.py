@@ -15,7 +15,7 @@ from typing import Any
 import langcodes
 import orjson
 
-from curate.collector import collection_paused
+from curate.collector import collection_paused, give_back_freed_memory
 from schemas import hsds as m
 from schemas import vocabularies as v
 
@@ -188,7 +188,9 @@ def part_bodies(listings: list[Listing], location_names: dict[str, str], cell: C
 def part_bodies_of_json(listings_json: bytes, location_names: dict[str, str], cell: Callable[[object], str]) -> Part:
     """``part_bodies`` of listings sent as JSON bytes (to a worker process): orjson writes 267k listings in 0.25 s
     where pickling them takes 2.4 s of the sending process (reading them back costs about the same either way)."""
-    return part_bodies(orjson.loads(listings_json), location_names, cell)
+    part = part_bodies(orjson.loads(listings_json), location_names, cell)  # (its listings and rows let go of)
+    give_back_freed_memory()  # a worker does not hold its largest part's heap while it waits for the next
+    return part
 
 
 def joined_files(

@@ -1,4 +1,4 @@
-"""Frictionless checks of a release's CSV files, giving each distinct record to Frictionless once.
+"""Frictionless checks of a release's CSV files, judging each distinct record once.
 
 Whether a row passes its Table Schema (types, formats, ``required``, ``pattern``, ``enum``, the number of cells) depends
 on the row and the schema alone.  So each distinct record of a schema is validated once, however many files hold it
@@ -9,7 +9,8 @@ Frictionless reads the referenced file again for each resource).  The header of 
 its records.
 
 A file is examined when it is not byte for byte the verified release's, or when a file it references lost key values
-it held then (a listing removed, not one renamed).
+it held then (a listing removed, not one renamed).  Records of a schema's own header are judged a value at a time by
+Frictionless's own cell readers (``_ColumnCheck``, ``faulted``); Frictionless's validation words what they find.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from typing import Any
 
 import orjson
 
-from curate.collector import collection_paused
+from curate.collector import collection_paused, give_back_freed_memory
 
 Record = tuple[str, ...]
 #: problems shown per file (as Frictionless's own report, the rest are left out)
@@ -491,6 +492,16 @@ def check_package(
         problems += [f"{label}{f.path}: {text}" for _, text in f.problems[:SHOWN]]
         if len(f.problems) > SHOWN:
             problems.append(f"{label}{f.path}: and {len(f.problems) - SHOWN} more problems")
+    return problems
+
+
+def checked_apart(
+    descriptor: Path, label: str, unchanged: frozenset[str], previous: Path | None, previous_sha256: dict[str, str] | None
+) -> list[str]:
+    """``check_package`` in a worker process, which then hands the heap it freed back to the system (its records are
+    not held while the worker waits, beside the process that is still building or checking)."""
+    problems = check_package(descriptor, label, unchanged, previous, previous_sha256)
+    give_back_freed_memory()
     return problems
 
 

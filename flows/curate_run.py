@@ -10,7 +10,6 @@ functions in ``curate``, the edges are ``curate.ingest``, ``curate.links``, ``cu
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import datetime as dt
 import math
 import uuid
@@ -29,6 +28,7 @@ from prefect.utilities.annotations import quote
 
 from curate import artifacts, caching, export, fetch, links, links_report, report, resolve
 from curate import warehouse as wh
+from curate.collector import give_back_freed_memory
 from curate.ingest import Ingested, Previous, ingest
 from curate.lock import warehouse_lock
 from curate.notify import RunEvent, notifiers, notify_all
@@ -401,18 +401,11 @@ def _let_go_of_rows(batch: list[Ingested]) -> None:
         item.data = b""
         item.result.raw = item.result.accepted = item.result.rejected = None
         item.result.problems, item.result.previous_problems = [], None
-    _give_back_freed_memory()
+    give_back_freed_memory()
 
 
 def _row_errors(problems: list[Problem]) -> Iterator[Problem]:
     return (p for p in problems if p.severity == "error" and p.row is not None)
-
-
-def _give_back_freed_memory() -> None:
-    """Hand the C heap's free pages back to the system (glibc's ``malloc_trim``; elsewhere nothing): after a million
-    rows are let go, most of the heap is free but stays in the process otherwise."""
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 def pipeline(settings: Settings, now: dt.datetime | None = None, skip_links: bool = False) -> RunSummary:
@@ -451,7 +444,7 @@ def pipeline(settings: Settings, now: dt.datetime | None = None, skip_links: boo
     if summary.links is not None:
         summary.links.dead_listings = dead
     release = export_release(settings, now, run_id, sources)
-    _give_back_freed_memory()  # the release's listings are gone: a long-lived process does not carry their heap on
+    give_back_freed_memory()  # the release's listings are gone: a long-lived process does not carry their heap on
     summary.rows_read = sum(int(s["rows"]) for s in summary.sources)  # type: ignore[call-overload]
     summary.rows_accepted = sum(int(s["accepted"]) for s in summary.sources)  # type: ignore[call-overload]
     summary.rows_rejected = sum(int(s["rejected"]) for s in summary.sources)  # type: ignore[call-overload]

@@ -215,7 +215,7 @@ def test_with_workers_the_hsds_package_is_checked_in_one_and_what_it_finds_is_re
         submit = pool.submit
         monkeypatch.setattr(pool, "submit", lambda fn, *a, **kw: given.append(fn) or submit(fn, *a, **kw))
         there = export.validate_against_schemas(folder, pool=pool)
-    assert table_check.check_package in given
+    assert table_check.checked_apart in given
     assert any(p.startswith("locations/SE.csv") and "kind" in p for p in here)
     assert any(p.startswith("hsds/phones.csv") and "foreign key" in p for p in here)
     assert there == here
