@@ -246,6 +246,7 @@ def test_listings_read_back_in_pieces_are_the_listings_written_with_their_repeat
     import orjson
 
     monkeypatch.setattr(export, "PIECE_BYTES", pieces_of)
+    monkeypatch.setattr(export, "SHARED_FROM_BYTES", 0)
     odd = listing("f", 'A "tricky"\n  },\n  { name', ["NO"], verified_at="2026-01-02", first_seen="2026-01-02T03:04:05Z")
     written = [*LISTINGS, odd, {**odd, "id": "lst_ffffffffffff0", "verified_at": "2026-01-02", "first_seen": "2026-01-02T03:04:05Z"}]
     data = export.json_bytes(written)
@@ -260,8 +261,10 @@ def test_listings_read_back_in_pieces_are_the_listings_written_with_their_repeat
     assert got[0]["sources"][0]["source"] is got[1]["sources"][0]["source"]
 
 
-def test_listings_read_back_from_bytes_written_otherwise_are_parsed_whole():
+def test_listings_read_back_from_bytes_written_otherwise_are_parsed_whole(monkeypatch):
     import orjson
+
+    monkeypatch.setattr(export, "SHARED_FROM_BYTES", 0)
 
     compact = orjson.dumps(LISTINGS)  # no line breaks: one piece
     assert export.listings_from_json(compact) == LISTINGS
