@@ -11,6 +11,7 @@ Schema, Frictionless), renames it into place and only then switches ``exports/cu
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import datetime as dt
 import hashlib
@@ -76,7 +77,7 @@ def public_listings(con: duckdb.DuckDBPyConnection) -> list[Listing]:
     cols = ", ".join(LISTING_FIELDS)
     cursor = con.execute(f"SELECT {cols} FROM out_listings")
     when = [name for name, kind, *_ in cursor.description if str(kind).startswith(("DATE", "TIMESTAMP"))]  # as _iso writes them
-    made: Made = ({k: {} for k in dict.fromkeys([*when, *REPEATING])}, {})
+    made = nothing_made([*when, *REPEATING])
     listings: list[Listing] = []
     while rows := cursor.fetchmany(FETCHED):  # a batch at a time: its copies are let go of before the next is read
         batch = [dict(zip(LISTING_FIELDS, r, strict=True)) for r in rows]
@@ -88,6 +89,11 @@ def public_listings(con: duckdb.DuckDBPyConnection) -> list[Listing]:
 
 #: the values met so far: by repeating field, and the codes in lists and sources' names
 Made = tuple[dict[str, dict[object, object]], dict[object, object]]
+
+
+def nothing_made(fields: Iterable[str]) -> Made:
+    """``share_repeating``'s values met, before any listing: none, for each of ``fields``."""
+    return {k: {} for k in dict.fromkeys(fields)}, {}
 
 
 def share_repeating(listings: list[Any], made: Made) -> None:
@@ -108,7 +114,7 @@ def share_repeating(listings: list[Any], made: Made) -> None:
             if value.__class__ is str:
                 x[k] = seen.setdefault(value, value)  # (``_iso`` leaves text as it is)
             elif isinstance(value, dt.date):
-                x[k] = seen[value] if value in seen else seen.setdefault(value, _iso(value))
+                x[k] = seen.get(value) or seen.setdefault(value, _iso(value))  # (``_iso`` of a date is never empty)
         for k in CODE_LISTS:
             values = get(k)
             if values.__class__ is list:
@@ -135,7 +141,7 @@ def listings_from_json(data: bytes) -> object:
     join into the whole list's items.  Bytes written otherwise are parsed whole (a ValueError when not JSON)."""
     if len(data) < SHARED_FROM_BYTES:
         return orjson.loads(data)
-    made: Made = ({k: {} for k in REPEATING}, {})
+    made = nothing_made(REPEATING)
     end = len(data) - 1
     while end > 0 and data[end] in b" \t\r\n":  # (not ``rstrip``: a copy of every byte)
         end -= 1
@@ -675,10 +681,10 @@ def validate_against_schemas(
                 problems.append(f"locations/{path.name}: {listing.get('id')} differs from the listing in listings.json")
     problems += table_check.check_package(folder / "datapackage.json", "", unchanged, previous, sha256, pool)
     if hsds_package.is_file():
-        try:
-            problems += elsewhere.result() if elsewhere is not None else table_check.check_package(*hsds_args, pool)
-        except Exception:  # the worker died: checked here (a bug in the check raises again here)
-            problems += table_check.check_package(*hsds_args, pool)
+        found = None
+        with contextlib.suppress(Exception):  # the worker died: checked here (a bug in the check raises again here)
+            found = elsewhere.result() if elsewhere is not None else None
+        problems += found if found is not None else table_check.check_package(*hsds_args, pool)
     return problems
 
 
