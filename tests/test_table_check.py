@@ -380,3 +380,37 @@ def test_the_values_faulted_are_those_frictionless_flags(values: list[str]) -> N
         flagged.setdefault(cell, set()).add(values[number - 2])
     for f in FIELDS:
         assert set(faults[str(f["name"])](values)) == flagged.get(str(f["name"]), set()), f["name"]
+
+
+def _whole_text_records(data: bytes) -> list[tuple[str, ...]]:
+    return [tuple(r) for r in csv.reader(io.StringIO(data.decode("utf-8"), newline=""))]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    text=st.text(alphabet=st.sampled_from(list('ab,"\r\n é\u2028\x0c\x85')), max_size=60),
+    piece=st.integers(min_value=1, max_value=12),
+)
+def test_records_read_a_piece_at_a_time_are_those_of_the_whole_text(text: str, piece: int) -> None:
+    """Line breaks of every kind, quoted cells across lines, characters of several bytes, pieces of any size: the
+    records (or the csv error) are those of one StringIO over the whole text."""
+    data = text.encode("utf-8")
+    try:
+        expected: object = _whole_text_records(data)
+    except csv.Error as exc:
+        expected = ("csv.Error", str(exc))
+    try:
+        got: object = table_check.read_records(data, piece)
+    except csv.Error as exc:
+        got = ("csv.Error", str(exc))
+    assert got == expected
+
+
+def test_a_file_read_in_pieces_that_is_not_utf8_fails_as_the_whole_text_does() -> None:
+    data = b"id,name\r\n" + b"1,fine\r\n" * 50 + b"2,caf\xe9\r\n"
+    with pytest.raises(UnicodeDecodeError) as whole:
+        data.decode("utf-8")
+    with pytest.raises(UnicodeDecodeError) as pieces:
+        table_check.read_records(data, 16)
+    assert str(pieces.value) == str(whole.value)  # the position in the file, not in the piece
+    assert table_check.read_records(data[:-9], 16) == _whole_text_records(data[:-9])
