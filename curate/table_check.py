@@ -25,6 +25,7 @@ import itertools
 import multiprocessing
 import operator
 import re
+import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -61,15 +62,19 @@ KeySet = tuple[str, set[Record] | None] | None
 PIECE = 8 << 20
 
 
-def read_records(data: bytes, piece: int = PIECE) -> list[Record]:
+def read_records(data: bytes, piece: int = PIECE, same: dict[Record, Record] | None = None) -> list[Record]:
     """The records of a CSV file (UTF-8, comma, double quotes; cells may hold line breaks).
+
+    ``same``: records already held, by themselves: a record equal to one of them is that one (the file of a rerun
+    holds mostly the records of the file before it, which are then not held twice).
 
     The bytes are decoded ``piece`` at a time, each cut just after a line feed: a whole file in one ``StringIO``
     takes four bytes a character (a 125 MB HSDS table held 0.6 GB more than its records while it was read).  Lines
     end where ``StringIO(newline="")`` ends them over the whole text (a cut after ``\\n`` never parts ``\\r\\n``, and
     UTF-8 holds no ``\\n`` byte inside a character), and the reader carries a quoted cell across lines, so the
     records are those of the whole text; a file that is not UTF-8 raises the whole text's error."""
-    return [tuple(r) for r in csv.reader(itertools.chain.from_iterable(_text_pieces(data, piece)))]
+    rows = map(tuple, csv.reader(itertools.chain.from_iterable(_text_pieces(data, piece))))
+    return list(rows) if same is None else [same.get(r, r) for r in rows]
 
 
 def _text_pieces(data: bytes, piece: int) -> Iterator[io.StringIO]:
@@ -377,6 +382,44 @@ def submitted(pool: Executor | None, fn: Callable[..., Any], *args: Any) -> Futu
         return None
 
 
+def submitted_in_turn(pool: Executor | None, fn: Callable[..., Any], args: list[Callable[[], tuple[Any, ...]]]) -> list[Future[Any] | None]:
+    """``fn(*make())`` for each of ``args`` in ``pool``, in turn: a piece's arguments are made (``make()``) only when
+    one submitted before it is done, so that no more than one more than the pool's workers wait with theirs.  All
+    None when there is no pool; a piece the pool refuses is a future holding the error (its work is then done here)."""
+    if pool is None:
+        return [None] * len(args)
+    out: list[Future[Any]] = [Future() for _ in args]
+    order = iter(range(len(args)))
+    lock = threading.Lock()
+
+    def start() -> None:
+        with lock:
+            i = next(order, None)
+        if i is None:
+            return
+        try:
+            running = pool.submit(fn, *args[i]())
+        except Exception as exc:  # a broken pool: this piece and those after it fail, to be done by the caller
+            out[i].set_exception(exc)
+            start()
+            return
+        running.add_done_callback(functools.partial(_done, out[i], start))
+
+    for _ in range(getattr(pool, "_max_workers", 1) + 1):  # (the worker count of concurrent.futures' pools)
+        start()
+    return list(out)
+
+
+def _done(into: Future[Any], then: Callable[[], None], done: Future[Any]) -> None:
+    if done.cancelled():  # (a pool shut down early)
+        into.cancel()
+    elif (error := done.exception()) is not None:
+        into.set_exception(error)
+    else:
+        into.set_result(done.result())
+    then()
+
+
 @contextlib.contextmanager
 def workers(wanted: bool = True) -> Iterator[Executor | None]:
     """Worker processes for Frictionless (from multiprocessing's fork server), when ``wanted`` and there are several
@@ -430,15 +473,15 @@ def check_package(
     problems: list[str] = []
     unreadable: set[str] = set()
 
-    def parsed(name: str, old: bool = False) -> tuple[Record, list[Record]] | None:
+    def parsed(name: str, old: bool = False, same: dict[Record, Record] | None = None) -> tuple[Record, list[Record]] | None:
         """A file's header and rows (``old``: as the verified release held it, if still intact), read anew each time:
-        a big release's tables are not all held at once."""
+        a big release's tables are not all held at once.  ``same``: ``read_records``'s."""
         f = files[name]
         if old:
             records = _previous_records(previous, label + f.path, previous_sha256 or {}) if same_package and previous else None
         else:
             try:
-                records = read_records((folder / f.path).read_bytes())
+                records = read_records((folder / f.path).read_bytes(), same=same)
             except (OSError, UnicodeDecodeError, csv.Error) as exc:
                 if name not in unreadable:
                     problems.append(f"{label}{f.path}: cannot be read as UTF-8 CSV ({exc})")
@@ -480,12 +523,14 @@ def check_package(
         for name in sorted(names, key=lambda n: (n not in referenced, n)):  # files others reference first (their keys kept)
             groups.setdefault(files[name].schema_key, []).append(files[name])
         for members in groups.values():  # a schema's files at a time: the records of one table are held, then let go
-            passed: set[Record] = set()
+            passed: dict[Record, Record] = {}  # the records the verified release held, each by itself
             for f in members:
-                passed.update((parsed(f.name, old=True) or ((), []))[1])
+                old_rows = (parsed(f.name, old=True) or ((), []))[1]
+                passed.update(zip(old_rows, old_rows, strict=True))
+                del old_rows
             pending: Pending = {}
             for f in members:
-                got = parsed(f.name)
+                got = parsed(f.name, same=passed)  # a record as it was is held once
                 if got is None:
                     continue
                 header, rows = got

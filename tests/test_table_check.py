@@ -145,8 +145,8 @@ def test_files_referencing_a_changed_file_are_examined_when_it_lost_keys(release
     read: list[tuple[str, ...]] = []  # the header of each file read
     read_records = table_check.read_records
 
-    def reading(data: bytes) -> list[tuple[str, ...]]:
-        records = read_records(data)
+    def reading(data: bytes, **kwargs) -> list[tuple[str, ...]]:
+        records = read_records(data, **kwargs)
         read.append(records[0])
         return records
 
@@ -414,3 +414,45 @@ def test_a_file_read_in_pieces_that_is_not_utf8_fails_as_the_whole_text_does() -
         table_check.read_records(data, 16)
     assert str(pieces.value) == str(whole.value)  # the position in the file, not in the piece
     assert table_check.read_records(data[:-9], 16) == _whole_text_records(data[:-9])
+
+
+def test_records_equal_to_ones_already_held_are_those_objects() -> None:
+    before = table_check.read_records(b"id,name\r\n1,a\r\n2,b\r\n")
+    same = dict(zip(before, before, strict=True))
+    after = table_check.read_records(b"id,name\r\n1,a\r\n2,B\r\n", same=same)
+    assert after == [("id", "name"), ("1", "a"), ("2", "B")]
+    assert after[0] is before[0] and after[1] is before[1] and after[2] is not before[2]
+
+
+def test_pieces_are_made_in_turn_and_their_results_kept_in_order() -> None:
+    """No more than one piece beyond the workers' waits with its arguments made; each result is its piece's, in order;
+    a pool that refuses work leaves each piece's error in its future (the caller then does it itself)."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    made: list[int] = []
+    release = threading.Event()
+
+    def make(i: int) -> tuple[int]:
+        made.append(i)
+        return (i,)
+
+    def work(i: int) -> int:
+        release.wait(10)
+        return i * i
+
+    assert table_check.submitted_in_turn(None, work, [functools.partial(make, i) for i in range(3)]) == [None] * 3
+    with ThreadPoolExecutor(2) as pool:
+        futures = table_check.submitted_in_turn(pool, work, [functools.partial(make, i) for i in range(8)])
+        assert made == [0, 1, 2]  # two at work, one waiting
+        release.set()
+        assert [f.result(10) for f in futures] == [i * i for i in range(8)]  # type: ignore[union-attr]
+        assert made == list(range(8))
+
+    class Refusing(ThreadPoolExecutor):
+        def submit(self, *args, **kwargs):  # type: ignore[override]
+            raise RuntimeError("broken")
+
+    with Refusing(2) as pool:
+        futures = table_check.submitted_in_turn(pool, work, [functools.partial(make, i) for i in range(4)])
+        assert all(isinstance(f.exception(1), RuntimeError) for f in futures)  # type: ignore[union-attr]
