@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import datetime as dt
+import functools
 import hashlib
 import io
 import operator
@@ -32,7 +33,7 @@ import orjson
 import pycountry
 
 from curate import hsds, preview, table_check
-from curate.collector import collection_paused
+from curate.collector import collection_paused, give_back_freed_memory
 from schemas.fields import BY_NAME, FIELDS, HTTP_URL, LISTING_FIELDS, UNTRACKED_FIELDS
 from schemas.generate import to_arrow_schema, to_json_schema, to_table_schema
 
@@ -277,7 +278,7 @@ def parquet_bytes(listings: list[Listing]) -> bytes:
 
     schema = to_arrow_schema()
     assert isinstance(schema, pa.Schema)
-    columns: dict[str, list[object]] = {}
+    columns = []
     for name in LISTING_FIELDS:  # a column at a time: one look-up of its type, not one per cell (1.4 s at 53k listings)
         values: list[object] = [listing[name] for listing in listings]
         kind = BY_NAME[name].type
@@ -285,8 +286,8 @@ def parquet_bytes(listings: list[Listing]) -> bytes:
             values = [None if v is None else dt.date.fromisoformat(str(v)) for v in values]
         elif kind == "timestamp":
             values = [None if v is None else dt.datetime.fromisoformat(str(v)) for v in values]
-        columns[name] = values
-    table = pa.Table.from_pydict(columns, schema=schema)
+        columns.append(pa.array(values, type=schema.field(name).type))  # (the column's Python objects let go of)
+    table = pa.Table.from_arrays(columns, schema=schema)
     sink = io.BytesIO()
     pq.write_table(table, sink, compression="zstd", row_group_size=100_000)
     return sink.getvalue()
@@ -490,9 +491,9 @@ def release_files(
     return dict(iter_release_files(listings, sources, previous, pool))
 
 
-#: parts the HSDS rows are built in by worker processes (four times the workers: each holds an eighth of the listings
-#: at a time: with the shared values of public_listings, the run with its workers peaked 0.6 GB lower at 535k listings)
-HSDS_PARTS = 8
+#: parts the HSDS rows are built in by worker processes (each holds a sixteenth of the listings at a time: at 535k
+#: listings, a rerun's release with its two workers peaked at 3.3 GB in 16 parts, 3.6 GB in 8, more in 4)
+HSDS_PARTS = 16
 
 
 def iter_release_files(
@@ -515,8 +516,11 @@ def iter_release_files(
     if pool is not None and listings:
         size = -(-len(listings) // HSDS_PARTS)
         pieces = [listings[i : i + size] for i in range(0, len(listings), size)]
-    # a worker gets its part as JSON (listings are JSON values): orjson writes it in a tenth of pickle's time
-    building = [table_check.submitted(pool, hsds.part_bodies_of_json, orjson.dumps(piece), names, csv_cell) for piece in pieces]
+    # a worker gets its part as JSON (listings are JSON values): orjson writes it in a tenth of pickle's time; each
+    # part is written when a worker is about to be free (not all eight at once: 0.3 GB at 535k listings)
+    building = table_check.submitted_in_turn(
+        pool, hsds.part_bodies_of_json, [functools.partial(_part_args, piece, names) for piece in pieces]
+    )
     yield "listings.json", json_bytes(listings)
     yield "listings.parquet", parquet_bytes(listings)
     yield "changes.json", json_bytes(changes if changes is not None else changes_between(previous, listings))
@@ -546,6 +550,10 @@ def iter_release_files(
     del parts
     for rel in list(built):  # each let go of once written
         yield rel, built.pop(rel)
+
+
+def _part_args(piece: list[Listing], names: dict[str, str]) -> tuple[object, ...]:
+    return orjson.dumps(piece), names, csv_cell
 
 
 def manifest(
@@ -639,6 +647,7 @@ def validate_against_schemas(
     listings: list[Listing] | None = None,
     suspect: frozenset[str] | None = None,
     pool: Executor | None = None,
+    let_go: Callable[[], None] | None = None,
 ) -> list[str]:
     """Problems of a written release against its own schemas: every listing against
     ``schema/listing.schema.json`` (JSON Schema 2020-12), every CSV against ``datapackage.json`` (Frictionless),
@@ -649,7 +658,7 @@ def validate_against_schemas(
     of ``verified``, and the CSV records that release held (``curate.table_check``: files among ``unchanged`` are
     not examined unless they reference one that changed).  ``listings``: ``listings.json`` as already read;
     ``suspect``: the only location files to compare with it (``rebuilt_differently``); ``pool``: worker processes
-    for Frictionless.
+    for Frictionless; ``let_go``: called once the listings are no longer needed, before the CSV files are read.
     """
     import jsonschema_rs  # JSON Schema 2020-12 with format checks, 70 times the pure-Python jsonschema's speed
 
@@ -672,13 +681,15 @@ def validate_against_schemas(
             if isinstance(value, str) and len(value) > 60:  # the message quotes the whole value
                 message = message.replace(value, value[:60] + "...")
             problems.append(f"listings.json: {listing.get('id')}: {message}")
-    by_id = {str(x.get("id")): x for x in listings}
-    for path in sorted((folder / "locations").glob("*.json")):  # each listing there is one of listings.json, unchanged
-        if suspect is not None and f"locations/{path.name}" not in suspect:
-            continue
+    compared = [p for p in sorted((folder / "locations").glob("*.json")) if suspect is None or f"locations/{p.name}" in suspect]
+    by_id = {str(x.get("id")): x for x in listings} if compared else {}
+    for path in compared:  # each listing there is one of listings.json, unchanged
         for listing in orjson.loads(path.read_bytes())["listings"]:
             if by_id.get(str(listing.get("id"))) != listing:
                 problems.append(f"locations/{path.name}: {listing.get('id')} differs from the listing in listings.json")
+    del by_id, listings, passed
+    if let_go is not None:
+        let_go()
     problems += table_check.check_package(folder / "datapackage.json", "", unchanged, previous, sha256, pool)
     if hsds_package.is_file():
         found = None
@@ -748,6 +759,7 @@ def verify(
     verified: Verified | None = None,
     pool: Executor | None = None,
     written_from: list[Listing] | None = None,
+    let_go: Callable[[], None] | None = None,
 ) -> list[str]:
     """Problems of a written release: files against the manifest (sizes, checksums), counts, contents against its schemas
     (what ``verified``, the release before it, held already is not checked against the schemas again).
@@ -755,7 +767,8 @@ def verify(
     ``written_from``: the listings ``iter_release_files`` built the release from, whose bytes the manifest was made
     from (``publish``): once the files match the manifest, parsing ``listings.json`` would give these again (1.2 s
     and a second copy of every listing at 53k listings), so the checks take them, and the location files are what
-    ``rebuilt_differently`` would build (8 s at 535k listings), so none is compared listing by listing."""
+    ``rebuilt_differently`` would build (8 s at 535k listings), so none is compared listing by listing.  ``let_go``:
+    ``validate_against_schemas``'s."""
     problems = []
     for entry in man["files"]:  # type: ignore[attr-defined]
         path = folder / entry["path"]
@@ -774,7 +787,7 @@ def verify(
     return (
         count_problems(folder, man, listings, suspect)
         or content_problems(listings)
-        or validate_against_schemas(folder, verified, unchanged, listings, suspect, pool)
+        or validate_against_schemas(folder, verified, unchanged, listings, suspect, pool, let_go)
     )
 
 
@@ -855,10 +868,13 @@ def publish(
     sources: list[SourceMeta] | None = None,
     guard: Guard | None = None,
     checkpoint: Callable[[str], None] = no_checkpoint,
+    let_go_of_listings: bool = False,
 ) -> Release:
     """Write a release, check it, switch ``current`` to it atomically, and keep the newest ``keep``.
 
     Raises ``ReleaseHeld`` (nothing written, ``current`` untouched) when the guard finds a mass removal.
+    ``let_go_of_listings``: empty ``listings`` once they are checked, before the release's CSV files are (the caller
+    has no more use for them): at 535k listings, 1.4 GB is then not held beside the worker checking the HSDS files.
     """
     guard = guard or Guard()
     releases = exports_dir / "releases"
@@ -877,6 +893,7 @@ def publish(
     if verified is not None:  # what passed then, as the equal listings of this release (the same objects)
         verified = replace(verified, listings={lid: x for x in listings if verified.listings.get(lid := str(x["id"])) == x})
     del before  # a second copy of every listing (1.6 GB at 535k) is not held while the release is built and checked
+    give_back_freed_memory()  # nor is the heap it took (kept by the C heap otherwise, beside the worker processes)
     checkpoint("start")
     with table_check.workers(len(listings) >= PARALLEL_MIN) as pool:  # for the HSDS build and Frictionless's checks
         partial = releases / f"{PARTIAL_PREFIX}{release_id}"
@@ -895,7 +912,15 @@ def publish(
         man = manifest(entries, release_id, now, previous, counts)
         (partial / "manifest.json").write_bytes(json_bytes(man))
         checkpoint("written")
-        problems = verify(partial, man, verified, pool, listings)
+        give_back_freed_memory()  # the files built and written (checking reads them again, beside a worker process)
+
+        def let_go() -> None:
+            listings.clear()
+            if verified is not None:
+                verified.listings.clear()  # (the same objects)
+            give_back_freed_memory()
+
+        problems = verify(partial, man, verified, pool, listings, let_go if let_go_of_listings else None)
     if problems:
         raise RuntimeError(f"release {release_id} failed its checks: {problems}")
     checkpoint("verified")

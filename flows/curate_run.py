@@ -292,7 +292,15 @@ def export_release(settings: Settings, now: dt.datetime, run_id: str, sources: l
         checkpoint = export.pause_at(settings.pause_at, settings.exports_dir) if settings.pause_at else export.no_checkpoint
         try:
             release = export.publish(
-                listings, settings.exports_dir, now, settings.keep_releases, {"sources": len(used)}, meta, guard, checkpoint
+                listings,
+                settings.exports_dir,
+                now,
+                settings.keep_releases,
+                {"sources": len(used)},
+                meta,
+                guard,
+                checkpoint,
+                let_go_of_listings=True,  # (not used here after)
             )
         except export.ReleaseHeld as held:
             finished = dt.datetime.now(dt.UTC).replace(tzinfo=None)

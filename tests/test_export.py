@@ -274,3 +274,28 @@ def test_listings_read_back_from_bytes_written_otherwise_are_parsed_whole(monkey
     assert export.listings_from_json(b'{"not": "a list"}') == {"not": "a list"}
     with pytest.raises(ValueError):
         export.listings_from_json(export.json_bytes(LISTINGS)[:-5])
+
+
+def test_a_publish_that_lets_go_of_its_listings_checks_them_first_and_writes_the_same_release(tmp_path, monkeypatch):
+    """``let_go_of_listings`` (the run's publish) empties the listings once they are checked, before any CSV file
+    is read for its checks, and the releases, first and rerun, are byte for byte those of a publish that keeps them."""
+    renamed = [dict(x, name="Renamed " + x["name"]) if i == 0 else dict(x) for i, x in enumerate(LISTINGS)]
+    seen: list[int] = []
+    given: list[list[dict]] = []
+    check_package = table_check.check_package
+    monkeypatch.setattr(table_check, "check_package", lambda *a, **k: seen.append(sum(map(len, given))) or check_package(*a, **k))
+    for let_go in (False, True):
+        for hours, listings in enumerate((LISTINGS, renamed)):
+            given[:] = [list(listings)]
+            seen.clear()
+            export.publish(given[0], tmp_path / str(let_go), NOW + dt.timedelta(hours=hours), 14, {}, let_go_of_listings=let_go)
+            assert seen and all(n == (0 if let_go else len(listings)) for n in seen)
+            assert given[0] == ([] if let_go else listings)
+
+    def files(folder: Path) -> dict[str, bytes]:
+        return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+    assert files(tmp_path / "True") == files(tmp_path / "False")
+    twice = [*LISTINGS, dict(LISTINGS[0])]  # the CSV files' primary key, checked after the listings are let go of
+    with pytest.raises(RuntimeError, match="primary key"):
+        export.publish(twice, tmp_path / "bad", NOW, 14, {}, let_go_of_listings=True)
