@@ -10,10 +10,10 @@ For each size, in a fresh process (so that its peak memory is its own) and a tem
   stage's seconds (the union of its task runs' intervals, read back from Prefect), and Prefect's share of the
   wall (the time no task was running: orchestration, the flow's own code between tasks);
 * a rerun after one source file changed (one row's name edited), which reads only that file again;
-* each run's peak memory, sampled every 0.1 s from ``/proc``: this process (its high-water mark, ``VmHWM``, reset
-  before each run) and, apart, this process together with its worker processes (the fork server's phone and
-  release workers); Prefect's temporary server is a process of its own and is not counted.  The generated files
-  are let go of before the runs: the generator's memory is not the pipeline's.
+* each run's peak memory, sampled every 0.1 s from ``/proc`` by a process of its own: this process (its
+  high-water mark, ``VmHWM``, reset before each run) and, apart, this process together with its worker processes
+  (the fork server's phone and release workers); Prefect's temporary server is a process of its own and is not
+  counted.  The generated files are let go of before the runs: the generator's memory is not the pipeline's.
 
 The files come from ``benchmarks.directory_gen.source_files`` (invented services, perturbed duplicates across
 files, reserved ``.example`` domains).
@@ -27,10 +27,10 @@ import gc
 import json
 import os
 import re
+import select
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -70,27 +70,26 @@ def _is_prefect_server(pid: int) -> bool:
 
 class MemorySampler:
     """Peak memory of one run: this process's high-water mark (``VmHWM``, reset at the start where the kernel allows)
-    and the largest sum of resident memory of this process and its worker processes seen every ``every`` seconds."""
+    and the largest sum of resident memory of this process and its worker processes seen every ``every`` seconds.
+
+    The sums are taken by a process of its own (``--sample``): a thread of this one waits for the GIL, which a long
+    call in C holds for seconds (orjson writing a 0.4 GB release file), and missed moments of the runs' peaks."""
 
     def __init__(self, every: float = 0.1) -> None:
-        self.every, self.most_kb, self._stop = every, 0, threading.Event()
-        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self.every, self.most_kb = every, 0
+        self._sampler: subprocess.Popen[str] | None = None
 
     def __enter__(self) -> MemorySampler:
         with contextlib.suppress(OSError):
             Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM
-        self._thread.start()
+        command = [sys.executable, "-m", "benchmarks.run_bench", "--sample", str(os.getpid()), str(self.every)]
+        self._sampler = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    def _sample(self) -> None:
-        me = os.getpid()
-        while not self._stop.wait(self.every):
-            kids = [k for k in _descendants(me) if not _is_prefect_server(k)]
-            self.most_kb = max(self.most_kb, _status_kb(me, "VmRSS") + sum(_status_kb(k, "VmRSS") for k in kids))
+        assert self._sampler is not None
+        out, _ = self._sampler.communicate("stop\n", timeout=60)
+        self.most_kb = int(out.split()[-1])
 
     @property
     def process_mb(self) -> float:
@@ -99,6 +98,16 @@ class MemorySampler:
     @property
     def with_workers_mb(self) -> float:
         return max(self.most_kb / 1024, self.process_mb)
+
+
+def sample(pid: int, every: float) -> int:
+    """The largest sum of the resident memory of ``pid`` and its descendants (this process and Prefect's server
+    left out) seen every ``every`` seconds until a line comes on standard input; in kB."""
+    me, most = os.getpid(), 0
+    while not select.select([sys.stdin], [], [], every)[0]:
+        kids = [k for k in _descendants(pid) if k != me and not _is_prefect_server(k)]
+        most = max(most, _status_kb(pid, "VmRSS") + sum(_status_kb(k, "VmRSS") for k in kids))
+    return most
 
 
 def _union_seconds(intervals: list[tuple[float, float]]) -> float:
@@ -197,7 +206,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("rows", nargs="*", type=int, default=[10_000])
     parser.add_argument("--files", type=int, default=100)
     parser.add_argument("--one", action="store_true", help=argparse.SUPPRESS)  # a child measuring one size
+    parser.add_argument("--sample", nargs=2, help=argparse.SUPPRESS)  # a child sampling memory (MemorySampler)
     args = parser.parse_args(argv)
+    if args.sample:
+        print(sample(int(args.sample[0]), float(args.sample[1])))
+        return
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")  # the children inherit it
     os.environ.setdefault("DO_NOT_TRACK", "1")
     if args.one:
