@@ -6,6 +6,7 @@ import csv
 import functools
 import io
 import shutil
+from concurrent.futures import Future
 from pathlib import Path
 
 import pytest
@@ -200,8 +201,9 @@ def test_worker_processes_find_what_this_process_finds(release: Path, tmp_path: 
 
 
 def test_with_workers_the_hsds_package_is_checked_in_one_and_what_it_finds_is_reported(release: Path, tmp_path: Path, monkeypatch) -> None:
-    """A release's checks with worker processes give the HSDS package to one of them while this process checks the
-    location files: the problems are those found without workers, in the same order."""
+    """A release's checks with worker processes give the HSDS package to one of them, and this process checks the
+    location files once it is done (their records are not held beside the HSDS tables'): the problems are those
+    found without workers, in the same order."""
     folder = tmp_path / "release"
     shutil.copytree(release, folder)
     for path, mutate, _ in (MUTATIONS[0], MUTATIONS[7]):  # a location file and an HSDS file broken
@@ -212,10 +214,28 @@ def test_with_workers_the_hsds_package_is_checked_in_one_and_what_it_finds_is_re
         if pool is None:
             pytest.skip("one CPU: no worker processes")
         given: list[object] = []
+        apart: list[Future] = []
         submit = pool.submit
-        monkeypatch.setattr(pool, "submit", lambda fn, *a, **kw: given.append(fn) or submit(fn, *a, **kw))
+
+        def submitting(fn, *a, **kw):
+            given.append(fn)
+            future = submit(fn, *a, **kw)
+            apart.extend([future] if fn is table_check.checked_apart else [])
+            return future
+
+        monkeypatch.setattr(pool, "submit", submitting)
+        check_package = table_check.check_package
+        done_at_locations: list[bool] = []
+
+        def checking(descriptor: Path, *a, **kw):
+            if descriptor == folder / "datapackage.json":
+                done_at_locations.append(all(f.done() for f in apart))
+            return check_package(descriptor, *a, **kw)
+
+        monkeypatch.setattr(table_check, "check_package", checking)
         there = export.validate_against_schemas(folder, pool=pool)
-    assert table_check.checked_apart in given
+    assert table_check.checked_apart in given and len(apart) == 1
+    assert done_at_locations == [True]
     assert any(p.startswith("locations/SE.csv") and "kind" in p for p in here)
     assert any(p.startswith("hsds/phones.csv") and "foreign key" in p for p in here)
     assert there == here
