@@ -517,7 +517,7 @@ def iter_release_files(
         size = -(-len(listings) // HSDS_PARTS)
         pieces = [listings[i : i + size] for i in range(0, len(listings), size)]
     # a worker gets its part as JSON (listings are JSON values): orjson writes it in a tenth of pickle's time; each
-    # part is written when a worker is about to be free (not all eight at once: 0.3 GB at 535k listings)
+    # part is written when a worker is about to be free (all parts at once held 0.3 GB at 535k listings)
     building = table_check.submitted_in_turn(
         pool, hsds.part_bodies_of_json, [functools.partial(_part_args, piece, names) for piece in pieces]
     )
