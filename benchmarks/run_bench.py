@@ -126,13 +126,24 @@ def _stages(flow_run_id: Any) -> tuple[dict[str, float], float]:
     from prefect import get_client
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
-    runs: list[Any] = []
-    with get_client(sync_client=True) as client:
+    def task_runs(client: Any) -> list[Any]:
+        runs: list[Any] = []
         while True:  # the API gives at most 200 at a time
             page = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])), limit=200, offset=len(runs))
             runs += page
             if len(page) < 200:
+                return runs
+
+    with get_client(sync_client=True) as client:
+        # task runs reach the server as events, after the flow returns: read until every run read has ended and a
+        # reading a second later finds no more (a 10k rerun's read at once came back without its core and release)
+        runs, deadline = task_runs(client), time.monotonic() + 30
+        while time.monotonic() < deadline:
+            time.sleep(1.0)
+            again = task_runs(client)
+            if len(again) == len(runs) and all(r.end_time is not None for r in again):
                 break
+            runs = again
     by_task: dict[str, list[tuple[float, float]]] = {}
     for run in runs:
         if run.start_time is None or run.end_time is None:

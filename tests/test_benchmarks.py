@@ -68,3 +68,41 @@ def test_the_memory_sampler_counts_worker_processes_and_this_process():
     assert memory.process_mb >= 100  # this process's high-water mark holds its own 100 MB
     assert memory.with_workers_mb >= memory.process_mb + 250  # and the worker's 300 MB are counted beside it
     del kept
+
+
+def test_stages_wait_for_task_runs_that_reach_the_server_late(monkeypatch):
+    """Task runs reach Prefect's server as events after the flow returns: the stages are read until two readings
+    agree, so a stage that lands a moment late is counted."""
+    import datetime as dt
+    from types import SimpleNamespace
+
+    import prefect
+
+    from benchmarks import run_bench
+
+    at = dt.datetime(2026, 12, 3, tzinfo=dt.UTC)
+
+    def run(key: str, start: float, end: float | None) -> SimpleNamespace:
+        return SimpleNamespace(task_key=f"{key}-abc", name=key, start_time=at + dt.timedelta(seconds=start),
+                               end_time=None if end is None else at + dt.timedelta(seconds=end))  # fmt: skip
+
+    readings = [
+        [run("ingest_source", 0, 2)],
+        [run("ingest_source", 0, 2), run("build_core", 2, None)],
+        [run("ingest_source", 0, 2), run("build_core", 2, 5), run("export_release", 5, 9)],
+    ]
+
+    class Client:
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def read_task_runs(self, **kwargs):
+            return readings.pop(0) if len(readings) > 1 else readings[0]
+
+    monkeypatch.setattr(prefect, "get_client", lambda **kwargs: Client())
+    stages, busy = run_bench._stages("0b7c5a8e-4f1d-4a57-9a3e-2f6c1d9e8b10")
+    assert stages == {"ingest_source": 2.0, "build_core": 3.0, "export_release": 4.0}
+    assert busy == 9.0
