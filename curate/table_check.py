@@ -530,7 +530,7 @@ def check_package(
                 del old_rows
             pending: Pending = {}
             for f in members:
-                got = parsed(f.name, same=passed)  # a record as it was is held once
+                got = parsed(f.name, same=passed or None)  # a record as it was is held once (none to look up: no look-up)
                 if got is None:
                     continue
                 header, rows = got
