@@ -16,15 +16,17 @@ import csv
 import datetime as dt
 import functools
 import hashlib
+import importlib
 import io
+import itertools
 import operator
 import os
 import re
 import shutil
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -229,17 +231,22 @@ def listings_by_location(listings: list[Listing], locations: list[Location]) -> 
     codes = {loc.code for loc in locations}
     chosen: dict[str, list[int]] = {loc.code: [] for loc in locations}
     for i, listing in enumerate(listings):
-        served: set[str] = set()
-        for area in listing["areas"]:  # type: ignore[attr-defined]
-            if area == "WW":
-                served |= codes
-            elif "-" in area:
-                served |= {area, area.split("-", 1)[0]}
-            else:
-                served |= {area, *regions_of.get(area, ())}
-        for code in served & codes:
+        for code in _served(listing["areas"], codes, regions_of):  # type: ignore[arg-type]
             chosen[code].append(i)
     return {code: [listings[i] for i in sorted(set(idx))] for code, idx in chosen.items()}
+
+
+def _served(areas: Iterable[str], codes: set[str], regions_of: dict[str, list[str]]) -> set[str]:
+    """The codes among ``codes`` whose files hold a listing of these areas (``regions_of``: each country's regions)."""
+    served: set[str] = set()
+    for area in areas:
+        if area == "WW":
+            served |= codes
+        elif "-" in area:
+            served |= {area, area.split("-", 1)[0]}
+        else:
+            served |= {area, *regions_of.get(area, ())}
+    return served & codes
 
 
 # --- file builders (pure) ---------------------------------------------------------------------
@@ -502,12 +509,14 @@ def iter_release_files(
     previous: list[Listing] | None = None,
     pool: Executor | None = None,
     changes: dict[str, object] | None = None,
+    reuse: Reusable | None = None,
 ) -> Iterator[tuple[str, bytes]]:
     """``release_files`` one file at a time (``publish`` writes each as it comes: a big release is never all in memory).
 
     ``pool``: worker processes (``table_check.workers``); the HSDS package's rows are then built in ``HSDS_PARTS``
     parts, in them, while this process builds the rest.  ``changes``: ``changes_between(previous, listings)`` when
-    already made (``previous`` is then not needed)."""
+    already made (``previous`` is then not needed).  ``reuse``: the previous release's files of the locations whose
+    listings did not change, taken as they are instead of built again (the same bytes)."""
     sources = sources or []
     locations = locations_of(listings)
     names = {loc.code: loc.name for loc in locations}
@@ -526,20 +535,31 @@ def iter_release_files(
     yield "changes.json", json_bytes(changes if changes is not None else changes_between(previous, listings))
     index = []
     chosen_by_code = listings_by_location(listings, locations)
-    records = csv_records(listings)
-    row_of = {id(x): n for n, x in enumerate(listings, start=1)}
+    heads = {loc.code: {"code": loc.code, "name": loc.name, "type": loc.type, "parent": loc.parent} for loc in locations}
+    kept = frozenset(c for c, head in heads.items() if reuse is not None and reuse.fits(head, len(chosen_by_code[c])))
+    rows = listings  # the listings of the locations built: each one's CSV record made once
+    if kept:
+        wanted = {id(x) for code, chosen in chosen_by_code.items() if code not in kept for x in chosen}
+        rows = [x for x in listings if id(x) in wanted]
+    records = csv_records(rows)
+    row_of = {id(x): n for n, x in enumerate(rows, start=1)}
+    take = reuse.take if reuse is not None else _nothing_taken
     for loc in locations:
-        chosen = chosen_by_code[loc.code]
-        head = {"code": loc.code, "name": loc.name, "type": loc.type, "parent": loc.parent}
-        yield f"locations/{loc.code}.json", json_bytes({"location": head, "count": len(chosen), "listings": chosen})
-        yield f"locations/{loc.code}.csv", records[0] + b"".join(records[row_of[id(x)]] for x in chosen)
-        index.append({**head, "count": len(chosen), "json": f"locations/{loc.code}.json", "csv": f"locations/{loc.code}.csv"})
-    del records
+        chosen, head = chosen_by_code[loc.code], heads[loc.code]
+        paths = {"json": f"locations/{loc.code}.json", "csv": f"locations/{loc.code}.csv"}
+        data = take(paths["json"]) if loc.code in kept else None
+        yield paths["json"], data if data is not None else json_bytes({"location": head, "count": len(chosen), "listings": chosen})
+        data = take(paths["csv"]) if loc.code in kept else None
+        if data is None:  # (a kept location's file that could not be taken: its records are made here)
+            data = records[0] + b"".join(records[row_of[id(x)]] for x in chosen) if loc.code not in kept else csv_bytes(chosen)
+        yield paths["csv"], data
+        index.append({**head, "count": len(chosen), **paths})
+    del records, row_of, rows
     yield "index.json", json_bytes({"schema_version": SCHEMA_VERSION, "locations": index})
     yield "schema/listing.schema.json", json_bytes(to_json_schema())
     yield TABLE_SCHEMA_PATH, json_bytes(to_table_schema())
     yield "datapackage.json", json_bytes(datapackage(sorted(str(x["csv"]) for x in index), sources))
-    yield from preview.iter_preview_files(index, chosen_by_code)
+    yield from preview.iter_preview_files(index, chosen_by_code, kept, take)
     parts = []
     for piece, done in zip(pieces, building, strict=True):
         try:
@@ -583,6 +603,8 @@ class Release:
     path: Path
     previous: str | None
     counts: dict[str, int]
+    #: the files taken as they were from the release before it (``Reusable``)
+    reused: tuple[str, ...] = ()
 
 
 def current_release(exports_dir: Path) -> str | None:
@@ -631,6 +653,98 @@ def verified_before(exports_dir: Path, listings: list[Listing] | None = None, da
     except (OSError, ValueError, KeyError, TypeError):
         return None
     return Verified(sha256, {str(x.get("id")): x for x in listings if isinstance(x, dict)}, current.resolve())
+
+
+#: beside ``releases/``: the current release and the code that built it (``builder``), written once it is current
+BUILT_BY = ".built-by.json"
+#: the modules whose code shapes a location's files (JSON, CSV, preview script)
+BUILDERS = ("curate.export", "curate.preview", "schemas.fields", "schemas.generate")
+
+
+@functools.cache
+def builder() -> str:
+    """A fingerprint of the code that builds a location's files (``BUILDERS``' source and orjson's version): files of a
+    release built by other code are never taken into a new release."""
+    digest = hashlib.sha256(f"{SCHEMA_VERSION} orjson {orjson.__version__}".encode())
+    for name in BUILDERS:
+        digest.update(Path(str(importlib.import_module(name).__file__)).read_bytes())
+    return digest.hexdigest()
+
+
+def _nothing_taken(rel: str) -> bytes | None:
+    return None
+
+
+@dataclass(frozen=True)
+class Reusable:
+    """The location files (JSON, CSV and preview script) of the verified release before this one that a new release
+    takes as they are: those of every location none of whose listings was added, removed or changed (``codes``),
+    when that release was built by this same code.  A location's files are taken only when its entry in that
+    release's ``index.json`` is the one the new release gives it (name, type, parent, count), and each file only
+    when its bytes still match that release's manifest; otherwise they are built."""
+
+    folder: Path
+    sha256: dict[str, str]
+    #: that release's ``index.json`` entries by code
+    index: dict[str, object]
+    codes: frozenset[str]
+    #: the files taken, in order
+    taken: list[str] = field(default_factory=list)
+
+    def fits(self, head: Mapping[str, object], count: int) -> bool:
+        code = str(head["code"])
+        if code not in self.codes:
+            return False
+        return self.index.get(code) == {**head, "count": count, "json": f"locations/{code}.json", "csv": f"locations/{code}.csv"}
+
+    def take(self, rel: str) -> bytes | None:
+        """The file's bytes in that release, when they still match its manifest."""
+        try:
+            data = (self.folder / rel).read_bytes()
+        except OSError:
+            return None
+        if hashlib.sha256(data).hexdigest() != self.sha256.get(rel):
+            return None
+        self.taken.append(rel)
+        return data
+
+
+def reusable(
+    exports_dir: Path, current: str | None, verified: Verified | None, before: list[Listing] | None, listings: list[Listing]
+) -> Reusable | None:
+    """What a new release of ``listings`` can take from the current release (``Reusable``), or None.
+
+    ``verified``: the current release's, its listings already narrowed to those equal to one of ``listings``;
+    ``before``: the current release's listings.  A location is left out when a listing it holds, or held, is not
+    among those equal ones (added, removed or changed, in any field); none is taken when the listings kept are not
+    in the order they were."""
+    if current is None or verified is None or before is None:
+        return None
+    try:
+        built = orjson.loads((exports_dir / BUILT_BY).read_bytes())
+        if built != {"release": current, "builder": builder()}:
+            return None
+        data = (verified.folder / "index.json").read_bytes()
+        if hashlib.sha256(data).hexdigest() != verified.sha256.get("index.json"):
+            return None
+        index = {str(x["code"]): x for x in orjson.loads(data)["locations"]}
+        locations = locations_of(listings)
+        codes = {loc.code for loc in locations}
+        regions_of: dict[str, list[str]] = {}
+        for loc in locations:
+            if loc.type == "region":
+                regions_of.setdefault(str(loc.parent), []).append(loc.code)
+        same = verified.listings  # by id, the listings of the new release equal to one of ``before``
+        if [lid for x in before if (lid := str(x["id"])) in same] != [lid for x in listings if same.get(lid := str(x["id"])) is x]:
+            return None  # the listings kept are in another order (a location's file holds them in the release's order)
+        added_or_changed = (x for x in listings if same.get(str(x["id"])) is not x)
+        removed_or_changed = (x for x in before if str(x["id"]) not in same)
+        touched: set[str] = set()
+        for x in itertools.chain(added_or_changed, removed_or_changed):
+            touched |= _served(x["areas"], codes, regions_of)  # type: ignore[arg-type]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+    return Reusable(verified.folder, verified.sha256, index, frozenset(codes - touched))  # type: ignore[arg-type]
 
 
 def unchanged_files(man: dict[str, object], verified: Verified | None) -> frozenset[str]:
@@ -895,6 +1009,7 @@ def publish(
     made_changes = changes_between(before, listings)
     if verified is not None:  # what passed then, as the equal listings of this release (the same objects)
         verified = replace(verified, listings={lid: x for x in listings if verified.listings.get(lid := str(x["id"])) == x})
+    reuse = reusable(exports_dir, previous, verified, before, listings)
     del before  # a second copy of every listing (1.6 GB at 535k) is not held while the release is built and checked
     give_back_freed_memory()  # nor is the heap it took (kept by the C heap otherwise, beside the worker processes)
     checkpoint("start")
@@ -902,7 +1017,7 @@ def publish(
         partial = releases / f"{PARTIAL_PREFIX}{release_id}"
         written: list[Future[dict[str, object]]] = []
         with ThreadPoolExecutor(1) as writer:  # hashes and writes each file while the next is built (GIL let go)
-            for rel, data in iter_release_files(listings, sources, None, pool, made_changes):
+            for rel, data in iter_release_files(listings, sources, None, pool, made_changes, reuse):
                 if rel == "index.json":
                     checkpoint("writing")  # about half the files are written
                 if len(written) >= WRITES_AHEAD:
@@ -939,8 +1054,16 @@ def publish(
     os.replace(tmp_link, exports_dir / "current")
     _fsync_dir(exports_dir)
     checkpoint("switched")
+    _replaced(exports_dir / BUILT_BY, orjson.dumps({"release": release_id, "builder": builder()}))
     prune(releases, keep, release_id)
-    return Release(release_id, final, previous, counts)
+    return Release(release_id, final, previous, counts, tuple(reuse.taken) if reuse is not None else ())
+
+
+def _replaced(path: Path, data: bytes) -> None:
+    """``path`` holds ``data``, or what it held before (written aside, then moved into place)."""
+    aside = path.with_name(f"{path.name}.{os.getpid()}")
+    aside.write_bytes(data)
+    os.replace(aside, path)
 
 
 #: built files waiting to be hashed and written (each a copy of a file: listings.json is 0.4 GB at 535k listings)

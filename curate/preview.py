@@ -13,7 +13,7 @@ from __future__ import annotations
 import html
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from importlib import resources
 from typing import Any
 
@@ -129,16 +129,25 @@ def preview_files(index: list[dict[str, Any]], listings_by_code: dict[str, list[
     return dict(iter_preview_files(index, listings_by_code))
 
 
-def iter_preview_files(index: list[dict[str, Any]], listings_by_code: dict[str, list[dict[str, Any]]]) -> Iterator[tuple[str, bytes]]:
+def iter_preview_files(
+    index: list[dict[str, Any]],
+    listings_by_code: dict[str, list[dict[str, Any]]],
+    kept: frozenset[str] = frozenset(),
+    take: Callable[[str], bytes | None] | None = None,
+) -> Iterator[tuple[str, bytes]]:
     """``preview_files`` one file at a time (a worldwide listing is in every location's script: at 535k listings,
-    the scripts together were 1.4 GB held at once)."""
+    the scripts together were 1.4 GB held at once).  ``kept``: the locations whose script ``take`` gives (the
+    previous release's, whose listings did not change), unless it gives None."""
     yield "index.html", index_html(index)
     for name in ASSETS:
         yield f"preview/{name}", _asset(name)
     shown: dict[int, str] = {}
-    for chosen in listings_by_code.values():
-        for x in chosen:
-            if id(x) not in shown:
-                shown[id(x)] = _shown_json(x)
     for code, chosen in listings_by_code.items():
-        yield f"preview/data/{code}.js", location_script(code, chosen, shown)
+        if code not in kept:
+            for x in chosen:
+                if id(x) not in shown:
+                    shown[id(x)] = _shown_json(x)
+    for code, chosen in listings_by_code.items():
+        rel = f"preview/data/{code}.js"
+        data = take(rel) if take is not None and code in kept else None
+        yield rel, data if data is not None else location_script(code, chosen, shown)

@@ -7,9 +7,13 @@ import datetime as dt
 import io
 import json
 import os
+import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from curate import export, table_check
 from schemas.fields import LISTING_FIELDS
@@ -299,3 +303,116 @@ def test_a_publish_that_lets_go_of_its_listings_checks_them_first_and_writes_the
     twice = [*LISTINGS, dict(LISTINGS[0])]  # the CSV files' primary key, checked after the listings are let go of
     with pytest.raises(RuntimeError, match="primary key"):
         export.publish(twice, tmp_path / "bad", NOW, 14, {}, let_go_of_listings=True)
+
+
+# --- a rerun takes the unchanged locations' files from the release before it ------------------------------------
+
+
+def _release_tree(folder: Path) -> dict[str, bytes]:
+    """Every file of a release but its manifest (the only one that names the release and its time)."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file() and p.name != "manifest.json"}
+
+
+def _location_files(*codes: str) -> set[str]:
+    return {f"{d}/{c}.{e}" for c in codes for d, e in (("locations", "json"), ("locations", "csv"), ("preview/data", "js"))}
+
+
+def _rerun(tmp_path: Path, before: list[dict[str, object]], after: list[dict[str, object]]) -> export.Release:
+    """Publish ``before``, then ``after``; check the second release is byte for byte a whole build of ``after``."""
+    export.publish(before, tmp_path, NOW, 14, {})
+    release = export.publish(after, tmp_path, NOW + dt.timedelta(hours=1), 14, {}, guard=export.Guard(allow=True))
+    assert _release_tree(release.path) == export.release_files(after, None, before)
+    return release
+
+
+def test_a_rerun_takes_the_files_of_the_locations_whose_listings_did_not_change(tmp_path):
+    renamed = [dict(x, name="Two countries, renamed") if x["name"] == "Two countries" else x for x in LISTINGS]
+    release = _rerun(tmp_path, LISTINGS, renamed)
+    assert set(release.reused) == _location_files("WW", "NO", "NO-03", "NO-30")  # GB and IE are built again
+
+
+@pytest.mark.parametrize(
+    ("after", "built"),
+    [
+        ([*LISTINGS, listing("f", "Oslo too", ["NO-03"])], {"NO", "NO-03"}),  # added: its region and its country
+        ([x for x in LISTINGS if x["name"] != "Viken only"], {"NO", "NO-30"}),  # removed: where it was
+        ([dict(x, areas=["NO"]) if x["name"] == "Viken only" else x for x in LISTINGS], {"NO", "NO-03"}),  # moved
+        ([dict(x, phone="+4722000000") if x["name"] == "National NO" else x for x in LISTINGS], {"NO", "NO-03", "NO-30"}),
+        ([dict(x, link_status="dead") if x["name"] == "Everyone" else x for x in LISTINGS], {"WW", "GB", "IE", "NO", "NO-03", "NO-30"}),
+    ],
+)
+def test_a_location_is_built_again_when_a_listing_it_holds_or_held_is_added_removed_or_changed(tmp_path, after, built):
+    """Any field counts, tracked by changes.json or not (``link_status``); a listing moved from NO-30 to NO leaves
+    NO-30 (its file keeps NO's national listings: no file of it changes, only its listing's place in NO-03)."""
+    release = _rerun(tmp_path, LISTINGS, after)
+    codes = {x["code"] for x in json.loads((release.path / "index.json").read_bytes())["locations"]}
+    assert set(release.reused) == _location_files(*(codes - built))
+
+
+def test_nothing_is_taken_when_the_listings_kept_come_in_another_order(tmp_path):
+    """A caller that orders its listings otherwise gets whole files in its order, not the last release's order."""
+    release = _rerun(tmp_path, LISTINGS, LISTINGS[::-1])
+    assert release.reused == ()
+
+
+def test_nothing_is_taken_from_a_release_built_by_other_code_or_whose_builder_is_unknown(tmp_path, monkeypatch):
+    after = [*LISTINGS, listing("f", "Oslo too", ["NO-03"])]
+    export.publish(LISTINGS, tmp_path / "a", NOW, 14, {})
+    (tmp_path / "a" / export.BUILT_BY).unlink()  # a release published before builders were recorded
+    assert export.publish(after, tmp_path / "a", NOW + dt.timedelta(hours=1), 14, {}).reused == ()
+    export.publish(LISTINGS, tmp_path / "b", NOW, 14, {})
+    monkeypatch.setattr(export, "builder", lambda: "other code")
+    release = export.publish(after, tmp_path / "b", NOW + dt.timedelta(hours=1), 14, {})
+    assert release.reused == () and _release_tree(release.path) == export.release_files(after, None, LISTINGS)
+    assert json.loads((tmp_path / "b" / export.BUILT_BY).read_bytes()) == {"release": release.release_id, "builder": "other code"}
+
+
+def test_a_file_that_no_longer_matches_its_manifest_or_a_location_named_otherwise_is_built_again(tmp_path, monkeypatch):
+    export.publish(LISTINGS, tmp_path, NOW, 14, {})
+    current = (tmp_path / "current").resolve()
+    damaged = current / "locations" / "NO-30.json"
+    damaged.write_bytes(damaged.read_bytes().replace(b"Viken only", b"Viken ONLY"))
+    name = export.location_name
+    monkeypatch.setattr(export, "location_name", lambda code: "Wales" if code == "GB" else name(code))
+    after = [*LISTINGS, listing("f", "Oslo too", ["NO-03"])]
+    release = export.publish(after, tmp_path, NOW + dt.timedelta(hours=1), 14, {})
+    assert set(release.reused) == _location_files("WW", "IE", "NO-30") - {"locations/NO-30.json"}
+    assert _release_tree(release.path) == export.release_files(after, None, LISTINGS)
+
+
+@settings(max_examples=20, deadline=None)
+@given(
+    st.lists(st.tuples(st.sampled_from(["NO", "NO-03", "NO-30", "GB", "IE", "WW"]), st.booleans()), max_size=8),
+    st.lists(st.tuples(st.integers(0, 7), st.sampled_from(["drop", "rename", "move", "add"])), max_size=3),
+)
+def test_a_rerun_gives_the_bytes_of_a_whole_build_whatever_changed(rows, edits):
+    before = [listing(f"{i:x}", f"Listing {i}", [area], kind="chat" if chat else "helpline") for i, (area, chat) in enumerate(rows)]
+    before.sort(key=lambda x: (str(x["kind"]), str(x["name"]), str(x["id"])))
+    after = list(before)
+    for n, (i, what) in enumerate(edits):
+        if what == "add":
+            after.append(listing(f"{n + 8:x}", f"Added {n}", ["NO-03"]))
+        elif i < len(after) and what == "drop":
+            after.pop(i)
+        elif i < len(after):
+            after[i] = dict(after[i], **({"name": f"Renamed {n}"} if what == "rename" else {"areas": ["NO-30", "IE"]}))
+    after.sort(key=lambda x: (str(x["kind"]), str(x["name"]), str(x["id"])))
+    with tempfile.TemporaryDirectory() as folder:
+        release = _rerun(Path(folder), before, after)
+    if after == before:
+        assert len(release.reused) == 3 * len(export.locations_of(after))
+
+
+def test_a_location_that_lost_a_listing_is_neither_among_the_reusable_nor_fits_its_old_count(tmp_path):
+    """Two guards, each enough alone: the listings removed or changed touch the locations that held them, and a
+    location's count must be the one the release before it gave."""
+    export.publish(LISTINGS, tmp_path, NOW, 14, {})
+    before, verified = export.previous_release(tmp_path)
+    after = [x for x in LISTINGS if x["name"] != "Viken only"]
+    assert verified is not None
+    verified = replace(verified, listings={str(x["id"]): x for x in after})
+    reuse = export.reusable(tmp_path, export.current_release(tmp_path), verified, before, after)
+    assert reuse is not None and reuse.codes == {"WW", "GB", "IE", "NO-03"}
+    everywhere = replace(reuse, codes=frozenset({"WW", "GB", "IE", "NO", "NO-03", "NO-30"}))
+    head = {"code": "NO-30", "name": export.location_name("NO-30"), "type": "region", "parent": "NO"}
+    assert everywhere.fits(head, 3) and not everywhere.fits(head, 2)
