@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from curate import export
 from curate.cli import app
 from tests.test_flow import LATER, NOW, load, run, settings_for
 
@@ -58,6 +59,13 @@ def test_second_run_with_one_source_changed_writes_the_right_changes(prefect_har
     manifest = load(settings.exports_dir / "current" / "manifest.json")
     assert manifest["previous_release"] == first.release_id
     assert second.changes == {"added": 1, "removed": 0, "changed": 2} and manifest["counts"]["changed"] == 2
+    releases = settings.exports_dir / "releases"
+    for rel in ("locations/SE.json", "locations/SE.csv", "preview/data/SE.js"):  # Sweden's, taken unchanged
+        assert (releases / first.release_id / rel).read_bytes() == (releases / second.release_id / rel).read_bytes()
+    norway = [(releases / rid / "locations/NO.json").read_bytes() for rid in (first.release_id, second.release_id)]
+    assert norway[0] != norway[1]
+    built_by = json.loads((settings.exports_dir / ".built-by.json").read_bytes())
+    assert built_by == {"release": second.release_id, "builder": export.builder()}
 
 
 def test_a_source_that_lost_half_its_rows_holds_the_release(prefect_harness, two_sources, tmp_path):
