@@ -151,10 +151,16 @@ def two_releases(draw):
 @given(two_releases())
 def test_changes_and_the_guard_agree_with_their_definitions(releases):
     before, after = releases
-    assert export.changes_between(before, after) == _changes_field_by_field(before, after)
+    equal: dict[str, dict] = {}
+    assert export.changes_between(before, after, equal) == _changes_field_by_field(before, after)
+    old = {x["id"]: x for x in before}
+    assert equal == {x["id"]: x for x in after if old.get(x["id"]) == x}  # every field, untracked ones too
+    assert all(equal[x["id"]] is x for x in after if x["id"] in equal)  # the listings of ``after`` themselves
     for share, minimum in ((0.2, 5), (0.1, 1)):
-        got = [(r.code, r.before, r.removed) for r in export.mass_removals(before, after, share, minimum)]
-        assert got == _removals_all_placed(before, after, share, minimum)
+        expected = _removals_all_placed(before, after, share, minimum)
+        for known in (None, equal):  # the guard told which listings are equal, or not
+            got = [(r.code, r.before, r.removed) for r in export.mass_removals(before, after, share, minimum, known)]
+            assert got == expected
 
 
 def test_changes_of_a_listing_from_an_older_release_without_a_field():
