@@ -106,3 +106,17 @@ def test_stages_wait_for_task_runs_that_reach_the_server_late(monkeypatch):
     stages, busy = run_bench._stages("0b7c5a8e-4f1d-4a57-9a3e-2f6c1d9e8b10")
     assert stages == {"ingest_source": 2.0, "build_core": 3.0, "export_release": 4.0}
     assert busy == 9.0
+
+
+def test_the_bench_renames_the_first_row_or_the_first_national_one(tmp_path):
+    from benchmarks.run_bench import renamed
+
+    path = tmp_path / "s.csv"
+    text = 'record_id,name,Country\nr1,Everywhere,WW\nr2,"Quoted, name",\nr3,Oslo line,NO\nr4,Other,SE\n'
+    path.write_text(text, encoding="utf-8")
+    assert renamed(path, national=True) == 3
+    assert path.read_text(encoding="utf-8") == text.replace("r3,Oslo", "r3,Renamed Oslo")
+    assert renamed(path, national=False) == 1
+    assert path.read_text(encoding="utf-8").splitlines()[1] == "r1,Renamed Everywhere,WW"
+    path.write_text("record_id,name,country\nr1,Everywhere,WW\n", encoding="utf-8")
+    assert renamed(path, national=True) == 0 and path.read_text(encoding="utf-8").endswith("r1,Everywhere,WW\n")
