@@ -44,4 +44,4 @@ bench: venv
 	$(BIN)/python -m benchmarks.frictionless_compare 100000
 
 clean:
-	rm -rf $(VENV) warehouse/*.duckdb* exports/releases exports/current sources/reports
+	rm -rf $(VENV) warehouse/*.duckdb* exports/releases exports/current exports/.built-by.json sources/reports

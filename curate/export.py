@@ -21,6 +21,7 @@ import io
 import itertools
 import operator
 import os
+import platform
 import re
 import shutil
 import time
@@ -677,9 +678,9 @@ BUILDERS = ("curate.export", "curate.preview", "schemas.fields", "schemas.genera
 
 @functools.cache
 def builder() -> str:
-    """A fingerprint of the code that builds a location's files (``BUILDERS``' source and orjson's version): files of a
-    release built by other code are never taken into a new release."""
-    digest = hashlib.sha256(f"{SCHEMA_VERSION} orjson {orjson.__version__}".encode())
+    """A fingerprint of the code that builds a location's files (``BUILDERS``' source, orjson's and Python's versions):
+    files of a release built by other code are never taken into a new release."""
+    digest = hashlib.sha256(f"{SCHEMA_VERSION} orjson {orjson.__version__} python {platform.python_version()}".encode())
     for name in BUILDERS:
         digest.update(Path(str(importlib.import_module(name).__file__)).read_bytes())
     return digest.hexdigest()
