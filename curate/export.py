@@ -225,29 +225,34 @@ def locations_of(listings: Iterable[Listing]) -> list[Location]:
 
 def listings_by_location(listings: list[Listing], locations: list[Location]) -> dict[str, list[Listing]]:
     """Each location's listings (``Location.serves``), in the listings' order; one pass over the listings."""
+    served = _placing(locations)
+    chosen: dict[str, list[int]] = {loc.code: [] for loc in locations}
+    for i, listing in enumerate(listings):
+        for code in served(listing["areas"]):  # type: ignore[arg-type]
+            chosen[code].append(i)
+    return {code: [listings[i] for i in sorted(set(idx))] for code, idx in chosen.items()}
+
+
+def _placing(locations: list[Location]) -> Callable[[Iterable[str]], set[str]]:
+    """The codes of ``locations`` whose files hold a listing of the given areas."""
     regions_of: dict[str, list[str]] = {}
     for loc in locations:
         if loc.type == "region":
             regions_of.setdefault(str(loc.parent), []).append(loc.code)
     codes = {loc.code for loc in locations}
-    chosen: dict[str, list[int]] = {loc.code: [] for loc in locations}
-    for i, listing in enumerate(listings):
-        for code in _served(listing["areas"], codes, regions_of):  # type: ignore[arg-type]
-            chosen[code].append(i)
-    return {code: [listings[i] for i in sorted(set(idx))] for code, idx in chosen.items()}
 
+    def served(areas: Iterable[str]) -> set[str]:
+        out: set[str] = set()
+        for area in areas:
+            if area == "WW":
+                out |= codes
+            elif "-" in area:
+                out |= {area, area.split("-", 1)[0]}
+            else:
+                out |= {area, *regions_of.get(area, ())}
+        return out & codes
 
-def _served(areas: Iterable[str], codes: set[str], regions_of: dict[str, list[str]]) -> set[str]:
-    """The codes among ``codes`` whose files hold a listing of these areas (``regions_of``: each country's regions)."""
-    served: set[str] = set()
-    for area in areas:
-        if area == "WW":
-            served |= codes
-        elif "-" in area:
-            served |= {area, area.split("-", 1)[0]}
-        else:
-            served |= {area, *regions_of.get(area, ())}
-    return served & codes
+    return served
 
 
 # --- file builders (pure) ---------------------------------------------------------------------
@@ -744,11 +749,7 @@ def reusable(
             return None
         index = {str(x["code"]): x for x in orjson.loads(data)["locations"]}
         locations = locations_of(listings)
-        codes = {loc.code for loc in locations}
-        regions_of: dict[str, list[str]] = {}
-        for loc in locations:
-            if loc.type == "region":
-                regions_of.setdefault(str(loc.parent), []).append(loc.code)
+        served = _placing(locations)
         same = verified.listings  # by id, the listings of the new release equal to one of ``before``
         if [lid for x in before if (lid := str(x["id"])) in same] != [lid for x in listings if same.get(lid := str(x["id"])) is x]:
             return None  # the listings kept are in another order (a location's file holds them in the release's order)
@@ -756,10 +757,10 @@ def reusable(
         removed_or_changed = (x for x in before if str(x["id"]) not in same)
         touched: set[str] = set()
         for x in itertools.chain(added_or_changed, removed_or_changed):
-            touched |= _served(x["areas"], codes, regions_of)  # type: ignore[arg-type]
+            touched |= served(x["areas"])  # type: ignore[arg-type]
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
-    return Reusable(verified.folder, verified.sha256, index, frozenset(codes - touched))  # type: ignore[arg-type]
+    return Reusable(verified.folder, verified.sha256, index, frozenset({loc.code for loc in locations} - touched))  # type: ignore[arg-type]
 
 
 def unchanged_files(man: dict[str, object], verified: Verified | None) -> frozenset[str]:
