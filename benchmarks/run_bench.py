@@ -9,10 +9,10 @@ For each size, in a fresh process (so that its peak memory is its own) and a tem
 * the first run (``flows.curate_run.configured``, as ``curate run --skip-links`` calls it): wall seconds, each
   stage's seconds (the union of its task runs' intervals, read back from Prefect), and Prefect's share of the
   wall (the time no task was running: orchestration, the flow's own code between tasks);
-* a rerun after one source file changed (its first row's name edited, a worldwide service: every location's
-  files are built again), which reads only that file again;
-* a second rerun after another file changed (the name of its first row of one country edited: the release takes
-  the files of the locations whose listings did not change from the release before it);
+* a rerun after one source file changed (its first row's name edited), which reads only that file again.  That
+  row is a worldwide service other files list too: at 100k rows the edit changed no listing;
+* a second rerun after another file changed (the name of its first row of one country edited: at 100k rows one
+  listing changed, and the release took the files of the 13 locations of 16 whose listings did not);
 * each run's peak memory, sampled every 0.1 s from ``/proc`` by a process of its own: this process (its
   high-water mark, ``VmHWM``, reset before each run) and, apart, this process together with its worker processes
   (the fork server's phone and release workers); Prefect's temporary server is a process of its own and is not
