@@ -220,9 +220,7 @@ def renamed(path: Path, national: bool) -> int:
     header = next(csv.reader(lines[:1]), [])
     names = [h.strip().lower() for h in header]
     at = names.index("country") if "country" in names else None
-    for n, line in enumerate(lines[1:], start=1):
-        if n > 1 and not national:
-            break
+    for n, line in enumerate(lines[1:], start=1):  # (not ``national``: the first row, renamed and returned)
         if national:
             cells = next(csv.reader([line]), [])
             if at is None or at >= len(cells) or cells[at].strip().upper() in ("", "WW", "WORLDWIDE"):

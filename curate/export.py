@@ -748,8 +748,8 @@ def reusable(
         if hashlib.sha256(data).hexdigest() != verified.sha256.get("index.json"):
             return None
         index = {str(x["code"]): x for x in orjson.loads(data)["locations"]}
-        locations = locations_of(listings)
-        served = _placing(locations)
+        # placed among that release's locations: a location it did not have is built (``fits``)
+        served = _placing([Location(code, str(x["name"]), str(x["type"]), x["parent"]) for code, x in index.items()])
         same = verified.listings  # by id, the listings of the new release equal to one of ``before``
         if [lid for x in before if (lid := str(x["id"])) in same] != [lid for x in listings if same.get(lid := str(x["id"])) is x]:
             return None  # the listings kept are in another order (a location's file holds them in the release's order)
@@ -760,7 +760,7 @@ def reusable(
             touched |= served(x["areas"])  # type: ignore[arg-type]
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
-    return Reusable(verified.folder, verified.sha256, index, frozenset({loc.code for loc in locations} - touched))  # type: ignore[arg-type]
+    return Reusable(verified.folder, verified.sha256, index, frozenset(index.keys() - touched))  # type: ignore[arg-type]
 
 
 def unchanged_files(man: dict[str, object], verified: Verified | None) -> frozenset[str]:
