@@ -174,6 +174,51 @@ def _parsed_whole(data: bytes, made: Made) -> object:
     return whole
 
 
+#: how ``json_bytes`` opens and closes a list of objects (``BETWEEN`` parts them)
+OPENS, CLOSES = b"[\n  {", b"\n  }\n]\n"
+
+
+@collection_paused()
+def listings_against(data: bytes, after: list[Listing], after_data: bytes) -> object:
+    """``listings_from_json(data)`` (the release before this one's ``listings.json``), where each listing written as
+    one of ``after`` (this release's listings, ``after_data`` the bytes ``json_bytes`` gives them) is that listing.
+
+    Only the listings whose text is not one of ``after``'s are parsed: a rerun's listings are nearly all those of the
+    release before it, which are then neither parsed (5.9 s at 535k listings) nor held twice (1.6 GB).  Each object
+    of the list is the text between ``OPENS``/``BETWEEN`` and ``BETWEEN``/``CLOSES``; a text that parses alone as an
+    object is that object of the whole list.  Bytes written otherwise are read by ``listings_from_json``."""
+    texts = _object_texts(after_data)
+    if texts is None or len(texts) != len(after) or not (data.startswith(OPENS) and data.endswith(CLOSES)):
+        return listings_from_json(data)
+    written = dict(zip(texts, after, strict=True))
+    del texts
+    made = nothing_made(REPEATING)
+    listings: list[Any] = []
+    start, end = len(OPENS), len(data) - len(CLOSES)
+    try:
+        while True:
+            cut = data.find(BETWEEN, start, end)
+            text = data[start : cut if cut >= 0 else end]
+            listing = written.get(text)
+            if listing is None:
+                listing = orjson.loads(b"".join((b"{", text, b"}")))
+                share_repeating([listing], made)
+            listings.append(listing)
+            if cut < 0:
+                return listings
+            start = cut + len(BETWEEN)
+    except ValueError:  # a text that is not an object alone: the bytes are not parted where this expects
+        del listings, written
+        return listings_from_json(data)
+
+
+def _object_texts(data: bytes) -> list[bytes] | None:
+    """The text of each object of a list ``json_bytes`` wrote (within its braces), or None for bytes written otherwise."""
+    if not (data.startswith(OPENS) and data.endswith(CLOSES)):
+        return None
+    return data[len(OPENS) : len(data) - len(CLOSES)].split(BETWEEN)
+
+
 # --- locations --------------------------------------------------------------------------------
 
 
@@ -403,7 +448,7 @@ def changes_between(before: list[Listing] | None, after: list[Listing], equal: d
     equal = {} if equal is None else equal
     for lid in sorted(old.keys() & new.keys()):
         was, now = old[lid], new[lid]
-        if was == now:
+        if was is now or was == now:  # (a rerun's listing unchanged is the one read back: ``listings_against``)
             equal[lid] = now
             continue
         try:
@@ -530,13 +575,15 @@ def iter_release_files(
     pool: Executor | None = None,
     changes: dict[str, object] | None = None,
     reuse: Reusable | None = None,
+    listings_json: bytes | None = None,
 ) -> Iterator[tuple[str, bytes]]:
     """``release_files`` one file at a time (``publish`` writes each as it comes: a big release is never all in memory).
 
     ``pool``: worker processes (``table_check.workers``); the HSDS package's rows are then built in ``HSDS_PARTS``
     parts, in them, while this process builds the rest.  ``changes``: ``changes_between(previous, listings)`` when
     already made (``previous`` is then not needed).  ``reuse``: the previous release's files of the locations whose
-    listings did not change, taken as they are instead of built again (the same bytes)."""
+    listings did not change, taken as they are instead of built again (the same bytes).  ``listings_json``: the
+    bytes ``json_bytes(listings)`` gives, when already made."""
     sources = sources or []
     locations = locations_of(listings)
     names = {loc.code: loc.name for loc in locations}
@@ -550,7 +597,8 @@ def iter_release_files(
     building = table_check.submitted_in_turn(
         pool, hsds.part_bodies_of_json, [functools.partial(_part_args, piece, names) for piece in pieces]
     )
-    yield "listings.json", json_bytes(listings)
+    yield "listings.json", json_bytes(listings) if listings_json is None else listings_json
+    del listings_json
     yield "listings.parquet", parquet_bytes(listings)
     yield "changes.json", json_bytes(changes if changes is not None else changes_between(previous, listings))
     index = []
@@ -948,12 +996,15 @@ def rebuilt_differently(folder: Path, listings: list[Listing]) -> frozenset[str]
     return frozenset(out)
 
 
-def previous_release(exports_dir: Path) -> tuple[list[Listing] | None, Verified | None]:
+def previous_release(
+    exports_dir: Path, after: list[Listing] | None = None, after_data: bytes | None = None
+) -> tuple[list[Listing] | None, Verified | None]:
     """The listings of the current release (None when there is none, or it cannot be read), and what it verified
-    (``verified_before``), with ``listings.json`` read once."""
+    (``verified_before``), with ``listings.json`` read once.  ``after``: the new release's listings, ``after_data``
+    its ``listings.json``: the listings written as one of them are that one (``listings_against``)."""
     try:
         data = (exports_dir / "current" / "listings.json").read_bytes()
-        listings = listings_from_json(data)
+        listings = listings_from_json(data) if after is None or after_data is None else listings_against(data, after, after_data)
     except (OSError, ValueError):
         return None, None
     if not isinstance(listings, list):
@@ -1017,7 +1068,8 @@ def publish(
     for link in exports_dir.glob(".current-*"):
         link.unlink(missing_ok=True)  # a symlink a killed run made but never moved into place
     previous = current_release(exports_dir)
-    before, verified = previous_release(exports_dir) if previous else (None, None)
+    listings_json = json_bytes(listings)  # compared with the release before's (``listings_against``), then written
+    before, verified = previous_release(exports_dir, listings, listings_json) if previous else (None, None)
     release_id = new_release_id(releases, now)
     equal: dict[str, Listing] = {}  # the listings equal to one of ``before``, by id
     made_changes = changes_between(before, listings, equal)
@@ -1027,14 +1079,16 @@ def publish(
     if verified is not None:  # what passed then, as the equal listings of this release (the same objects)
         verified = replace(verified, listings=equal)
     reuse = reusable(exports_dir, previous, verified, before, listings)
-    del before  # a second copy of every listing (1.6 GB at 535k) is not held while the release is built and checked
+    del before  # its listings that are not this release's (removed, changed) are not held while it is built and checked
     give_back_freed_memory()  # nor is the heap it took (kept by the C heap otherwise, beside the worker processes)
     checkpoint("start")
     with table_check.workers(len(listings) >= PARALLEL_MIN) as pool:  # for the HSDS build and Frictionless's checks
         partial = releases / f"{PARTIAL_PREFIX}{release_id}"
         written: list[Future[dict[str, object]]] = []
         with ThreadPoolExecutor(1) as writer:  # hashes and writes each file while the next is built (GIL let go)
-            for rel, data in iter_release_files(listings, sources, None, pool, made_changes, reuse):
+            files = iter_release_files(listings, sources, None, pool, made_changes, reuse, listings_json)
+            del listings_json  # (let go of once written)
+            for rel, data in files:
                 if rel == "index.json":
                     checkpoint("writing")  # about half the files are written
                 if len(written) >= WRITES_AHEAD:

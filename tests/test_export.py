@@ -280,6 +280,64 @@ def test_listings_read_back_from_bytes_written_otherwise_are_parsed_whole(monkey
         export.listings_from_json(export.json_bytes(LISTINGS)[:-5])
 
 
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.sampled_from(range(7)), max_size=7), st.lists(st.tuples(st.integers(0, 6), st.sampled_from(["drop", "rename", "add"]))))
+def test_a_release_read_back_against_the_new_one_is_what_parsing_gives_sharing_the_listings_written_alike(order, edits):
+    """``listings_against`` gives ``orjson.loads`` of the release before, whatever the two releases hold and in
+    whichever order; a listing written as one of the new release is that object, any other is parsed."""
+    import orjson
+
+    odd = listing("f", 'A "tricky"\n  },\n  { name', ["NO"], verified_at="2026-01-02")  # the parting bytes, escaped
+    pool = [*LISTINGS, odd, listing("0", "Zero", ["WW"], first_seen="2026-01-02T03:04:05Z")]
+    before = [pool[i] for i in dict.fromkeys(order)]
+    after = [dict(x) for x in before]
+    for i, edit in edits:
+        if edit == "drop" and after:
+            after.pop(i % len(after))
+        elif edit == "rename" and after:
+            after[i % len(after)] = {**after[i % len(after)], "name": "Renamed"}
+        elif edit == "add":
+            after.insert(i % (len(after) + 1), listing(str(i + 1), f"Added {i}", ["GB"]))
+    data, after_data = export.json_bytes(before), export.json_bytes(after)
+    got = export.listings_against(data, after, after_data)
+    assert got == orjson.loads(data)
+    written = {export.json_bytes(x): x for x in after}
+    for x in got:  # (``is``: the very object of ``after``, not an equal copy)
+        assert (x is written[export.json_bytes(x)]) if export.json_bytes(x) in written else all(x is not y for y in after)
+
+
+def test_a_release_read_back_against_bytes_parted_otherwise_is_parsed_whole(monkeypatch):
+    """Bytes that are not a list as ``json_bytes`` writes it, on either side, or whose parts do not parse alone as
+    objects, are read by ``listings_from_json`` (and broken bytes raise as they do there)."""
+    import orjson
+
+    after_data = export.json_bytes(LISTINGS)
+    read: list[bytes] = []
+    whole = export.listings_from_json
+    monkeypatch.setattr(export, "listings_from_json", lambda data: read.append(data) or whole(data))
+    compact = orjson.dumps(LISTINGS)
+    assert export.listings_against(compact, LISTINGS, after_data) == LISTINGS and read == [compact]
+    assert export.listings_against(after_data, LISTINGS, compact) == LISTINGS and read[-1] == after_data
+    nested = b'[\n  {\n  "x": [\n  {\n  "a": 1\n  },\n  {\n  "b": 2\n  }\n]\n  }\n]\n'  # parted inside a listing
+    assert export.BETWEEN in nested and nested.startswith(export.OPENS) and nested.endswith(export.CLOSES)
+    assert export.listings_against(nested, LISTINGS, after_data) == orjson.loads(nested) and read[-1] == nested
+    with pytest.raises(ValueError):
+        export.listings_against(after_data[:-5], LISTINGS, after_data)
+    assert export.listings_against(b"[]\n", LISTINGS, after_data) == []
+
+
+def test_a_rerun_parses_only_the_listings_of_the_release_before_that_it_does_not_hold_alike(tmp_path, monkeypatch):
+    export.publish(LISTINGS, tmp_path, NOW, 14, {})
+    parsed: list[str] = []
+    share = export.share_repeating
+    monkeypatch.setattr(export, "share_repeating", lambda xs, made: parsed.extend(str(x["id"]) for x in xs) or share(xs, made))
+    after = [{**x, "name": "Renamed"} if x["name"] == "Oslo only" else x for x in LISTINGS if x["name"] != "Everyone"]
+    release = export.publish(after, tmp_path, NOW + dt.timedelta(hours=1), 14, {})
+    assert sorted(parsed) == sorted(str(x["id"]) for x in LISTINGS if x["name"] in ("Oslo only", "Everyone"))
+    changes = json.loads((release.path / "changes.json").read_bytes())
+    assert changes["removed"] == [LISTINGS[3]["id"]] and changes["changed"] == [{"id": LISTINGS[1]["id"], "fields": ["name"]}]
+
+
 def test_a_publish_that_lets_go_of_its_listings_checks_them_first_and_writes_the_same_release(tmp_path, monkeypatch):
     """``let_go_of_listings`` (the run's publish) empties the listings once they are checked, before any CSV file
     is read for its checks, and the releases, first and rerun, are byte for byte those of a publish that keeps them."""
