@@ -216,7 +216,10 @@ def _object_texts(data: bytes) -> list[bytes] | None:
     """The text of each object of a list ``json_bytes`` wrote (within its braces), or None for bytes written otherwise."""
     if not (data.startswith(OPENS) and data.endswith(CLOSES)):
         return None
-    return data[len(OPENS) : len(data) - len(CLOSES)].split(BETWEEN)
+    texts = data.split(BETWEEN)  # (not a slice of ``data`` first: a copy of every byte)
+    texts[0] = texts[0][len(OPENS) :]
+    texts[-1] = texts[-1][: len(texts[-1]) - len(CLOSES)]
+    return texts
 
 
 # --- locations --------------------------------------------------------------------------------
@@ -446,7 +449,7 @@ def changes_between(before: list[Listing] | None, after: list[Listing], equal: d
     values = operator.itemgetter(*tracked)
     changed = []
     equal = {} if equal is None else equal
-    for lid in sorted(old.keys() & new.keys()):
+    for lid in old.keys() & new.keys():  # (the few changed sorted after: not the hundreds of thousands kept)
         was, now = old[lid], new[lid]
         if was is now or was == now:  # (a rerun's listing unchanged is the one read back: ``listings_against``)
             equal[lid] = now
@@ -459,6 +462,7 @@ def changes_between(before: list[Listing] | None, after: list[Listing], equal: d
         fields = [f for f in tracked if was.get(f) != now.get(f)]
         if fields:
             changed.append({"id": lid, "fields": fields})
+    changed.sort(key=operator.itemgetter("id"))
     return {"added": sorted(new.keys() - old.keys()), "removed": sorted(old.keys() - new.keys()), "changed": changed}
 
 
@@ -702,6 +706,8 @@ class Verified:
     listings: dict[str, Listing]
     #: the release's folder, whose CSV records passed Frictionless then (``curate.table_check``)
     folder: Path
+    #: the code that built and checked it (``builder``), when ``BUILT_BY`` records it
+    built_by: str | None = None
 
 
 def verified_before(exports_dir: Path, listings: list[Listing] | None = None, data: bytes | None = None) -> Verified | None:
@@ -720,7 +726,11 @@ def verified_before(exports_dir: Path, listings: list[Listing] | None = None, da
         listings = orjson.loads(data) if listings is None else listings
     except (OSError, ValueError, KeyError, TypeError):
         return None
-    return Verified(sha256, {str(x.get("id")): x for x in listings if isinstance(x, dict)}, current.resolve())
+    built_by = None
+    with contextlib.suppress(OSError, ValueError, KeyError, TypeError, AttributeError):
+        built = orjson.loads((exports_dir / BUILT_BY).read_bytes())
+        built_by = str(built["builder"]) if built.get("release") == current_release(exports_dir) else None
+    return Verified(sha256, {str(x.get("id")): x for x in listings if isinstance(x, dict)}, current.resolve(), built_by)
 
 
 #: beside ``releases/``: the current release and the code that built it (``builder``), written once it is current
@@ -942,8 +952,9 @@ def verify(
     written_from: list[Listing] | None = None,
     let_go: Callable[[], None] | None = None,
 ) -> list[str]:
-    """Problems of a written release: files against the manifest (sizes, checksums), counts, contents against its schemas
-    (what ``verified``, the release before it, held already is not checked against the schemas again).
+    """Problems of a written release: files against the manifest (sizes, checksums), counts, safe content, contents
+    against its schemas (what ``verified``, the release before it, held already is not checked against the schemas
+    again, nor for safe content when this same code built it).
 
     ``written_from``: the listings ``iter_release_files`` built the release from, whose bytes the manifest was made
     from (``publish``): once the files match the manifest, parsing ``listings.json`` would give these again (1.2 s
@@ -965,9 +976,11 @@ def verify(
     unchanged = unchanged_files(man, verified)
     # files that match a manifest made from what ``iter_release_files`` built from these listings are what it builds
     suspect = frozenset() if written_from is not None else rebuilt_differently(folder, listings)
+    # the listings equal to one that passed then, with this same code (``written_from``'s own objects), are not checked again
+    same = verified.listings if verified is not None and verified.built_by == builder() and written_from is not None else {}
     return (
         count_problems(folder, man, listings, suspect)
-        or content_problems(listings)
+        or content_problems([x for x in listings if same.get(str(x.get("id"))) is not x] if same else listings)
         or validate_against_schemas(folder, verified, unchanged, listings, suspect, pool, let_go)
     )
 

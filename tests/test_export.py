@@ -474,3 +474,19 @@ def test_a_location_that_lost_a_listing_is_neither_among_the_reusable_nor_fits_i
     everywhere = replace(reuse, codes=frozenset({"WW", "GB", "IE", "NO", "NO-03", "NO-30"}))
     head = {"code": "NO-30", "name": export.location_name("NO-30"), "type": "region", "parent": "NO"}
     assert everywhere.fits(head, 3) and not everywhere.fits(head, 2)
+
+
+def test_a_rerun_checks_for_safe_content_only_the_listings_that_did_not_pass_then_under_the_same_code(tmp_path, monkeypatch):
+    export.publish(LISTINGS, tmp_path, NOW, 14, {})
+    given: list[list[str]] = []
+    check = export.content_problems
+    monkeypatch.setattr(export, "content_problems", lambda xs: given.append(sorted(str(x["name"]) for x in xs)) or check(xs))
+    after = [*LISTINGS, listing("f", "Oslo too", ["NO-03"])]
+    export.publish([dict(x) for x in after], tmp_path, NOW + dt.timedelta(hours=1), 14, {})
+    assert given == [["Oslo too"]]
+    monkeypatch.setattr(export, "builder", lambda: "other code")  # the release before was built by other code
+    export.publish(after, tmp_path, NOW + dt.timedelta(hours=2), 14, {})
+    assert given[-1] == sorted(str(x["name"]) for x in after)
+    with pytest.raises(RuntimeError, match="name is not plain text"):  # and what is new is checked
+        export.publish([*after, listing("9", "<b>Bold</b>", ["GB"])], tmp_path, NOW + dt.timedelta(hours=3), 14, {})
+    assert given[-1] == ["<b>Bold</b>"]
