@@ -17,6 +17,7 @@ import datetime as dt
 import functools
 import hashlib
 import importlib
+import importlib.metadata
 import io
 import itertools
 import operator
@@ -25,6 +26,7 @@ import platform
 import re
 import shutil
 import time
+import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -568,9 +570,22 @@ def release_files(
     return dict(iter_release_files(listings, sources, previous, pool))
 
 
-#: parts the HSDS rows are built in by worker processes (each holds a sixteenth of the listings at a time: at 535k
-#: listings, a rerun's release with its two workers peaked at 3.3 GB in 16 parts, 3.6 GB in 8, more in 4)
-HSDS_PARTS = 16
+#: listings in a part of the HSDS rows, on average (built apart, by worker processes when there are): a part ends
+#: after a listing whose id's CRC-32 is a multiple of this, so a listing added or removed moves no other part's
+#: bounds, and a rerun takes the parts whose listings did not change from the release before (``Reusable``)
+HSDS_PART_EVERY = 4096
+
+
+def hsds_pieces(listings: list[Listing]) -> list[list[Listing]]:
+    """The listings of each HSDS part, in order (``HSDS_PART_EVERY``)."""
+    pieces, start = [], 0
+    for i, x in enumerate(listings):
+        if zlib.crc32(str(x["id"]).encode()) % HSDS_PART_EVERY == 0:
+            pieces.append(listings[start : i + 1])
+            start = i + 1
+    if start < len(listings) or not pieces:
+        pieces.append(listings[start:])
+    return pieces
 
 
 def iter_release_files(
@@ -581,26 +596,32 @@ def iter_release_files(
     changes: dict[str, object] | None = None,
     reuse: Reusable | None = None,
     listings_json: bytes | None = None,
+    hsds_made: dict[str, object] | None = None,
 ) -> Iterator[tuple[str, bytes]]:
     """``release_files`` one file at a time (``publish`` writes each as it comes: a big release is never all in memory).
 
-    ``pool``: worker processes (``table_check.workers``); the HSDS package's rows are then built in ``HSDS_PARTS``
-    parts, in them, while this process builds the rest.  ``changes``: ``changes_between(previous, listings)`` when
+    ``pool``: worker processes (``table_check.workers``); the HSDS package's rows are then built in parts
+    (``hsds_pieces``), in them, while this process builds the rest.  ``changes``: ``changes_between(previous, listings)`` when
     already made (``previous`` is then not needed).  ``reuse``: the previous release's files of the locations whose
     listings did not change, taken as they are instead of built again (the same bytes).  ``listings_json``: the
-    bytes ``json_bytes(listings)`` gives, when already made."""
+    bytes ``json_bytes(listings)`` gives, when already made.  ``hsds_made``: filled with what a rerun needs to take
+    this release's HSDS parts (``hsds_record``)."""
     sources = sources or []
     locations = locations_of(listings)
     names = {loc.code: loc.name for loc in locations}
     licences = sorted({s.licence for s in sources if s.licence})
-    pieces = [listings]  # the HSDS rows' parts, joined in order
-    if pool is not None and listings:
-        size = -(-len(listings) // HSDS_PARTS)
-        pieces = [listings[i : i + size] for i in range(0, len(listings), size)]
+    pieces = hsds_pieces(listings)  # the HSDS rows' parts, joined in order
+    keys = part_keys(pieces, names)
+    ready = reuse.hsds_parts(keys) if reuse is not None else {}  # those the release before built from the same
+    todo = [i for i, key in enumerate(keys) if key not in ready]
     # a worker gets its part as JSON (listings are JSON values): orjson writes it in a tenth of pickle's time; each
     # part is written when a worker is about to be free (all parts at once held 0.3 GB at 535k listings)
-    building = table_check.submitted_in_turn(
-        pool, hsds.part_bodies_of_json, [functools.partial(_part_args, piece, names) for piece in pieces]
+    building = dict(
+        zip(
+            todo,
+            table_check.submitted_in_turn(pool, hsds.part_bodies_of_json, [functools.partial(_part_args, pieces[i], names) for i in todo]),
+            strict=True,
+        )
     )
     yield "listings.json", json_bytes(listings) if listings_json is None else listings_json
     del listings_json
@@ -633,13 +654,19 @@ def iter_release_files(
     yield TABLE_SCHEMA_PATH, json_bytes(to_table_schema())
     yield "datapackage.json", json_bytes(datapackage(sorted(str(x["csv"]) for x in index), sources))
     yield from preview.iter_preview_files(index, chosen_by_code, kept, take)
-    parts = []
-    for piece, done in zip(pieces, building, strict=True):
+    parts: list[hsds.Part] = []
+    for i, (piece, key) in enumerate(zip(pieces, keys, strict=True)):
+        if key in ready:
+            parts.append(ready.pop(key))
+            continue
         try:
+            done = building[i]
             parts.append(done.result() if done is not None else hsds.part_bodies(piece, names, csv_cell))
         except Exception:  # the worker died: built here (a bug in it raises again here)
             parts.append(hsds.part_bodies(piece, names, csv_cell))
     built = hsds.joined_files(parts, csv_cell, licences, source_entries(sources))
+    if hsds_made is not None:
+        hsds_made.update(hsds_record(keys, parts, built))
     del parts
     for rel in list(built):  # each let go of once written
         yield rel, built.pop(rel)
@@ -647,6 +674,39 @@ def iter_release_files(
 
 def _part_args(piece: list[Listing], names: dict[str, str]) -> tuple[object, ...]:
     return orjson.dumps(piece), names, csv_cell
+
+
+def part_keys(pieces: list[list[Listing]], names: dict[str, str]) -> list[str]:
+    """What each HSDS part is built from (its listings and the locations' names), as a sha256."""
+    named = orjson.dumps(names, option=orjson.OPT_SORT_KEYS)
+    return [hashlib.sha256(orjson.dumps(piece) + named).hexdigest() for piece in pieces]
+
+
+def hsds_record(keys: list[str], parts: list[hsds.Part], files: dict[str, bytes]) -> dict[str, object]:
+    """Where each HSDS part is in the package's tables (``hsds/<table>``): the bytes of each table's head (header
+    and taxonomy rows), then each part's key (``part_keys``), the bytes it gives each table, their sha256 taken
+    together, and the terms it uses."""
+    tables = list(hsds_tables())
+    heads = [len(files[f"hsds/{t}"]) - sum(len(bodies[t]) for bodies, _ in parts) for t in tables]
+    return {
+        "tables": tables,
+        "heads": heads,
+        "parts": [
+            {
+                "key": key,
+                "bytes": [len(bodies[t]) for t in tables],
+                "sha256": hashlib.sha256(b"".join(bodies[t] for t in tables)).hexdigest(),
+                "terms": {name: sorted(values) for name, values in sorted(terms.items())},
+            }
+            for key, (bodies, terms) in zip(keys, parts, strict=True)
+        ],
+    }
+
+
+def hsds_tables() -> list[str]:
+    from schemas import hsds as m
+
+    return list(m.table_columns())
 
 
 def manifest(
@@ -736,15 +796,20 @@ def verified_before(exports_dir: Path, listings: list[Listing] | None = None, da
 
 #: beside ``releases/``: the current release and the code that built it (``builder``), written once it is current
 BUILT_BY = ".built-by.json"
-#: the modules whose code shapes a location's files (JSON, CSV, preview script)
-BUILDERS = ("curate.export", "curate.preview", "schemas.fields", "schemas.generate")
+#: the modules whose code shapes a location's files (JSON, CSV, preview script) and the HSDS parts
+BUILDERS = ("curate.export", "curate.preview", "curate.hsds", "schemas.fields", "schemas.generate", "schemas.hsds", "schemas.vocabularies")
 
 
 @functools.cache
 def builder() -> str:
-    """A fingerprint of the code that builds a location's files (``BUILDERS``' source, orjson's and Python's versions):
-    files of a release built by other code are never taken into a new release."""
-    digest = hashlib.sha256(f"{SCHEMA_VERSION} orjson {orjson.__version__} python {platform.python_version()}".encode())
+    """A fingerprint of the code that builds a location's files and the HSDS parts (``BUILDERS``' source, the HSDS
+    descriptor, orjson's, langcodes' and Python's versions): nothing a release built by other code made is taken into a
+    new release."""
+    from schemas import hsds as m
+
+    langcodes = importlib.metadata.version("langcodes")
+    versions = f"{SCHEMA_VERSION} orjson {orjson.__version__} langcodes {langcodes} python {platform.python_version()}"
+    digest = hashlib.sha256(versions.encode() + orjson.dumps(m.descriptor(), option=orjson.OPT_SORT_KEYS))
     for name in BUILDERS:
         digest.update(Path(str(importlib.import_module(name).__file__)).read_bytes())
     return digest.hexdigest()
@@ -769,6 +834,10 @@ class Reusable:
     codes: frozenset[str]
     #: the files taken, in order
     taken: list[str] = field(default_factory=list)
+    #: where that release's HSDS parts are in its tables (``hsds_record``), when recorded
+    hsds_at: Mapping[str, Any] | None = None
+    #: the keys of the HSDS parts taken
+    parts_taken: list[str] = field(default_factory=list)
 
     def fits(self, head: Mapping[str, object], count: int) -> bool:
         code = str(head["code"])
@@ -787,6 +856,38 @@ class Reusable:
         self.taken.append(rel)
         return data
 
+    def hsds_parts(self, keys: list[str]) -> dict[str, hsds.Part]:
+        """The HSDS parts of ``keys`` that release built too (``hsds_record``), by key, each taken from its tables
+        when every table still matches that release's manifest and the part's bytes their sha256."""
+        try:
+            record = self.hsds_at or {}
+            tables, ends = list(record.get("tables", ())), [int(n) for n in record.get("heads", ())]
+            if not tables or tables != hsds_tables() or len(ends) != len(tables):
+                return {}
+            wanted, where = set(keys), {}
+            for part in record.get("parts", ()):
+                if part["key"] in wanted:
+                    where[str(part["key"])] = (part, list(ends))
+                ends = [end + int(n) for end, n in zip(ends, part["bytes"], strict=True)]
+            if not where:
+                return {}
+            bodies: dict[str, dict[str, bytes]] = {key: {} for key in where}
+            for t, table in enumerate(tables):
+                data = (self.folder / "hsds" / table).read_bytes()
+                if len(data) != ends[t] or hashlib.sha256(data).hexdigest() != self.sha256.get(f"hsds/{table}"):
+                    return {}
+                for key, (part, starts) in where.items():
+                    bodies[key][table] = data[starts[t] : starts[t] + int(part["bytes"][t])]
+                del data
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            return {}
+        out: dict[str, hsds.Part] = {}
+        for key, (part, _) in where.items():
+            if hashlib.sha256(b"".join(bodies[key][t] for t in tables)).hexdigest() == part["sha256"]:
+                out[key] = bodies[key], {str(name): set(values) for name, values in part["terms"].items()}
+                self.parts_taken.append(key)
+        return out
+
 
 def reusable(
     exports_dir: Path, current: str | None, verified: Verified | None, before: list[Listing] | None, listings: list[Listing]
@@ -801,7 +902,7 @@ def reusable(
         return None
     try:
         built = orjson.loads((exports_dir / BUILT_BY).read_bytes())
-        if built != {"release": current, "builder": builder()}:
+        if built.get("release") != current or built.get("builder") != builder():
             return None
         data = (verified.folder / "index.json").read_bytes()
         if hashlib.sha256(data).hexdigest() != verified.sha256.get("index.json"):
@@ -819,7 +920,8 @@ def reusable(
             touched |= served(x["areas"])  # type: ignore[arg-type]
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
-    return Reusable(verified.folder, verified.sha256, index, frozenset(index.keys() - touched))  # type: ignore[arg-type]
+    at = built.get("hsds") if isinstance(built.get("hsds"), dict) else None
+    return Reusable(verified.folder, verified.sha256, index, frozenset(index.keys() - touched), hsds_at=at)  # type: ignore[arg-type]
 
 
 def unchanged_files(man: dict[str, object], verified: Verified | None) -> frozenset[str]:
@@ -1100,7 +1202,8 @@ def publish(
         partial = releases / f"{PARTIAL_PREFIX}{release_id}"
         written: list[Future[dict[str, object]]] = []
         with ThreadPoolExecutor(1) as writer:  # hashes and writes each file while the next is built (GIL let go)
-            files = iter_release_files(listings, sources, None, pool, made_changes, reuse, listings_json)
+            hsds_made: dict[str, object] = {}
+            files = iter_release_files(listings, sources, None, pool, made_changes, reuse, listings_json, hsds_made)
             del listings_json  # (let go of once written)
             for rel, data in files:
                 if rel == "index.json":
@@ -1139,7 +1242,7 @@ def publish(
     os.replace(tmp_link, exports_dir / "current")
     _fsync_dir(exports_dir)
     checkpoint("switched")
-    _replaced(exports_dir / BUILT_BY, orjson.dumps({"release": release_id, "builder": builder()}))
+    _replaced(exports_dir / BUILT_BY, orjson.dumps({"release": release_id, "builder": builder(), "hsds": hsds_made}))
     prune(releases, keep, release_id)
     return Release(release_id, final, previous, counts, tuple(reuse.taken) if reuse is not None else ())
 

@@ -422,7 +422,8 @@ def test_nothing_is_taken_from_a_release_built_by_other_code_or_whose_builder_is
     monkeypatch.setattr(export, "builder", lambda: "other code")
     release = export.publish(after, tmp_path / "b", NOW + dt.timedelta(hours=1), 14, {})
     assert release.reused == () and _release_tree(release.path) == export.release_files(after, None, LISTINGS)
-    assert json.loads((tmp_path / "b" / export.BUILT_BY).read_bytes()) == {"release": release.release_id, "builder": "other code"}
+    built = json.loads((tmp_path / "b" / export.BUILT_BY).read_bytes())
+    assert (built["release"], built["builder"]) == (release.release_id, "other code")
 
 
 def test_a_file_that_no_longer_matches_its_manifest_or_a_location_named_otherwise_is_built_again(tmp_path, monkeypatch):
@@ -455,10 +456,61 @@ def test_a_rerun_gives_the_bytes_of_a_whole_build_whatever_changed(rows, edits):
         elif i < len(after):
             after[i] = dict(after[i], **({"name": f"Renamed {n}"} if what == "rename" else {"areas": ["NO-30", "IE"]}))
     after.sort(key=lambda x: (str(x["kind"]), str(x["name"]), str(x["id"])))
-    with tempfile.TemporaryDirectory() as folder:
+    with tempfile.TemporaryDirectory() as folder, pytest.MonkeyPatch.context() as mp:
+        mp.setattr(export, "HSDS_PART_EVERY", 2)  # HSDS parts of two listings or so, taken when unchanged
         release = _rerun(Path(folder), before, after)
     if after == before:
         assert len(release.reused) == 3 * len(export.locations_of(after))
+
+
+MANY = sorted(
+    (listing(f"{i:012x}", f"Listing {i:02}", [["NO", "NO-03", "GB", "WW"][i % 4]], topics=["grief"][: i % 3]) for i in range(1, 40)),
+    key=lambda x: (str(x["kind"]), str(x["name"]), str(x["id"])),
+)
+
+
+def test_hsds_parts_end_where_the_listings_say_so_an_added_or_removed_one_moving_no_other_bound(monkeypatch):
+    monkeypatch.setattr(export, "HSDS_PART_EVERY", 4)
+    pieces = export.hsds_pieces(MANY)
+    assert [x for piece in pieces for x in piece] == MANY and 4 <= len(pieces) <= 20 and all(pieces)
+    for i in (0, 17, len(MANY) - 1):
+        fewer = export.hsds_pieces(MANY[:i] + MANY[i + 1 :])
+        assert len([p for p in fewer if p not in pieces]) <= 1 and len([p for p in pieces if p not in fewer]) <= 2
+    assert export.hsds_pieces([]) == [[]]
+
+
+def test_a_rerun_takes_the_hsds_parts_whose_listings_did_not_change(tmp_path, monkeypatch):
+    """Only the part holding the renamed listing is built; the package is byte for byte a whole build, and a part
+    whose table no longer matches the manifest, or whose bytes no longer match its record, is built again."""
+    from curate import hsds
+
+    monkeypatch.setattr(export, "HSDS_PART_EVERY", 4)
+    built: list[list[str]] = []
+    part_bodies = hsds.part_bodies
+    monkeypatch.setattr(hsds, "part_bodies", lambda xs, *a: built.append([str(x["name"]) for x in xs]) or part_bodies(xs, *a))
+    renamed = [dict(x, name="Listing 17, renamed") if x["name"] == "Listing 17" else x for x in MANY]
+    _rerun(tmp_path / "a", MANY, renamed)
+    pieces = export.hsds_pieces(renamed)
+    assert len(built) == len(pieces) + 1 + len(pieces)  # the first release's, the rerun's, the whole build's
+    assert built[len(pieces)] == next([str(x["name"]) for x in p] for p in pieces if "Listing 17, renamed" in str(p))
+    record = json.loads((tmp_path / "a" / export.BUILT_BY).read_bytes())["hsds"]
+    assert [p["key"] for p in record["parts"]] == export.part_keys(pieces, {c.code: c.name for c in export.locations_of(renamed)})
+
+    for damage in ("table", "record"):
+        folder = tmp_path / damage
+        export.publish(MANY, folder, NOW, 14, {})
+        if damage == "table":  # a table's bytes, the same length
+            services = (folder / "current" / "hsds" / "services.csv").resolve()
+            services.write_bytes(services.read_bytes().replace(b"Listing 05", b"Listing 5X"))
+        else:  # the first part's bytes and the second's swapped in the record, their lengths too
+            built_by = json.loads((folder / export.BUILT_BY).read_bytes())
+            parts = built_by["hsds"]["parts"]
+            parts[0]["bytes"], parts[1]["bytes"] = parts[1]["bytes"], parts[0]["bytes"]
+            (folder / export.BUILT_BY).write_text(json.dumps(built_by))
+        built.clear()
+        release = export.publish(renamed, folder, NOW + dt.timedelta(hours=1), 14, {})
+        assert len(built) == (len(pieces) if damage == "table" else 3)  # (the two parts and the renamed one)
+        assert _release_tree(release.path) == export.release_files(renamed, None, MANY)
 
 
 def test_a_location_that_lost_a_listing_is_neither_among_the_reusable_nor_fits_its_old_count(tmp_path):
