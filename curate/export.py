@@ -825,7 +825,8 @@ class Reusable:
     takes as they are: those of every location none of whose listings was added, removed or changed (``codes``),
     when that release was built by this same code.  A location's files are taken only when its entry in that
     release's ``index.json`` is the one the new release gives it (name, type, parent, count), and each file only
-    when its bytes still match that release's manifest; otherwise they are built."""
+    when its bytes still match that release's manifest; otherwise they are built.  So are the HSDS parts built from
+    the same listings (``hsds_parts``)."""
 
     folder: Path
     sha256: dict[str, str]
