@@ -187,7 +187,7 @@ def listings_against(data: bytes, after: list[Listing], after_data: bytes) -> ob
     one of ``after`` (this release's listings, ``after_data`` the bytes ``json_bytes`` gives them) is that listing.
 
     Only the listings whose text is not one of ``after``'s are parsed: a rerun's listings are nearly all those of the
-    release before it, which are then neither parsed (5.9 s at 535k listings) nor held twice (1.6 GB).  Each object
+    release before it, which are then neither parsed (6.4-7.3 s at 534k listings) nor held twice (1.6 GB).  Each object
     of the list is the text between ``OPENS``/``BETWEEN`` and ``BETWEEN``/``CLOSES``; a text that parses alone as an
     object is that object of the whole list.  Bytes written otherwise are read by ``listings_from_json``."""
     texts = _object_texts(after_data)
