@@ -768,8 +768,13 @@ class Verified:
     listings: dict[str, Listing]
     #: the release's folder, whose CSV records passed Frictionless then (``curate.table_check``)
     folder: Path
-    #: the code that built and checked it (``builder``), when ``BUILT_BY`` records it
-    built_by: str | None = None
+    #: what ``BUILT_BY`` records of it (the code that built and checked it, where its HSDS parts are), when it names it
+    built: Mapping[str, Any] | None = None
+
+    @property
+    def built_by(self) -> str | None:
+        """The code that built and checked it (``builder``), when recorded."""
+        return str(self.built["builder"]) if self.built is not None and "builder" in self.built else None
 
 
 def verified_before(exports_dir: Path, listings: list[Listing] | None = None, data: bytes | None = None) -> Verified | None:
@@ -788,11 +793,12 @@ def verified_before(exports_dir: Path, listings: list[Listing] | None = None, da
         listings = orjson.loads(data) if listings is None else listings
     except (OSError, ValueError, KeyError, TypeError):
         return None
-    built_by = None
-    with contextlib.suppress(OSError, ValueError, KeyError, TypeError, AttributeError):
+    built = None
+    with contextlib.suppress(OSError, ValueError):
         built = orjson.loads((exports_dir / BUILT_BY).read_bytes())
-        built_by = str(built["builder"]) if built.get("release") == current_release(exports_dir) else None
-    return Verified(sha256, {str(x.get("id")): x for x in listings if isinstance(x, dict)}, current.resolve(), built_by)
+    if not isinstance(built, dict) or built.get("release") != current_release(exports_dir):
+        built = None
+    return Verified(sha256, {str(x.get("id")): x for x in listings if isinstance(x, dict)}, current.resolve(), built)
 
 
 #: beside ``releases/``: the current release and the code that built it (``builder``), written once it is current
@@ -888,21 +894,16 @@ class Reusable:
         return out
 
 
-def reusable(
-    exports_dir: Path, current: str | None, verified: Verified | None, before: list[Listing] | None, listings: list[Listing]
-) -> Reusable | None:
+def reusable(verified: Verified | None, before: list[Listing] | None, listings: list[Listing]) -> Reusable | None:
     """What a new release of ``listings`` can take from the current release (``Reusable``), or None.
 
     ``verified``: the current release's, its listings already narrowed to those equal to one of ``listings``;
     ``before``: the current release's listings.  A location is left out when a listing it holds, or held, is not
     among those equal ones (added, removed or changed, in any field); none is taken when the listings kept are not
     in the order they were."""
-    if current is None or verified is None or before is None:
-        return None
+    if verified is None or before is None or verified.built is None or verified.built_by != builder():
+        return None  # (its files are taken only when ``BUILT_BY`` names it and this same code)
     try:
-        built = orjson.loads((exports_dir / BUILT_BY).read_bytes())
-        if built.get("release") != current or built.get("builder") != builder():
-            return None
         data = (verified.folder / "index.json").read_bytes()
         if hashlib.sha256(data).hexdigest() != verified.sha256.get("index.json"):
             return None
@@ -919,7 +920,7 @@ def reusable(
             touched |= served(x["areas"])  # type: ignore[arg-type]
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
-    at = built.get("hsds") if isinstance(built.get("hsds"), dict) else None
+    at = verified.built.get("hsds") if isinstance(verified.built.get("hsds"), dict) else None
     return Reusable(verified.folder, verified.sha256, index, frozenset(index.keys() - touched), hsds_at=at)  # type: ignore[arg-type]
 
 
@@ -1193,7 +1194,7 @@ def publish(
         raise ReleaseHeld(release_id, removals, previous, guard.share, guard.minimum)
     if verified is not None:  # what passed then, as the equal listings of this release (the same objects)
         verified = replace(verified, listings=equal)
-    reuse = reusable(exports_dir, previous, verified, before, listings)
+    reuse = reusable(verified, before, listings)
     del before  # its listings that are not this release's (removed, changed) are not held while it is built and checked
     give_back_freed_memory()  # nor is the heap it took (kept by the C heap otherwise, beside the worker processes)
     checkpoint("start")

@@ -521,7 +521,7 @@ def test_a_location_that_lost_a_listing_is_neither_among_the_reusable_nor_fits_i
     after = [x for x in LISTINGS if x["name"] != "Viken only"]
     assert verified is not None
     verified = replace(verified, listings={str(x["id"]): x for x in after})
-    reuse = export.reusable(tmp_path, export.current_release(tmp_path), verified, before, after)
+    reuse = export.reusable(verified, before, after)
     assert reuse is not None and reuse.codes == {"WW", "GB", "IE", "NO-03"}
     everywhere = replace(reuse, codes=frozenset({"WW", "GB", "IE", "NO", "NO-03", "NO-30"}))
     head = {"code": "NO-30", "name": export.location_name("NO-30"), "type": "region", "parent": "NO"}
