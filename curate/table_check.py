@@ -234,7 +234,7 @@ def _validate_records(pending: Pending, schema: dict[str, Any], pool: Executor |
         if header != names or not records:
             whole(header, holders, where, records)
             continue
-        odd = [r for r in records if len(r) != len(names) or all(v in missing for v in r)]
+        odd = [r for r in records if len(r) != len(names) or missing.issuperset(r)]
         if odd:
             whole(header, holders, where, odd)
             records = [r for r in records if len(r) == len(names) and not all(v in missing for v in r)]
@@ -343,23 +343,64 @@ def faulted(row_schema: dict[str, Any]) -> dict[str, Callable[[list[str]], list[
     The verdict on each value is that of the cell reader Frictionless makes of the field (``Field.create_cell_reader``:
     missing values, type and format, constraints), which its row checks call on each cell and take every cell's
     problems from.  A string that the field's format surely accepts (``SURE``) is judged by the field without its
-    format: those checks run at a tenth of the speed, and at 535k listings HSDS holds millions of ids and URLs."""
+    format: those checks run at a tenth of the speed, and at 535k listings HSDS holds millions of ids and URLs.  A
+    field that takes any string (``_plain``) finds fault with its missing values only, and only when it is required:
+    no reader is called for the others (most of the HSDS tables' columns, millions of distinct values)."""
     from frictionless import Schema
 
     fields = row_schema.get("fields", [])
     readers = [f.create_cell_reader() for f in Schema.from_descriptor(row_schema).fields]
     unformatted = {**row_schema, "fields": [{k: v for k, v in f.items() if k != "format"} for f in fields]}
-    plain = [f.create_cell_reader() for f in Schema.from_descriptor(unformatted).fields]
+    plain_fields = Schema.from_descriptor(unformatted).fields
     out: dict[str, Callable[[list[str]], list[str]]] = {}
-    for f, read, without_format in zip(fields, readers, plain, strict=True):
+    for f, read, unformatted_field in zip(fields, readers, plain_fields, strict=True):
+        without_format = unformatted_field.create_cell_reader()
         sure = SURE.get(f.get("format", "")) if f.get("type") == "string" else None
-        out[str(f["name"])] = (
-            functools.partial(_faults, read) if sure is None else functools.partial(_sure_faults, read, without_format, sure)
-        )
+        plain = _plain(unformatted_field, without_format)  # without the format: any string
+        missing = plain if plain is not None and unformatted_field.required else frozenset()
+        if plain is not None and (f.get("format") or "default") == "default":
+            judge = functools.partial(_missing_faults, missing)
+        elif plain is not None and sure is not None:
+            judge = functools.partial(_sure_plain_faults, read, missing, sure)
+        elif sure is not None:
+            judge = functools.partial(_sure_faults, read, without_format, sure)
+        else:
+            judge = functools.partial(_faults, read)
+        out[str(f["name"])] = judge
     return out
 
 
 CellReader = Callable[[str], tuple[Any, Any]]
+#: strings ``_plain`` tries a field's reader on: when it takes them as a plain string field would, it is one
+PROBES = ("", " ", "x", "NA", "N/A", "-", "null", "None", "0", "ä", "a,b", 'a"b', "\n")
+
+
+def _plain(field: Any, read: CellReader) -> frozenset[str] | None:
+    """The missing values of a field that takes any string (type string, no format, no constraint but ``required``):
+    its reader makes a missing value None, finds fault with None when the field is required, and gives any other
+    string back as it is.  None for any other field (its reader judges each value).  The reader is tried on a few
+    strings (``PROBES``) and on the missing values: a Frictionless that judged otherwise would have its reader called."""
+    try:
+        constraints = {k for k, v in (field.constraints or {}).items() if v is not None}
+        if field.type != "string" or (field.format or "default") != "default" or not constraints <= {"required"}:
+            return None
+        missing = field.missing_values if field.has_defined("missing_values") or not field.schema else field.schema.missing_values
+        missing = frozenset(str(m) for m in missing)
+        required = bool(field.required)
+        for value in (*PROBES, *missing):
+            cell, notes = read(value)
+            if value in missing:
+                if cell is not None or bool(notes) != required:
+                    return None
+            elif cell != value or notes:
+                return None
+        return missing
+    except Exception:  # a Frictionless of other ways: its readers judge
+        return None
+
+
+def _missing_faults(missing: frozenset[str], values: list[str]) -> list[str]:
+    return [v for v in values if v in missing] if missing else []
 
 
 def _faults(read: CellReader, values: list[str]) -> list[str]:
@@ -369,6 +410,13 @@ def _faults(read: CellReader, values: list[str]) -> list[str]:
 def _sure_faults(read: CellReader, without_format: CellReader, sure: re.Pattern[str], values: list[str]) -> list[str]:
     accepted = sure.fullmatch
     return [v for v in values if without_format(v)[1] is not None or (accepted(v) is None and read(v)[1] is not None)]
+
+
+def _sure_plain_faults(read: CellReader, missing: frozenset[str], sure: re.Pattern[str], values: list[str]) -> list[str]:
+    """``_sure_faults`` of a field that, without its format, takes any string (``_plain``): ``missing`` is its missing
+    values when it is required, else empty."""
+    accepted = sure.fullmatch
+    return [v for v in values if v in missing or (accepted(v) is None and read(v)[1] is not None)]
 
 
 def submitted(pool: Executor | None, fn: Callable[..., Any], *args: Any) -> Future[Any] | None:

@@ -148,3 +148,29 @@ def test_public_listings_share_each_repeating_value_and_read_as_the_table_holds_
         assert x["areas"][0] is first["areas"][0] and x["topics"][0] is first["topics"][0] and x["languages"][0] is first["languages"][0]
     assert got[1]["sources"][0]["source"] is got[2]["sources"][0]["source"]
     assert isinstance(first["first_seen"], str) and first["first_seen"].endswith("Z")
+
+
+def test_a_listing_of_one_row_is_that_row_as_grouping_would_make_it(con, monkeypatch):
+    """``merged`` takes a listing of one row as it is (not grouped): every field of every listing is what grouping
+    all of them gives, with empty, 'unknown' and missing values, lists to sort and unite, and listings of one row,
+    two rows and three rows side by side."""
+    head = "record_id,name,kind,description,url,phone,sms,chat_url,email,country,region,languages,topics,audience,moderation,cost,hours,"
+    head += "verified_at\n"
+    load(con, "a", head + "1,Alone,forum,,https://alone.example,,,,,WW,,\"nb, en\",\"grief, anxiety\",youth,unknown,unknown,,\n"
+         "2,Pair,helpline,Talk,https://pair.example,020 7946 0001,,,,GB,,en,anxiety,,,free,24/7,2026-01-02\n"
+         "3,Trio,chat,,https://trio.example,,,https://trio.example/chat,x@trio.example,NO,NO-03,,,,peer,,,\n"
+         "4,Bare,support group,,,020 7946 0009,,,,SE,,,,,,,,\n")  # fmt: skip
+    load(con, "b", head + "1,Pair Ltd,helpline,,,+442079460001,,,,IE,,\"en, ga\",grief,adults,none,,,2025-05-05\n"
+         "2,Trio,chat,Chat room,https://trio.example/,,,,,NO,,nb,,,unknown,paid,evenings,\n")  # fmt: skip
+    load(con, "c", head + "1,Trio,chat,,https://www.trio.example,,,,,WW,,,loneliness,,,,,\n", priority=5)
+    cols = "id, name, kind, description, url, phone, sms, chat_url, email, areas, languages, topics, audience, moderation, cost, hours, "
+    cols += "verified_at, sources, member_count"
+    wh.build_core(con, NOW, 24)
+    fast = sorted(wh.run(con, f"SELECT {cols} FROM core_listings"), key=str)
+    assert sorted(x[-1] for x in fast) == [1, 1, 2, 3]  # one row, two rows and three rows side by side
+    text = wh.sql("core_listings")
+    assert "FROM sized WHERE n = 1" in text and "FROM sized m WHERE n > 1" in text
+    grouped = text.replace("FROM sized WHERE n = 1", "FROM sized WHERE false").replace("FROM sized m WHERE n > 1", "FROM sized m")
+    monkeypatch.setattr(wh, "sql", lambda name, sql=wh.sql: grouped if name == "core_listings" else sql(name))
+    wh.build_core(con, NOW, 24)
+    assert sorted(wh.run(con, f"SELECT {cols} FROM core_listings"), key=str) == fast

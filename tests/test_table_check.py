@@ -334,6 +334,11 @@ FIELDS = [
     {"name": "day", "type": "date"},
     {"name": "open", "type": "boolean", "trueValues": ["true"], "falseValues": ["false"]},
     {"name": "n", "type": "integer", "constraints": {"minimum": 0}},
+    {"name": "text", "type": "string"},  # any string (no reader is called: ``_plain``)
+    {"name": "must", "type": "string", "constraints": {"required": True}},
+    {"name": "dash", "type": "string", "format": "default", "missingValues": ["-"], "constraints": {"required": True}},
+    {"name": "link", "type": "string", "format": "uri", "constraints": {"required": True}},
+    {"name": "mail", "type": "string", "format": "email"},
 ]
 CELLS = st.one_of(
     st.from_regex(table_check.SURE["uuid"], fullmatch=True),
@@ -378,6 +383,10 @@ CELLS = st.one_of(
             "-1",
             "12",
             "x" * 9,
+            "-",
+            " ",
+            "x@y.example",
+            "x@y",
         ]
     ),
     st.text(max_size=12),
@@ -476,3 +485,31 @@ def test_pieces_are_made_in_turn_and_their_results_kept_in_order() -> None:
     with Refusing(2) as pool:
         futures = table_check.submitted_in_turn(pool, work, [functools.partial(make, i) for i in range(4)])
         assert all(isinstance(f.exception(1), RuntimeError) for f in futures)  # type: ignore[union-attr]
+
+
+def test_only_a_field_that_takes_any_string_is_judged_without_its_reader() -> None:
+    """``_plain``: a string field with no format and no constraint but ``required`` (its missing values, the field's
+    own or else the schema's); any other field, or a reader that judges the probes otherwise, keeps its reader."""
+    from frictionless import Schema
+
+    schema = Schema.from_descriptor(
+        {
+            "fields": [
+                {"name": "a", "type": "string"},
+                {"name": "b", "type": "string", "constraints": {"required": True}, "missingValues": ["-"]},
+                {"name": "c", "type": "string", "constraints": {"pattern": "x+"}},
+                {"name": "d", "type": "string", "constraints": {"enum": ["x"]}},
+                {"name": "e", "type": "string", "format": "uri"},
+                {"name": "f", "type": "integer"},
+            ],
+            "missingValues": ["", "NA"],
+        }
+    )
+    a, b, c, d, e, f = schema.fields
+    assert table_check._plain(a, a.create_cell_reader()) == {"", "NA"}
+    assert table_check._plain(b, b.create_cell_reader()) == {"-"}
+    assert all(table_check._plain(x, x.create_cell_reader()) is None for x in (c, d, e, f))
+    read = a.create_cell_reader()
+    assert table_check._plain(a, lambda v: (None, {"type": "x"}) if v == "ä" else read(v)) is None  # a reader judging otherwise
+    assert table_check._missing_faults(frozenset({"-"}), ["x", "-", "", "NA"]) == ["-"]
+    assert table_check._missing_faults(frozenset(), ["x", "-", ""]) == []
