@@ -10,6 +10,7 @@ queue ``sources/reports/possible-duplicates.html``.  Parsing and rendering are p
 from __future__ import annotations
 
 import contextlib
+import importlib.metadata
 import json
 import re
 import tomllib
@@ -218,10 +219,16 @@ def registrable_domain(host: str) -> str:
         return host
 
 
+#: what ``registrable_domain`` answers by: the suffix list package and its version, and this code's own version
+#: (raised when ``registrable_domain`` changes).  ``host_domains`` (er_rows.sql) forgets what other rules answered.
+DOMAIN_RULES = f"publicsuffixlist {importlib.metadata.version('publicsuffixlist')}; registrable_domain 1"
+
+
 def _register_functions(con: duckdb.DuckDBPyConnection) -> None:
     with contextlib.suppress(duckdb.InvalidInputException, duckdb.CatalogException):
         con.remove_function("er_registrable_domain")
     con.create_function("er_registrable_domain", registrable_domain, ["VARCHAR"], "VARCHAR", side_effects=False)
+    run(con, "CREATE OR REPLACE TEMP TABLE er_domain_rules AS SELECT CAST(? AS VARCHAR) AS rules", [DOMAIN_RULES])
 
 
 def _count(con: duckdb.DuckDBPyConnection, text: str) -> int:

@@ -328,3 +328,39 @@ def test_registrable_domain_uses_the_bundled_public_suffix_list():
     assert er.registrable_domain("oslo.kalamo.co.uk") == "kalamo.co.uk"
     assert er.registrable_domain("someone.github.io") == "someone.github.io"
     assert er.registrable_domain("www.kalamo.example") == "kalamo.example"
+
+
+# --- registrable domains, remembered between runs ---------------------------------------------------------------
+
+
+def test_the_suffix_list_is_asked_about_each_host_once_across_runs(con, monkeypatch):
+    """``host_domains`` keeps each host's registrable domain: a rerun asks the suffix list only about a host it has not
+    met, forgets a host no source names any more, and asks again about them all under other rules; the domains are
+    those the suffix list gives."""
+    asked: list[str] = []
+    answer = er.registrable_domain
+
+    def counted(host: str) -> str:
+        asked.append(host)
+        return answer(host)
+
+    monkeypatch.setattr(er, "registrable_domain", counted)
+    load(con, "a", rows("1,Kalamo,helpline,,,https://oslo.kalamo.example.co.uk/a,,NO", "2,Other,chat,,,https://other.example,,NO"))
+    build(con)
+    assert sorted(asked) == ["oslo.kalamo.example.co.uk", "other.example"]
+    memo = "SELECT host, domain FROM host_domains ORDER BY host"
+    assert wh.run(con, memo) == [(h, answer(h)) for h in sorted(asked)]
+    assert answer("oslo.kalamo.example.co.uk") == "example.co.uk"  # (the suffix list's answer, not the host)
+    asked.clear()
+    build(con, days=1)
+    assert asked == []  # nothing new: not asked again
+    load(con, "a", rows("1,Kalamo,helpline,,,https://oslo.kalamo.example.co.uk/a,,NO", "2,Third,chat,,,https://third.example,,NO"))
+    assert build(con, days=2) == {frozenset({"a/1"}), frozenset({"a/2"})}
+    assert asked == ["third.example"]
+    assert wh.run(con, memo) == [("oslo.kalamo.example.co.uk", "example.co.uk"), ("third.example", "third.example")]
+    asked.clear()
+    monkeypatch.setattr(er, "DOMAIN_RULES", er.DOMAIN_RULES + " (other)")
+    build(con, days=3)
+    assert sorted(asked) == ["oslo.kalamo.example.co.uk", "third.example"]
+    assert wh.run(con, "SELECT DISTINCT rules FROM host_domains") == [(er.DOMAIN_RULES,)]
+    assert wh.run(con, "SELECT count(*) FROM er_hosts")[0][0] == 2

@@ -5,7 +5,7 @@
 -- function er_registrable_domain(host) that curate/resolve.py registers on the connection: the
 -- registrable domain ("example.co.uk" for "oslo.example.co.uk") from the public suffix list
 -- bundled with the `publicsuffixlist` package (never fetched at run time). It is called once per
--- DISTINCT host, never per row.
+-- DISTINCT host, never per row, and once only per host across runs (host_domains).
 
 -- Words that say nothing about WHICH service a name means.
 --   stop:    removed before comparing names (articles, prepositions, conjunctions; en, no, sv, da, de, fr, es)
@@ -61,12 +61,23 @@ CREATE OR REPLACE TEMP MACRO er_url_key(u) AS nullif(
     '(/index\.(html?|php|aspx?)|/default\.aspx?)?/*$', ''),   -- index page, trailing slashes
   '');
 
-CREATE OR REPLACE TEMP TABLE er_hosts AS
-SELECT host, er_registrable_domain(host) AS domain
-FROM (SELECT DISTINCT regexp_extract(er_url_key(u), '^[^/?:]+') AS host
+-- A host's registrable domain is remembered between runs (host_domains, a table of the warehouse): the
+-- suffix list is asked only about the hosts it was not asked about under the same rules (er_domain_rules,
+-- set by curate/resolve.py: the suffix list package's version). Hosts no longer met are forgotten.
+CREATE TABLE IF NOT EXISTS host_domains (host VARCHAR NOT NULL, domain VARCHAR NOT NULL, rules VARCHAR NOT NULL);
+CREATE OR REPLACE TEMP TABLE er_host_names AS
+SELECT DISTINCT host
+FROM (SELECT regexp_extract(er_url_key(u), '^[^/?:]+') AS host
       FROM (SELECT url AS u FROM er_input UNION ALL SELECT chat_url FROM er_input)
       WHERE u IS NOT NULL)
 WHERE host <> '';
+DELETE FROM host_domains
+WHERE rules <> (SELECT rules FROM er_domain_rules) OR host NOT IN (SELECT host FROM er_host_names);
+INSERT INTO host_domains
+SELECT host, er_registrable_domain(host), (SELECT rules FROM er_domain_rules)
+FROM er_host_names WHERE host NOT IN (SELECT host FROM host_domains);
+CREATE OR REPLACE TEMP TABLE er_hosts AS
+SELECT n.host, d.domain FROM er_host_names n JOIN host_domains d USING (host);
 
 -- A number's key: E.164 numbers as they are; a national short number only inside its country.
 CREATE OR REPLACE TEMP MACRO er_phone_key(x, country) AS
