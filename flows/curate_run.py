@@ -29,7 +29,7 @@ from prefect.utilities.annotations import quote
 from curate import artifacts, caching, export, fetch, links, links_report, report, resolve
 from curate import warehouse as wh
 from curate.collector import give_back_freed_memory
-from curate.ingest import Ingested, Previous, ingest
+from curate.ingest import Ingested, Previous, ingest, unchanged_local
 from curate.lock import warehouse_lock
 from curate.notify import RunEvent, notifiers, notify_all
 from curate.problems import Problem, problem
@@ -106,6 +106,19 @@ def ingest_source(source: SourceFile, today: dt.date, settings: Settings, previo
     finally:
         if session is not None:
             session.close()
+
+
+@task(cache_policy=NO_CACHE)
+def find_unchanged(settings: Settings, sources: list[SourceFile], state: dict[str, Previous]) -> dict[str, Ingested]:
+    """The local sources unchanged since their last parse, by id, as ``ingest_source`` gives them (not parsed again):
+    read and hashed in one task, not each in one of its own (on a rerun, 100 task runs took 2-4 s of it)."""
+    out = {}
+    for s in sources:
+        reports = settings.reports_dir / f"{report_name(s.source_id)}.html"
+        got = unchanged_local(s, settings.max_source_bytes, state.get(s.source_id, Previous()), reports.is_file())
+        if got is not None:
+            out[s.source_id] = got
+    return out
 
 
 @task(cache_policy=NO_CACHE)
@@ -432,9 +445,11 @@ def pipeline(settings: Settings, now: dt.datetime | None = None, skip_links: boo
     caching.prune_prefect_storage()
     # the sources' phone numbers are parsed in worker processes started once for all of them, when there are many
     # (in threads, ingest keeps one core: parsing numbers is most of its work, under the GIL)
-    with workers_forked(_local_bytes(sources) >= SHARED_WORKERS_MIN_BYTES):
-        futures = [ingest_source.submit(s, now.date(), settings, state.get(s.source_id, Previous())) for s in sources]
-        batch: list[Ingested] = [f.result() for f in futures]
+    unchanged = find_unchanged(settings, sources, state) if state else {}
+    changed = [s for s in sources if s.source_id not in unchanged]
+    with workers_forked(_local_bytes(changed) >= SHARED_WORKERS_MIN_BYTES):
+        futures = {s.source_id: ingest_source.submit(s, now.date(), settings, state.get(s.source_id, Previous())) for s in changed}
+        batch: list[Ingested] = [unchanged[s.source_id] if s.source_id in unchanged else futures[s.source_id].result() for s in sources]
     # quote(): Prefect would otherwise walk every problem and row of every source looking for futures (4 s at 100k rows)
     summary.messages += load_warehouse(settings, quote(batch), run_id, now)  # type: ignore[call-overload]
     write_reports(settings, quote(batch))  # type: ignore[call-overload]

@@ -149,6 +149,34 @@ def test_unchanged_input_gives_byte_identical_release(first_run):
     assert load(settings.exports_dir / "current" / "manifest.json")["previous_release"] == first.release_id
 
 
+def test_a_rerun_parses_in_a_task_only_the_sources_that_changed(first_run, monkeypatch):
+    """The sources unchanged since their last parse are found in one task and not parsed again; a new file, and one
+    whose report is gone, are each read in a task of their own, and the release is what parsing them all gives."""
+    import flows.curate_run as cr
+
+    settings, first = first_run
+    parsed: list[str] = []
+    whole = cr.ingest
+    monkeypatch.setattr(cr, "ingest", lambda source, *a, **kw: parsed.append(source.source_id) or whole(source, *a, **kw))
+    (settings.sources_dir / "gamma.csv").write_text("name,kind,url,country\nKvarteret,helpline,https://kvarteret.example/,NO\n")
+    report = next(settings.reports_dir.glob("alpha*.html"))
+    report.unlink()
+    second = run(settings, LATER)
+    assert sorted(parsed) == ["alpha_lines", "gamma"]
+    lines = {x["source"]: x for x in second.sources}
+    assert set(lines) == {x["source"] for x in first.sources} | {"gamma"}
+    assert [k for k, x in lines.items() if not x["unchanged"]] == sorted(parsed) and report.is_file()
+    assert all(lines[k] == {**x, "unchanged": True} for k, x in ((x["source"], x) for x in first.sources) if k not in parsed)
+    files = release_files(settings.exports_dir / "current")
+    parsed.clear()
+    for p in settings.reports_dir.glob("*.html"):  # every source parsed again: the same release
+        p.unlink()
+    run(settings, LATER + dt.timedelta(days=1))  # (another day: not the task cache of the day before)
+    assert sorted(parsed) == sorted(lines)
+    again = release_files(settings.exports_dir / "current")
+    assert {p for p in files if files[p] != again[p]} <= {"manifest.json", "changes.json"} and set(files) == set(again)
+
+
 def test_ids_stay_put_when_a_source_adds_a_member(first_run):
     settings, _ = first_run
     before = {x["name"]: x for x in load(settings.exports_dir / "current" / "listings.json")}
