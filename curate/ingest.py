@@ -168,9 +168,9 @@ def unchanged_local(source: SourceFile, max_bytes: int, previous: Previous, repo
         return None
     try:
         data, _ = read_local(source, max_bytes)
-    except OSError:
-        return None
-    if data is None or fingerprint(data, source) != previous.fingerprint:
+        if data is None or fingerprint(data, source) != previous.fingerprint:
+            return None
+    except Exception:  # whatever went wrong is met again, and said, where the source is read in a task of its own
         return None
     ingested = Ingested(SourceResult(source.source_id, source.name, ""), data, str(source.path), previous.fingerprint)
     return _reused(ingested, source, previous)

@@ -237,7 +237,7 @@ def _validate_records(pending: Pending, schema: dict[str, Any], pool: Executor |
         odd = [r for r in records if len(r) != len(names) or missing.issuperset(r)]
         if odd:
             whole(header, holders, where, odd)
-            records = [r for r in records if len(r) == len(names) and not all(v in missing for v in r)]
+            records = [r for r in records if len(r) == len(names) and not missing.issuperset(r)]
         if records:
             check = _ColumnCheck(names, records, where, functools.partial(whole, header, holders, where, records))
             for args, handle in check.pieces(_row_schema(schema)):

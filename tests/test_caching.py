@@ -105,3 +105,32 @@ def test_a_cached_result_is_read_from_disk_so_letting_go_of_a_runs_rows_leaves_i
     assert first.result.accepted is None and first.data == b"" and first.result.problems == []  # let go of
     assert second.result.accepted is not None and len(second.result.accepted) > 0 and second.data
     assert second.result.problems  # (the fixture source has a rejected row)
+
+
+def test_an_unchanged_local_source_is_found_as_ingest_would_give_it(fixture_sources: Path, monkeypatch) -> None:
+    """``unchanged_local`` gives what ``ingest`` gives a source whose bytes, options and code are those of its last
+    parse (reused, not parsed); None for a changed file, one never parsed, one whose report is gone, a URL source, a
+    file over the size limit, and whatever fails while reading it (its own task then reads it and says why)."""
+    from curate import ingest as ing
+
+    source = next(s for s in discover(fixture_sources)[0] if s.source_id == "alpha_lines")
+    data = source.path.read_bytes()  # type: ignore[union-attr]
+    previous = Previous(fingerprint=ing.fingerprint(data, source), rows_read=7, rows_accepted=6)
+    parsed = ing.ingest(source, NOW.date(), 10**9, previous, None, None)  # type: ignore[arg-type]
+    found = ing.unchanged_local(source, 10**9, previous)
+    assert found is not None and parsed.reused and found.reused
+    assert (found.data, found.fingerprint, found.origin, found.result) == (parsed.data, parsed.fingerprint, parsed.origin, parsed.result)
+    assert found.result.rows_read == 7
+    assert ing.unchanged_local(source, 10**9, Previous()) is None
+    assert ing.unchanged_local(source, 10**9, previous, reports_exist=False) is None
+    assert ing.unchanged_local(dataclasses.replace(source, path=None), 10**9, previous) is None
+    assert ing.unchanged_local(source, 10, previous) is None
+    source.path.write_bytes(data + b"\n")  # type: ignore[union-attr]
+    assert ing.unchanged_local(source, 10**9, previous) is None
+    source.path.write_bytes(data)  # type: ignore[union-attr]
+
+    def broken(*_: object) -> None:
+        raise ValueError("a bug")
+
+    monkeypatch.setattr(ing, "fingerprint", broken)
+    assert ing.unchanged_local(source, 10**9, previous) is None
