@@ -75,9 +75,10 @@ def package_zip(folder: Path) -> bytes:
     return buf.getvalue()
 
 
-def fingerprint(data: bytes, source: SourceFile) -> str:
-    """What a parse depends on: the bytes, the options and the code (ageing is worked out at export, not at parse)."""
-    key = f"{hashlib.sha256(data).hexdigest()}|{source.options!r}|{source.format}|{CODE_VERSION}"
+def fingerprint(data: bytes, source: SourceFile, digest: str | None = None) -> str:
+    """What a parse depends on: the bytes (``digest``: their sha256, when known), the options and the code (ageing is
+    worked out at export, not at parse)."""
+    key = f"{digest or hashlib.sha256(data).hexdigest()}|{source.options!r}|{source.format}|{CODE_VERSION}"
     return hashlib.sha256(key.encode()).hexdigest()
 
 
@@ -153,9 +154,10 @@ def download(source: SourceFile, previous: Previous, session: requests.Session, 
     return None, ingested
 
 
-def _reused(ingested: Ingested, source: SourceFile, previous: Previous) -> Ingested:
-    """``ingested`` (its bytes and fingerprint read) as the source's last parse left it: not parsed again."""
-    result = SourceResult(source.source_id, source.name, hashlib.sha256(ingested.data).hexdigest(), priority=source.options.priority)
+def _reused(ingested: Ingested, source: SourceFile, previous: Previous, digest: str) -> Ingested:
+    """``ingested`` (its bytes, their sha256 ``digest``, and its fingerprint read) as the source's last parse left it:
+    not parsed again."""
+    result = SourceResult(source.source_id, source.name, digest, priority=source.options.priority)
     result.rows_read = previous.rows_read
     ingested.result, ingested.reused = result, True
     return ingested
@@ -168,12 +170,13 @@ def unchanged_local(source: SourceFile, max_bytes: int, previous: Previous, repo
         return None
     try:
         data, _ = read_local(source, max_bytes)
-        if data is None or fingerprint(data, source) != previous.fingerprint:
+        digest = hashlib.sha256(data).hexdigest() if data is not None else ""
+        if data is None or fingerprint(data, source, digest) != previous.fingerprint:
             return None
     except Exception:  # whatever went wrong is met again, and said, where the source is read in a task of its own
         return None
     ingested = Ingested(SourceResult(source.source_id, source.name, ""), data, str(source.path), previous.fingerprint)
-    return _reused(ingested, source, previous)
+    return _reused(ingested, source, previous, digest)
 
 
 def ingest(
@@ -198,9 +201,10 @@ def ingest(
             return Ingested(refused, origin=str(source.path))
         ingested = Ingested(SourceResult(source.source_id, source.name, ""), origin=str(source.path))
     ingested.data = data
-    ingested.fingerprint = fingerprint(data, source)
+    digest = hashlib.sha256(data).hexdigest()
+    ingested.fingerprint = fingerprint(data, source, digest)
     if ingested.fingerprint == previous.fingerprint and reports_exist:
-        return _reused(ingested, source, previous)
+        return _reused(ingested, source, previous, digest)
     try:
         ingested.result = check_source(data, source.name, source.source_id, source.options, today, source.format)
     except Exception as exc:  # a bug met on one file must not stop the others: that source keeps its last good rows
