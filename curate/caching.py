@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from curate.sources import report_name
+from curate.sources import report_path
 
 #: how long a cached ingest result is used, and kept on disk
 EXPIRATION = dt.timedelta(hours=20)
@@ -45,7 +45,7 @@ def ingest_cache_key(context: Any, inputs: dict[str, Any]) -> str | None:
         digest = content_digest(source.path)
     except OSError:
         return None  # let the task itself report the unreadable file
-    report = (settings.reports_dir / f"{report_name(source.source_id)}.html").is_file()
+    report = report_path(settings.reports_dir, source.source_id).is_file()
     parts = [source.source_id, str(source.path.resolve()), digest, repr(source.options), str(inputs["today"]), str(previous.fingerprint),
              str(report), str(settings.max_source_bytes)]  # fmt: skip
     return "ingest-" + hashlib.sha256("\x1f".join(parts).encode()).hexdigest()

@@ -83,6 +83,11 @@ def report_name(source_id: str) -> str:
     return f"refused_{safe or 'file'}"
 
 
+def report_path(reports_dir: Path, source_id: str) -> Path:
+    """A source's curator report (``<reports_dir>/<report_name>.html``): a source whose report is gone is parsed again."""
+    return reports_dir / f"{report_name(source_id)}.html"
+
+
 def source_id_for(path: Path) -> str:
     """The source id of a file: its stem, lowercased.  May be invalid; see ``SOURCE_ID``."""
     return path.stem.lower() if path.is_file() else path.name.lower()

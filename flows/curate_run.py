@@ -35,7 +35,7 @@ from curate.notify import RunEvent, notifiers, notify_all
 from curate.problems import Problem, problem
 from curate.read import ROW
 from curate.settings import LinkSettings, Settings
-from curate.sources import SourceFile, discover, report_name
+from curate.sources import SourceFile, discover, report_name, report_path
 from curate.stage import MATCH
 from schemas.distinct import workers_forked
 
@@ -101,8 +101,8 @@ def ingest_source(source: SourceFile, today: dt.date, settings: Settings, previo
     )
     session = fetch.make_session(limits, pool_size=1) if source.path is None else None
     try:
-        reports = settings.reports_dir / f"{report_name(source.source_id)}.html"
-        return ingest(source, today, settings.max_source_bytes, previous, session, limits, reports.is_file())
+        reports_exist = report_path(settings.reports_dir, source.source_id).is_file()
+        return ingest(source, today, settings.max_source_bytes, previous, session, limits, reports_exist)
     finally:
         if session is not None:
             session.close()
@@ -114,8 +114,8 @@ def find_unchanged(settings: Settings, sources: list[SourceFile], state: dict[st
     read and hashed in one task, not each in one of its own (on a rerun, 100 task runs took 2-4 s of it)."""
     out = {}
     for s in sources:
-        reports = settings.reports_dir / f"{report_name(s.source_id)}.html"
-        got = unchanged_local(s, settings.max_source_bytes, state.get(s.source_id, Previous()), reports.is_file())
+        reports_exist = report_path(settings.reports_dir, s.source_id).is_file()
+        got = unchanged_local(s, settings.max_source_bytes, state.get(s.source_id, Previous()), reports_exist)
         if got is not None:
             out[s.source_id] = got
     return out
