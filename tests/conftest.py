@@ -23,9 +23,12 @@ REPO = Path(__file__).parent.parent
 @pytest.fixture(scope="session")
 def prefect_harness() -> Iterator[None]:
     """One temporary Prefect server for every flow test of the session."""
+    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
     from prefect.testing.utilities import prefect_test_harness
 
-    with prefect_test_harness(server_startup_timeout=120):
+    # No heartbeat thread: a flow run joins it at its end, and it sleeps in steps of a second (about 1 s of each
+    # 2 s run of the fixture sources).  Heartbeats only tell a server that a run crashed; no test asks that.
+    with prefect_test_harness(server_startup_timeout=120), temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
         yield
 
 
