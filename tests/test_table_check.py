@@ -241,6 +241,43 @@ def test_with_workers_the_hsds_package_is_checked_in_one_and_what_it_finds_is_re
     assert there == here
 
 
+class _Inline:
+    """A pool that runs what it is given at once, here, and keeps what it was given and when."""
+
+    def __init__(self, events: list[str], answer: list[str] | None = None) -> None:
+        self.events, self.answer = events, answer
+
+    def submit(self, fn, *args):
+        self.events.append(f"submit {fn.__name__}")
+        future: Future = Future()
+        future.set_result(self.answer if self.answer is not None else fn(*args))
+        return future
+
+
+def test_verify_starts_the_hsds_check_before_reading_the_files_and_reports_what_it_finds(release: Path, tmp_path: Path, monkeypatch) -> None:
+    """``verify`` gives the HSDS package's check to a worker before it reads every file against the manifest (the
+    worker checks while this process hashes), once, and the problems that check finds are the release's."""
+    import orjson
+
+    folder = tmp_path / "release"
+    shutil.copytree(release, folder)
+    man = orjson.loads((folder / "manifest.json").read_bytes())
+    events: list[str] = []
+    matches = export._matches
+    monkeypatch.setattr(export, "_matches", lambda path, *a: events.append("read") or matches(path, *a))
+    assert export.verify(folder, man, pool=_Inline(events)) == []  # (type: the pool's submit is all verify uses)
+    assert events[0] == "submit checked_apart" and events.count("submit checked_apart") == 1
+    assert events.count("read") == len(man["files"])
+    events.clear()
+    planted = ["hsds/phones.csv: row 2: planted by the test"]
+    assert export.verify(folder, man, pool=_Inline(events, planted)) == planted  # its answer is what is reported
+    events.clear()
+    (folder / "listings.json").chmod(0o644)
+    (folder / "listings.json").write_bytes(b"[]")
+    assert export.verify(folder, man, pool=_Inline(events)) == ["listings.json does not match the manifest"]
+    assert events[0] == "submit checked_apart"  # started before the file was found changed
+
+
 def test_a_release_is_the_same_whether_its_workers_take_the_work_or_refuse_it(tmp_path: Path, monkeypatch) -> None:
     """Worker processes (from PARALLEL_MIN listings) build HSDS and check records; a pool that cannot take work (a
     daemonic process may not start children) leaves it all to this process. The files are the same each way."""
