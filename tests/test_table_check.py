@@ -254,7 +254,9 @@ class _Inline:
         return future
 
 
-def test_verify_starts_the_hsds_check_before_reading_the_files_and_reports_what_it_finds(release: Path, tmp_path: Path, monkeypatch) -> None:
+def test_verify_starts_the_hsds_check_before_reading_the_files_and_reports_what_it_finds(
+    release: Path, tmp_path: Path, monkeypatch
+) -> None:
     """``verify`` gives the HSDS package's check to a worker before it reads every file against the manifest (the
     worker checks while this process hashes), once, and the problems that check finds are the release's."""
     import orjson
@@ -265,7 +267,7 @@ def test_verify_starts_the_hsds_check_before_reading_the_files_and_reports_what_
     events: list[str] = []
     matches = export._matches
     monkeypatch.setattr(export, "_matches", lambda path, *a: events.append("read") or matches(path, *a))
-    assert export.verify(folder, man, pool=_Inline(events)) == []  # (type: the pool's submit is all verify uses)
+    assert export.verify(folder, man, pool=_Inline(events)) == []
     assert events[0] == "submit checked_apart" and events.count("submit checked_apart") == 1
     assert events.count("read") == len(man["files"])
     events.clear()
