@@ -24,8 +24,11 @@ run: venv
 lint: venv
 	$(BIN)/ruff check .
 
+# the suite's test files shared by this many worker processes (each with its own Prefect test server)
+TEST_WORKERS ?= 2
+
 test: lint typecheck
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile
 
 typecheck: venv
 	$(BIN)/mypy

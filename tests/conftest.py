@@ -13,6 +13,9 @@ os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
 os.environ["DO_NOT_TRACK"] = "1"
 os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="prefect-home-"))
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+# pytest-xdist's workers get COLUMNS=80, which fixes the CLI's rich consoles at 80 columns when they are made;
+# without it they read the width each time (tests give CliRunner the COLUMNS they need)
+os.environ.pop("COLUMNS", None)
 
 import pytest
 
