@@ -24,7 +24,7 @@ run: venv
 lint: venv
 	$(BIN)/ruff check .
 
-# the suite's test files shared by this many worker processes (each with its own Prefect test server)
+# the suite's test files shared by this many worker processes, each with its own Prefect test server (0: none)
 TEST_WORKERS ?= 2
 
 test: lint typecheck
