@@ -955,10 +955,10 @@ def validate_against_schemas(
     """
     import jsonschema_rs  # JSON Schema 2020-12 with format checks, 70 times the pure-Python jsonschema's speed
 
-    hsds_package, _, _, previous, sha256 = hsds_args = _hsds_check_args(folder, verified, unchanged)
+    hsds_package, _, _, previous, sha256 = hsds_args = hsds_check_args(folder, verified, unchanged)
     # the HSDS package is checked by a worker process while this one checks the listings (at 535k listings, 28 s
     # against 5 s); its Frictionless pieces are then checked in that worker too
-    elsewhere = hsds_check if hsds_check is not None else hsds_check_started(folder, verified, unchanged, pool)
+    elsewhere = hsds_check if hsds_check is not None else hsds_check_started(hsds_args, pool)
     problems: list[str] = []
     schema = orjson.loads((folder / "schema" / "listing.schema.json").read_bytes())
     validator = jsonschema_rs.Draft202012Validator(schema, validate_formats=True)
@@ -994,19 +994,19 @@ def validate_against_schemas(
     return problems + in_hsds
 
 
-def _hsds_check_args(
-    folder: Path, verified: Verified | None, unchanged: frozenset[str]
-) -> tuple[Path, str, frozenset[str], Path | None, dict[str, str] | None]:
+#: ``table_check.check_package``'s arguments for a release's HSDS package: its descriptor, its label, the files
+#: unchanged since the verified release before it, that release's folder and its files' sha256
+HsdsCheckArgs = tuple[Path, str, frozenset[str], Path | None, dict[str, str] | None]
+
+
+def hsds_check_args(folder: Path, verified: Verified | None, unchanged: frozenset[str]) -> HsdsCheckArgs:
     previous, sha256 = (verified.folder, verified.sha256) if verified is not None else (None, None)
     return folder / "hsds" / "datapackage.json", "hsds/", unchanged, previous, sha256
 
 
-def hsds_check_started(
-    folder: Path, verified: Verified | None, unchanged: frozenset[str], pool: Executor | None
-) -> Future[list[str] | None] | None:
+def hsds_check_started(args: HsdsCheckArgs, pool: Executor | None) -> Future[list[str] | None] | None:
     """The check of a release's HSDS package (``table_check.checked_apart``), started in a worker of ``pool``; None
     when there is no package or no worker to take it (``validate_against_schemas`` then checks it itself)."""
-    args = _hsds_check_args(folder, verified, unchanged)
     return table_check.submitted(pool, table_check.checked_apart, *args) if args[0].is_file() else None
 
 
@@ -1084,7 +1084,7 @@ def verify(
     unchanged = unchanged_files(man, verified)
     # the HSDS package's check (the longest) starts in a worker first, while this process reads every file
     # against the manifest (3.6-5.4 s at 535k listings); any problem found here fails the release all the same
-    hsds_check = hsds_check_started(folder, verified, unchanged, pool)
+    hsds_check = hsds_check_started(hsds_check_args(folder, verified, unchanged), pool)
     problems = []
     for entry in man["files"]:  # type: ignore[attr-defined]
         path = folder / entry["path"]

@@ -75,10 +75,10 @@ def package_zip(folder: Path) -> bytes:
     return buf.getvalue()
 
 
-def fingerprint(data: bytes, source: SourceFile, digest: str | None = None) -> str:
-    """What a parse depends on: the bytes (``digest``: their sha256, when known), the options and the code (ageing is
-    worked out at export, not at parse)."""
-    key = f"{digest or hashlib.sha256(data).hexdigest()}|{source.options!r}|{source.format}|{CODE_VERSION}"
+def fingerprint(digest: str, source: SourceFile) -> str:
+    """What a parse depends on: the bytes (``digest``: their sha256), the options and the code (ageing is worked out
+    at export, not at parse)."""
+    key = f"{digest}|{source.options!r}|{source.format}|{CODE_VERSION}"
     return hashlib.sha256(key.encode()).hexdigest()
 
 
@@ -170,8 +170,10 @@ def unchanged_local(source: SourceFile, max_bytes: int, previous: Previous, repo
         return None
     try:
         data, _ = read_local(source, max_bytes)
-        digest = hashlib.sha256(data).hexdigest() if data is not None else ""
-        if data is None or fingerprint(data, source, digest) != previous.fingerprint:
+        if data is None:
+            return None
+        digest = hashlib.sha256(data).hexdigest()
+        if fingerprint(digest, source) != previous.fingerprint:
             return None
     except Exception:  # whatever went wrong is met again, and said, where the source is read in a task of its own
         return None
@@ -202,7 +204,7 @@ def ingest(
         ingested = Ingested(SourceResult(source.source_id, source.name, ""), origin=str(source.path))
     ingested.data = data
     digest = hashlib.sha256(data).hexdigest()
-    ingested.fingerprint = fingerprint(data, source, digest)
+    ingested.fingerprint = fingerprint(digest, source)
     if ingested.fingerprint == previous.fingerprint and reports_exist:
         return _reused(ingested, source, previous, digest)
     try:
