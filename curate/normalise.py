@@ -400,6 +400,8 @@ def excel_digits(value: str) -> str:
 SMS_LABELS = re.compile(r"^\s*(sms|text|txt|tekst|texto|texte|textmeddelande)\b[\s:.-]*", re.IGNORECASE)
 #: What separates several numbers in one cell ("116 123 / SMS 2222", "22 40 00 40 or 116 123").
 NUMBER_SEPARATORS = re.compile(r"\s*(?:[/;|,\n]|\b(?:or|eller|oder|ou|o|of|tai)\b)\s*", re.IGNORECASE)
+#: A cell of one number written with digits, spaces and ``+().-`` only: nothing to split, no label (most cells).
+ONE_NUMBER = re.compile(r"[+().\- ]*\d[\d+().\- ]*")
 
 
 def split_numbers(value: str | None) -> tuple[list[str], list[str]]:
@@ -407,6 +409,13 @@ def split_numbers(value: str | None) -> tuple[list[str], list[str]]:
     cleaned = text(value)
     if not cleaned:
         return [], []
+    if ONE_NUMBER.fullmatch(cleaned):
+        return [cleaned.strip()], []  # what ``split_cleaned_numbers`` gives such a cell, without splitting it
+    return split_cleaned_numbers(cleaned)
+
+
+def split_cleaned_numbers(cleaned: str) -> tuple[list[str], list[str]]:
+    """``split_numbers`` of a cell already cleaned (``text``), splitting it at every separator."""
     if not re.search(r"\d", cleaned):
         return [cleaned], []  # no number at all: kept as written, for validation to name
     voice: list[str] = []

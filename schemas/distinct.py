@@ -24,7 +24,7 @@ import pyarrow.compute as pc
 PROCESS_MIN_VALUES = 20_000
 #: distinct values from which ``map_in_processes`` gives its work to workers already started (``workers_forked``):
 #: they cost no start, only sending the values and their answers
-SHARED_MIN_VALUES = 1_000
+SHARED_MIN_VALUES = 64
 #: ``of_cells`` takes a column of more rows than this as it is when a random sample of ``UNIQUE_SAMPLE`` repeats no value.
 UNIQUE_SAMPLE_MIN_ROWS = 50_000
 UNIQUE_SAMPLE = 1_000

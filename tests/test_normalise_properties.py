@@ -108,6 +108,21 @@ def test_split_list(value):
     assert all(p and p == p.strip() for p in parts)
 
 
+#: Phone cells: numbers and what is written around them (separators, labels, spacing)
+PHONE_CELLS = st.lists(
+    st.sampled_from(("47", "116 123", "+44 20", "(0)", "+", "-", ".", " ", "/", ";", ",", "|", " or ", "eller", "SMS ", "text: ")),
+    min_size=1,
+    max_size=8,
+).map("".join) | st.sampled_from(("47\n116", "x 47", "47 x"))
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.one_of(PHONE_CELLS, CELLS))
+def test_split_numbers_fast_path_gives_what_splitting_gives(value):
+    cleaned = n.text(value)
+    assert n.split_numbers(value) == (n.split_cleaned_numbers(cleaned) if cleaned else ([], []))
+
+
 @PROPERTY
 @given(CELLS, st.sampled_from(COUNTRIES))
 def test_phone(value, country):
