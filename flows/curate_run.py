@@ -28,6 +28,7 @@ from prefect.utilities.annotations import quote
 
 from curate import artifacts, caching, export, fetch, links, links_report, report, resolve
 from curate import warehouse as wh
+from curate.checking import checked_at_most
 from curate.collector import give_back_freed_memory
 from curate.ingest import Ingested, Previous, ingest, unchanged_local
 from curate.lock import warehouse_lock
@@ -406,6 +407,9 @@ def _flow_run_name() -> str:
 
 #: sources' bytes in all from which a run starts phone workers for them all (below, starting them costs more)
 SHARED_WORKERS_MIN_BYTES = 16_000_000
+#: sources checked at once while those workers parse their numbers (one file's Python work goes on while another
+#: waits for its numbers; without them, one at a time)
+CHECKED_WITH_WORKERS = 2
 
 
 def _local_bytes(sources: list[SourceFile]) -> int:
@@ -447,7 +451,9 @@ def pipeline(settings: Settings, now: dt.datetime | None = None, skip_links: boo
     # (in threads, ingest keeps one core: parsing numbers is most of its work, under the GIL)
     unchanged = find_unchanged(settings, sources, state) if state else {}
     changed = [s for s in sources if s.source_id not in unchanged]
-    with workers_forked(_local_bytes(changed) >= SHARED_WORKERS_MIN_BYTES):
+    shared = _local_bytes(changed) >= SHARED_WORKERS_MIN_BYTES
+    # and checked one at a time, two with those workers (``checked_at_most``): reading and downloads go on in threads
+    with workers_forked(shared), checked_at_most(CHECKED_WITH_WORKERS if shared else 1):
         futures = {s.source_id: ingest_source.submit(s, now.date(), settings, state.get(s.source_id, Previous())) for s in changed}
         batch: list[Ingested] = [unchanged[s.source_id] if s.source_id in unchanged else futures[s.source_id].result() for s in sources]
     # quote(): Prefect would otherwise walk every problem and row of every source looking for futures (4 s at 100k rows)

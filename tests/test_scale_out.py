@@ -130,6 +130,9 @@ def test_a_big_run_parses_every_sources_phone_numbers_in_workers_started_once(
     monkeypatch.setattr(distinct, "ProcessPoolExecutor", Recording)
     monkeypatch.setattr(distinct, "SHARED_MIN_VALUES", 1)
     monkeypatch.setattr(distinct, "_cpus", lambda: 2)
+    limits: list[int] = []
+    gate = cr.checked_at_most
+    monkeypatch.setattr(cr, "checked_at_most", lambda n: limits.append(n) or gate(n))
     releases = {}
     for name, least in (("shared", 0), ("alone", 10**12)):
         monkeypatch.setattr(cr, "SHARED_WORKERS_MIN_BYTES", least)
@@ -141,4 +144,40 @@ def test_a_big_run_parses_every_sources_phone_numbers_in_workers_started_once(
             assert len(pools) == 1 and mapped.count("phone_in_country") >= 2  # both sources' numbers, one pool
             pools.clear(), mapped.clear()
     assert not pools and not mapped  # too small: parsed in the threads
+    assert limits == [cr.CHECKED_WITH_WORKERS, 1]  # two sources checked at once beside the workers, else one at a time
     assert releases["shared"] == releases["alone"]
+
+
+@pytest.mark.parametrize("limit", [1, 2, None])
+def test_checked_at_most_lets_that_many_sources_be_checked_at_once(monkeypatch, limit: int | None) -> None:
+    """Inside ``checked_at_most(n)``, threads started with the block's context check at most ``n`` sources at once
+    (each waits its turn and is still checked); outside it, as many as there are threads."""
+    import contextlib
+    import contextvars
+    import datetime as dt
+    import threading
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    from curate import checking
+    from curate.sources import SourceOptions
+
+    lock, now, most = threading.Lock(), [0], [0]
+
+    def checked(result, data, options, today, fmt):
+        with lock:
+            now[0] += 1
+            most[0] = max(most[0], now[0])
+        time.sleep(0.2)
+        with lock:
+            now[0] -= 1
+        result.rows_read = len(data)
+        return result
+
+    monkeypatch.setattr(checking, "_checked_source", checked)
+    with checking.checked_at_most(limit) if limit else contextlib.nullcontext(), ThreadPoolExecutor(4) as pool:
+        args = [(b"x" * i, f"s{i}.csv", f"s{i}", SourceOptions(), dt.date(2026, 12, 3), "csv") for i in range(1, 5)]
+        futures = [pool.submit(contextvars.copy_context().run, checking.check_source, *a) for a in args]
+        results = [f.result() for f in futures]
+    assert [r.rows_read for r in results] == [1, 2, 3, 4] and all(r.sha256 for r in results)
+    assert most[0] == limit if limit else most[0] >= 2
