@@ -452,7 +452,7 @@ def pipeline(settings: Settings, now: dt.datetime | None = None, skip_links: boo
     unchanged = find_unchanged(settings, sources, state) if state else {}
     changed = [s for s in sources if s.source_id not in unchanged]
     shared = _local_bytes(changed) >= SHARED_WORKERS_MIN_BYTES
-    # and checked one at a time, two with those workers (``checked_at_most``): reading and downloads go on in threads
+    # sources are checked one at a time, two beside those workers (``checked_at_most``); reads and downloads go on in threads
     with workers_forked(shared), checked_at_most(CHECKED_WITH_WORKERS if shared else 1):
         futures = {s.source_id: ingest_source.submit(s, now.date(), settings, state.get(s.source_id, Previous())) for s in changed}
         batch: list[Ingested] = [unchanged[s.source_id] if s.source_id in unchanged else futures[s.source_id].result() for s in sources]
