@@ -211,7 +211,7 @@ def ingest(
         ingested.result = check_source(data, source.name, source.source_id, source.options, today, source.format)
     except Exception as exc:  # a bug met on one file must not stop the others: that source keeps its last good rows
         log.exception("reading %s failed", source.name)
-        result = SourceResult(source.source_id, source.name, hashlib.sha256(data).hexdigest())
+        result = SourceResult(source.source_id, source.name, digest)
         detail = f"an unexpected error while reading it ({type(exc).__name__}); the maintainers have been told in the run's log"
         result.problems.append(problem(source.source_id, source.name, "unreadable_file", detail=detail))
         ingested.result, ingested.fingerprint = result, None
