@@ -25,6 +25,7 @@ import os
 import platform
 import re
 import shutil
+import threading
 import time
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -327,12 +328,16 @@ def csv_cell(value: object) -> str:
         text = "; ".join(f"{v['source']}:{v['record_id']}" if isinstance(v, dict) else str(v) for v in value)
     else:
         text = str(value)
-    if text[:1] in _FORMULA_FIRST and not (text[0] == "+" and text[1:].isdigit()):  # "+4722..." is a phone number
+    if text[:1] in _FORMULA_FIRST and not (text[0] == "+" and _ascii_digits(text[1:])):  # "+4722..." is a phone number
         text = "'" + text
     return text
 
 
 _FORMULA_FIRST = frozenset(FORMULA_START)
+
+
+def _ascii_digits(text: str) -> bool:
+    return text.isascii() and text.isdigit()
 
 
 def parquet_bytes(listings: list[Listing]) -> bytes:
@@ -373,6 +378,73 @@ def csv_records(listings: list[Listing]) -> list[bytes]:
         ends.append(buf.tell())
     text = buf.getvalue()
     return [text[a:b].encode("utf-8") for a, b in zip([0, *ends], ends, strict=False)]
+
+
+#: what makes the header and each listing's CSV record (``csv_records``, or ``warehouse_records``)
+RecordsOf = Callable[[list[Listing]], list[bytes]]
+
+
+def _cell_text_sql(name: str) -> str:
+    """The text ``csv_cell`` makes of a field's value, before its formula guard, as SQL of ``out_listings``' column."""
+    kind, col = BY_NAME[name].type, f'"{name}"'
+    if kind == "sources":  # (a missing element or part written as Python's str(None) writes it)
+        part = "CASE WHEN v IS NULL THEN 'None' ELSE coalesce(v.source, 'None') || ':' || coalesce(v.record_id, 'None') END"
+        return f"array_to_string(list_transform({col}, lambda v: {part}), '; ')"
+    if kind == "strings":
+        return f"array_to_string(list_transform({col}, lambda v: coalesce(v, 'None')), '; ')"
+    if kind == "boolean":
+        return f"CASE WHEN {col} THEN 'true' WHEN NOT {col} THEN 'false' END"
+    if kind == "date":
+        return f"CAST({col} AS VARCHAR)"
+    if kind == "timestamp":  # as ``_iso`` writes it: whole seconds, a T and a Z
+        return f"replace(CAST(date_trunc('second', {col}) AS VARCHAR), ' ', 'T') || 'Z'"
+    return col
+
+
+#: ``FORMULA_START`` as a character class of RE2 (a test holds them to each other)
+FORMULA_CLASS = r"[=+\-@\t\r]"
+
+
+def csv_records_sql(table: str = "out_listings") -> str:
+    """A query of the listings of ``table`` (or what a FROM clause takes): each one's id and CSV record as
+    ``csv_records`` writes it (the same text).  Each cell's text (``_cell_text_sql``) is guarded against formulas as
+    ``csv_cell`` guards it, then quoted as the ``csv`` module's minimal quoting does (a cell holding a comma, a double
+    quote or a line break); the record ends with CRLF."""
+    n = range(len(LISTING_FIELDS))
+    texts = ", ".join(f"{_cell_text_sql(name)} AS t{i}" for i, name in zip(n, LISTING_FIELDS, strict=True))
+    guarded = ", ".join(
+        f"CASE WHEN regexp_matches(t{i}, '^{FORMULA_CLASS}') AND NOT regexp_full_match(t{i}, '\\+[0-9]+') "
+        f"THEN '''' || t{i} ELSE coalesce(t{i}, '') END AS g{i}"
+        for i in n
+    )
+    quoted = " || ',' || ".join(
+        f"""CASE WHEN regexp_matches(g{i}, '[,"\\r\\n]') THEN '"' || replace(g{i}, '"', '""') || '"' ELSE g{i} END""" for i in n
+    )
+    return f"SELECT id, {quoted} || chr(13) || chr(10) AS record FROM (SELECT id, {guarded} FROM (SELECT id, {texts} FROM {table}))"
+
+
+def warehouse_records(con: duckdb.DuckDBPyConnection, table: str = "out_listings") -> RecordsOf:
+    """``csv_records`` of listings read from ``table`` (``public_listings``), written by DuckDB, in parallel and in a
+    third of the time (2.7 s against 6.9-8.8 s for 535k listings); each record is the text ``csv_records`` gives (a
+    property test holds them to each other).  A listing whose id is not in the table is written by ``csv_records``."""
+
+    def records_of(listings: list[Listing]) -> list[bytes]:
+        import pyarrow as pa
+
+        by_id: dict[object, bytes] = {}
+        wanted = f"wanted_{os.getpid()}_{threading.get_ident()}"  # the ids of ``listings`` (a semi-join: 0.5 s for 89k of 535k)
+        con.register(wanted, pa.table({"id": pa.array([str(x["id"]) for x in listings], pa.string())}))
+        try:
+            cursor = con.execute(csv_records_sql(f"{table} SEMI JOIN {wanted} USING (id)"))
+            while rows := cursor.fetchmany(FETCHED):
+                by_id.update((i, record.encode("utf-8")) for i, record in rows)
+        finally:
+            con.unregister(wanted)
+        missing = [x for x in listings if x["id"] not in by_id]
+        made = dict(zip(map(id, missing), csv_records(missing)[1:], strict=True))
+        return csv_records([]) + [made[id(x)] if made and id(x) in made else by_id[x["id"]] for x in listings]
+
+    return records_of
 
 
 @dataclass(frozen=True)
@@ -597,6 +669,7 @@ def iter_release_files(
     reuse: Reusable | None = None,
     listings_json: bytes | None = None,
     hsds_made: dict[str, object] | None = None,
+    records_of: RecordsOf = csv_records,
 ) -> Iterator[tuple[str, bytes]]:
     """``release_files`` one file at a time (``publish`` writes each as it comes: a big release is never all in memory).
 
@@ -605,7 +678,8 @@ def iter_release_files(
     already made (``previous`` is then not needed).  ``reuse``: the previous release's files of the locations whose
     listings did not change, taken as they are instead of built again (the same bytes).  ``listings_json``: the
     bytes ``json_bytes(listings)`` gives, when already made.  ``hsds_made``: filled with what a rerun needs to take
-    this release's HSDS parts (``hsds_record``)."""
+    this release's HSDS parts (``hsds_record``).  ``records_of``: what makes the location CSV files' records (the
+    header and those of the listings it is given)."""
     sources = sources or []
     locations = locations_of(listings)
     names = {loc.code: loc.name for loc in locations}
@@ -635,7 +709,7 @@ def iter_release_files(
     if kept:
         wanted = {id(x) for code, chosen in chosen_by_code.items() if code not in kept for x in chosen}
         rows = [x for x in listings if id(x) in wanted]
-    records = csv_records(rows)
+    records = records_of(rows)
     row_of = {id(x): n for n, x in enumerate(rows, start=1)}
     take = reuse.take if reuse is not None else _nothing_taken
     for loc in locations:
@@ -1196,12 +1270,14 @@ def publish(
     guard: Guard | None = None,
     checkpoint: Callable[[str], None] = no_checkpoint,
     let_go_of_listings: bool = False,
+    records_of: RecordsOf = csv_records,
 ) -> Release:
     """Write a release, check it, switch ``current`` to it atomically, and keep the newest ``keep``.
 
     Raises ``ReleaseHeld`` (nothing written, ``current`` untouched) when the guard finds a mass removal.
     ``let_go_of_listings``: empty ``listings`` once they are checked, before the release's CSV files are (the caller
     has no more use for them): at 535k listings, 1.4 GB is then not held beside the worker checking the HSDS files.
+    ``records_of``: ``iter_release_files``'.
     """
     guard = guard or Guard()
     releases = exports_dir / "releases"
@@ -1230,7 +1306,7 @@ def publish(
         written: list[Future[dict[str, object]]] = []
         with ThreadPoolExecutor(1) as writer:  # hashes and writes each file while the next is built (GIL let go)
             hsds_made: dict[str, object] = {}
-            files = iter_release_files(listings, sources, None, pool, made_changes, reuse, listings_json, hsds_made)
+            files = iter_release_files(listings, sources, None, pool, made_changes, reuse, listings_json, hsds_made, records_of)
             del listings_json  # (let go of once written)
             for rel, data in files:
                 if rel == "index.json":

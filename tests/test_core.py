@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 
+import duckdb
 import pytest
+from hypothesis import strategies as st
 
 from curate import warehouse as wh
 from curate.checking import check_source
@@ -174,3 +176,71 @@ def test_a_listing_of_one_row_is_that_row_as_grouping_would_make_it(con, monkeyp
     monkeypatch.setattr(wh, "sql", lambda name, sql=wh.sql: grouped if name == "core_listings" else sql(name))
     wh.build_core(con, NOW, 24)
     assert sorted(wh.run(con, f"SELECT {cols} FROM core_listings"), key=str) == fast
+
+
+#: text a CSV cell could hold: formula starts (each of ``FORMULA_START``), "+" numbers (ASCII digits and others), what
+#: the csv module quotes, and any other text
+TRICKY = ["=1+1", "+4722400040", "+47 22", "+", "+٣٤", "+²", "-", "-1", "@x", "\tx", "\rx", " =x", "'x", "a,b", 'a"b', "a\nb",
+          "a\r\nb", "\r", '"', "", " ", "None", "; ", "x:y", "ø", "日本"]  # fmt: skip
+ANY_CHARACTER = st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00")
+CELL_TEXT = st.one_of(st.sampled_from(TRICKY), st.text(ANY_CHARACTER, max_size=8))
+
+
+def _column(type_: str) -> st.SearchStrategy[object]:
+    """Values of an ``out_listings`` column of DuckDB type ``type_`` (None among them)."""
+    if type_ == "VARCHAR":
+        return st.one_of(st.none(), CELL_TEXT)
+    if type_ == "VARCHAR[]":
+        return st.one_of(st.none(), st.lists(st.one_of(st.none(), CELL_TEXT), max_size=3))
+    if type_ == "BOOLEAN":
+        return st.one_of(st.none(), st.booleans())
+    if type_ == "DATE":
+        return st.one_of(st.none(), st.dates())
+    if type_ == "TIMESTAMP":
+        return st.one_of(st.none(), st.datetimes())
+    assert type_.startswith("STRUCT") and type_.endswith("[]"), type_
+    part = st.one_of(st.none(), CELL_TEXT)
+    return st.one_of(st.none(), st.lists(st.one_of(st.none(), st.fixed_dictionaries({"source": part, "record_id": part})), max_size=3))
+
+
+def test_duckdb_writes_each_listing_s_csv_record_as_csv_records_does(con):
+    """``export.warehouse_records`` (DuckDB writes the location files' records) gives what ``export.csv_records`` (the
+    csv module) writes of the same listings as ``public_listings`` reads them: every column of ``out_listings``'
+    own types, with missing values, missing list elements, formula starts, "+" before ASCII and other digits, and
+    cells to quote; for all of them, a subset, and a listing not in the table."""
+    from hypothesis import given, settings
+
+    from curate import export
+    from schemas.fields import LISTING_FIELDS
+
+    load(con, "a", "name,kind,phone,country\nOne,helpline,020 7946 0001,GB\n")
+    wh.build_core(con, NOW, 24)  # out_listings as the run makes it: its columns' types are the ones read
+    types = dict(wh.run(con, "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = 'out_listings'"))
+    columns = {name: _column(str(types[name])) for name in LISTING_FIELDS if name != "id"}
+    written = export.warehouse_records(con)
+
+    @settings(max_examples=60, deadline=None)
+    @given(st.lists(st.fixed_dictionaries(columns), max_size=6), st.data())
+    def check(rows, data):
+        wh.run(con, "DELETE FROM out_listings")
+        for n, row in enumerate(rows):
+            values = {**row, "id": f"lst_{n:012x}"} if n % 2 else {**row, "id": data.draw(CELL_TEXT) + f"#{n}"}  # ids to write too
+            con.execute(f"INSERT INTO out_listings ({', '.join(LISTING_FIELDS)}) VALUES ({', '.join('?' * len(LISTING_FIELDS))})",
+                        [values[name] for name in LISTING_FIELDS])  # fmt: skip
+        got = export.public_listings(con)
+        assert written(got) == export.csv_records(got)
+        assert written(got[::2]) == export.csv_records(got[::2])
+        stranger = {**dict.fromkeys(LISTING_FIELDS), "id": "lst_not_in_table", "name": "=X", "areas": ["NO"]}
+        assert written([stranger, *got]) == export.csv_records([stranger, *got])
+
+    check()
+
+
+def test_formula_class_is_formula_start():
+    """The SQL records' formula guard (``FORMULA_CLASS``) takes the first characters ``csv_cell`` guards, and no other."""
+    from curate import export
+
+    con = duckdb.connect()
+    for c in [*export.FORMULA_START, "a", "'", " ", "0", "\n", "#", "\\"]:
+        matched = con.execute(f"SELECT regexp_matches(? || 'x', '^{export.FORMULA_CLASS}')", [c]).fetchall()[0][0]
+        assert matched == (c in export.FORMULA_START), repr(c)

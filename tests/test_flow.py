@@ -15,6 +15,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
+from curate import export
 from curate.settings import Settings
 from tests.conftest import REPO
 
@@ -125,6 +126,7 @@ def test_location_files_follow_the_inclusion_rule(first_run):
         csv_text = (current / loc["csv"]).read_text(encoding="utf-8")
         assert csv_text.splitlines()[0].startswith("id,name,kind,description,url,phone,sms")
         assert len(csv_text.strip().splitlines()) == len(got) + 1
+        assert (current / loc["csv"]).read_bytes() == export.csv_bytes(doc["listings"])  # written by DuckDB as csv_records does
     assert {loc["code"]: loc["name"] for loc in index["locations"]}["NO-03"] == "Oslo"
 
 

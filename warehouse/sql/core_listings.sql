@@ -48,9 +48,11 @@ FROM fresh f LEFT JOIN oldest o USING (cluster);
 
 -- 5. One row per listing: each field from the best member that has it, lists united.  A listing of one row
 --    (about half of them) is that row: it is not grouped (at 1M rows, 4.1 s against 6.7 s for grouping them all).
+--    Each cluster's size is counted apart and joined (a window counting it took a third longer at 1M rows).
 CREATE OR REPLACE TEMP TABLE merged AS
-WITH sized AS (
-  SELECT m.*, ci.id, count(*) OVER (PARTITION BY m.cluster) AS n FROM members m JOIN cluster_ids ci USING (cluster)
+WITH sizes AS (SELECT cluster, count(*) AS n FROM members GROUP BY cluster),
+sized AS MATERIALIZED (
+  SELECT m.*, ci.id, z.n FROM members m JOIN cluster_ids ci USING (cluster) JOIN sizes z USING (cluster)
 )
 SELECT id, name, kind, description, url, phone, sms, chat_url, email,
   list_sort(list_distinct(flatten([areas]))) AS areas,
