@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import html
 import json
+import operator
 import re
 from collections.abc import Callable, Iterator
 from importlib import resources
@@ -93,24 +94,30 @@ def index_html(index: list[dict[str, Any]]) -> bytes:
     return page.encode("utf-8")
 
 
-def location_script(code: str, listings: list[dict[str, Any]], shown: dict[int, str] | None = None) -> bytes:
+def location_script(code: str, listings: list[dict[str, Any]], shown: dict[int, bytes] | None = None) -> bytes:
     """``window.previewData(code, [...])``; ``shown``: each listing's JSON (its SHOWN fields) by ``id()``, made once
     for every location it is in."""
     shown = shown if shown is not None else {}
     parts = [shown.get(id(x)) or _shown_json(x) for x in listings]
-    return f"window.previewData({json.dumps(code)},[{','.join(parts)}]);\n".encode()
+    return b"window.previewData(%s,[%s]);\n" % (json.dumps(code).encode(), b",".join(parts))
 
 
-def _shown_json(listing: dict[str, Any]) -> str:
-    """The fields the preview shows, as compact ASCII JSON (safe in any script context): the text
+_SHOWN_OF = operator.itemgetter(*SHOWN)
+
+
+def _shown_json(listing: dict[str, Any]) -> bytes:
+    """The fields the preview shows, as compact ASCII JSON (safe in any script context): the bytes of the text
     ``json.dumps(..., ensure_ascii=True, separators=(",", ":"))`` gives, written by orjson (about 8 s of a 535k-listing
-    release by the standard library) with what is not printable ASCII escaped after it."""
-    shown = {k: listing.get(k) for k in SHOWN}
+    release by the standard library) with what is not printable ASCII escaped after it (when there is any)."""
     try:
-        text = orjson.dumps(shown).decode()
+        shown = dict(zip(SHOWN, _SHOWN_OF(listing), strict=True))
+    except KeyError:  # (a listing without some field: None, as ``get`` gives)
+        shown = {k: listing.get(k) for k in SHOWN}
+    try:
+        data = orjson.dumps(shown)
     except (orjson.JSONEncodeError, TypeError):  # a lone surrogate, or a value orjson does not write
-        return json.dumps(shown, ensure_ascii=True, separators=(",", ":"))
-    return _UNPRINTABLE.sub(_escaped, text)
+        return json.dumps(shown, ensure_ascii=True, separators=(",", ":")).encode()
+    return data if data.isascii() and b"\x7f" not in data else _UNPRINTABLE.sub(_escaped, data.decode()).encode()
 
 
 #: what ``json.dumps`` with ``ensure_ascii`` escapes and orjson writes as it is (orjson escapes controls alike)
@@ -141,7 +148,7 @@ def iter_preview_files(
     yield "index.html", index_html(index)
     for name in ASSETS:
         yield f"preview/{name}", _asset(name)
-    shown: dict[int, str] = {}
+    shown: dict[int, bytes] = {}
     for code, chosen in listings_by_code.items():
         if code not in kept:
             for x in chosen:

@@ -315,7 +315,7 @@ def export_release(settings: Settings, now: dt.datetime, run_id: str, sources: l
                 guard,
                 checkpoint,
                 let_go_of_listings=True,  # (not used here after)
-                records_of=export.warehouse_records(con),  # (the table ``listings`` were read from)
+                writers=export.warehouse_writers(con),  # (from the table ``listings`` were read from)
             )
         except export.ReleaseHeld as held:
             finished = dt.datetime.now(dt.UTC).replace(tzinfo=None)

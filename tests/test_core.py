@@ -203,11 +203,13 @@ def _column(type_: str) -> st.SearchStrategy[object]:
     return st.one_of(st.none(), st.lists(st.one_of(st.none(), st.fixed_dictionaries({"source": part, "record_id": part})), max_size=3))
 
 
-def test_duckdb_writes_each_listing_s_csv_record_as_csv_records_does(con):
-    """``export.warehouse_records`` (DuckDB writes the location files' records) gives what ``export.csv_records`` (the
-    csv module) writes of the same listings as ``public_listings`` reads them: every column of ``out_listings``'
-    own types, with missing values, missing list elements, formula starts, "+" before ASCII and other digits, and
-    cells to quote; for all of them, a subset, and a listing not in the table."""
+def test_duckdb_writes_the_csv_records_and_the_parquet_file_as_python_does(con, monkeypatch):
+    """``export.warehouse_writers`` (DuckDB writes the location files' records and ``listings.parquet``) gives the
+    bytes ``export.csv_records`` (the csv module) and ``export.parquet_bytes`` (pyarrow, from Python values) write of
+    the same listings as ``public_listings`` reads them: every column of ``out_listings``' own types, with missing
+    values, missing list elements, formula starts, "+" before ASCII and other digits, cells to quote, times with
+    microseconds, before 1970 too, and names and ids to sort; for all of them, a subset, and a listing not in the
+    table."""
     from hypothesis import given, settings
 
     from curate import export
@@ -217,7 +219,10 @@ def test_duckdb_writes_each_listing_s_csv_record_as_csv_records_does(con):
     wh.build_core(con, NOW, 24)  # out_listings as the run makes it: its columns' types are the ones read
     types = dict(wh.run(con, "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = 'out_listings'"))
     columns = {name: _column(str(types[name])) for name in LISTING_FIELDS if name != "id"}
-    written = export.warehouse_records(con)
+    columns |= {"name": CELL_TEXT, "kind": CELL_TEXT}  # (a listing always has them: listings.parquet's schema says so)
+    written = export.warehouse_writers(con)
+    monkeypatch.setattr(export, "ARROW_BATCH", 2)  # DuckDB's Arrow columns in parts and pages full,
+    monkeypatch.setattr(export, "PARQUET_PAGE", 16)  # as at 200k listings
 
     @settings(max_examples=60, deadline=None)
     @given(st.lists(st.fixed_dictionaries(columns), max_size=6), st.data())
@@ -228,10 +233,12 @@ def test_duckdb_writes_each_listing_s_csv_record_as_csv_records_does(con):
             con.execute(f"INSERT INTO out_listings ({', '.join(LISTING_FIELDS)}) VALUES ({', '.join('?' * len(LISTING_FIELDS))})",
                         [values[name] for name in LISTING_FIELDS])  # fmt: skip
         got = export.public_listings(con)
-        assert written(got) == export.csv_records(got)
-        assert written(got[::2]) == export.csv_records(got[::2])
+        assert written.records(got) == export.csv_records(got)
+        assert written.records(got[::2]) == export.csv_records(got[::2])
         stranger = {**dict.fromkeys(LISTING_FIELDS), "id": "lst_not_in_table", "name": "=X", "areas": ["NO"]}
-        assert written([stranger, *got]) == export.csv_records([stranger, *got])
+        assert written.records([stranger, *got]) == export.csv_records([stranger, *got])
+        assert written.parquet(got) == export.parquet_bytes(got)
+        assert written.parquet(got[::-1]) == export.parquet_bytes(got[::-1])  # (not the table's order: written from them)
 
     check()
 

@@ -232,6 +232,7 @@ def test_shown_json_is_what_the_standard_library_writes_in_ascii(listing):
     """orjson writes the preview's records; what it leaves unescaped is escaped after, as json.dumps escapes it."""
     from curate.preview import SHOWN, _shown_json
 
-    expected = json.dumps({k: listing.get(k) for k in SHOWN}, ensure_ascii=True, separators=(",", ":"))
-    assert _shown_json(listing) == expected
+    expected = json.dumps({k: listing.get(k) for k in SHOWN}, ensure_ascii=True, separators=(",", ":")).encode()
+    assert _shown_json(listing) == expected  # (a listing without some of the fields)
+    assert _shown_json({**dict.fromkeys(SHOWN), **listing, "unshown": "\x7f"}) == expected  # (one with all, and more)
     assert _shown_json(listing).isascii()
