@@ -94,30 +94,33 @@ def index_html(index: list[dict[str, Any]]) -> bytes:
     return page.encode("utf-8")
 
 
-def location_script(code: str, listings: list[dict[str, Any]], shown: dict[int, bytes] | None = None) -> bytes:
+def location_script(code: str, listings: list[dict[str, Any]], shown: dict[int, str] | None = None) -> bytes:
     """``window.previewData(code, [...])``; ``shown``: each listing's JSON (its SHOWN fields) by ``id()``, made once
     for every location it is in."""
     shown = shown if shown is not None else {}
     parts = [shown.get(id(x)) or _shown_json(x) for x in listings]
-    return b"window.previewData(%s,[%s]);\n" % (json.dumps(code).encode(), b",".join(parts))
+    return f"window.previewData({json.dumps(code)},[{','.join(parts)}]);\n".encode()
 
 
 _SHOWN_OF = operator.itemgetter(*SHOWN)
 
 
-def _shown_json(listing: dict[str, Any]) -> bytes:
-    """The fields the preview shows, as compact ASCII JSON (safe in any script context): the bytes of the text
+def _shown_json(listing: dict[str, Any]) -> str:
+    """The fields the preview shows, as compact ASCII JSON (safe in any script context): the text
     ``json.dumps(..., ensure_ascii=True, separators=(",", ":"))`` gives, written by orjson (about 8 s of a 535k-listing
-    release by the standard library) with what is not printable ASCII escaped after it (when there is any)."""
+    release by the standard library) with what is not printable ASCII escaped after it (when there is any).
+
+    A str, not orjson's bytes, since every listing's is held until the scripts are written: a bytes object from
+    ``orjson.dumps`` keeps the buffer it was written in (about 4 kB), and 534k of them took 3.5 GB."""
     try:
         shown = dict(zip(SHOWN, _SHOWN_OF(listing), strict=True))
     except KeyError:  # (a listing without some field: None, as ``get`` gives)
         shown = {k: listing.get(k) for k in SHOWN}
     try:
-        data = orjson.dumps(shown)
+        text = orjson.dumps(shown).decode()
     except (orjson.JSONEncodeError, TypeError):  # a lone surrogate, or a value orjson does not write
-        return json.dumps(shown, ensure_ascii=True, separators=(",", ":")).encode()
-    return data if data.isascii() and b"\x7f" not in data else _UNPRINTABLE.sub(_escaped, data.decode()).encode()
+        return json.dumps(shown, ensure_ascii=True, separators=(",", ":"))
+    return text if text.isascii() and "\x7f" not in text else _UNPRINTABLE.sub(_escaped, text)
 
 
 #: what ``json.dumps`` with ``ensure_ascii`` escapes and orjson writes as it is (orjson escapes controls alike)
@@ -148,7 +151,7 @@ def iter_preview_files(
     yield "index.html", index_html(index)
     for name in ASSETS:
         yield f"preview/{name}", _asset(name)
-    shown: dict[int, bytes] = {}
+    shown: dict[int, str] = {}
     for code, chosen in listings_by_code.items():
         if code not in kept:
             for x in chosen:
