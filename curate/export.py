@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import duckdb
 import orjson
@@ -436,34 +436,13 @@ def csv_records_sql(table: str = "out_listings") -> str:
     return f"SELECT id, {quoted} || chr(13) || chr(10) AS record FROM (SELECT id, {guarded} FROM (SELECT id, {texts} FROM {table}))"
 
 
-T = TypeVar("T")
-#: what opens a connection to the warehouse (``warehouse_writers``)
-Opener = Callable[[], duckdb.DuckDBPyConnection]
-
-
-def warehouse_writers(con: duckdb.DuckDBPyConnection | Opener, table: str = "out_listings") -> Writers:
+def warehouse_writers(con: duckdb.DuckDBPyConnection, table: str = "out_listings") -> Writers:
     """``Writers`` for listings as ``public_listings`` read them from ``table``, written by DuckDB from the table (in
     parallel, and without a Python object per cell): the CSV records in a third of the time (2.7 s against 6.9-8.8 s
     for 535k listings), ``listings.parquet`` from the table's Arrow columns in half the time (1.7-3.0 s against
     3.4-4.4 s).  Each gives the bytes the pure writer gives (property tests hold them to each other); listings that
-    are not the table's are written by the pure one.
-
-    ``con``: a connection, or what opens one for each file, closed once the file is written: DuckDB then hands back
-    the memory its query took (0.57 GB at 535k listings, which the release's checks can use)."""
-    return Writers(
-        functools.partial(_connected, con, _warehouse_records, table), functools.partial(_connected, con, _warehouse_parquet, table)
-    )
-
-
-def _connected(con: duckdb.DuckDBPyConnection | Opener, write: Callable[[duckdb.DuckDBPyConnection, str, list[Listing]], T], table: str,
-               listings: list[Listing]) -> T:  # fmt: skip
-    if isinstance(con, duckdb.DuckDBPyConnection):
-        return write(con, table, listings)
-    opened = con()
-    try:
-        return write(opened, table, listings)
-    finally:
-        opened.close()
+    are not the table's are written by the pure one."""
+    return Writers(functools.partial(_warehouse_records, con, table), functools.partial(_warehouse_parquet, con, table))
 
 
 def _warehouse_records(con: duckdb.DuckDBPyConnection, table: str, listings: list[Listing]) -> list[bytes]:

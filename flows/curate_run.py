@@ -11,17 +11,15 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import functools
 import math
 import uuid
 from asyncio import CancelledError
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from itertools import islice
 from typing import Any
 
-import duckdb
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
@@ -294,56 +292,45 @@ def write_link_report(settings: Settings, now: dt.datetime, run: LinkRun | None)
 def export_release(settings: Settings, now: dt.datetime, run_id: str, sources: list[SourceFile]) -> export.Release | export.Held:
     """Publish ``out_listings`` as a release and switch ``exports/current`` to it; a mass removal is held instead."""
     options = {s.source_id: s.options for s in sources}
-    opened = functools.partial(wh.connect, settings.warehouse_file, settings.duckdb_memory)
-    con = opened()
+    con = wh.connect(settings.warehouse_file, settings.duckdb_memory)
     try:
         listings = export.public_listings(con)
         used = sorted(str(r[0]) for r in wh.run(con, "SELECT DISTINCT source_id FROM stg_listings"))
-    finally:
-        # closed while the release is made: DuckDB hands back the memory its queries took (0.57 GB at 535k listings);
-        # the writers open their own connection for each file they write, and close it
-        con.close()
-    meta = [
-        export.SourceMeta(sid, options[sid].licence, options[sid].attribution, options[sid].url)
-        if sid in options
-        else export.SourceMeta(sid)
-        for sid in used
-    ]
-    guard = export.Guard(settings.mass_removal_share, settings.mass_removal_min, settings.allow_mass_removal)
-    checkpoint = export.pause_at(settings.pause_at, settings.exports_dir) if settings.pause_at else export.no_checkpoint
-    try:
-        release = export.publish(
-            listings,
-            settings.exports_dir,
-            now,
-            settings.keep_releases,
-            {"sources": len(used)},
-            meta,
-            guard,
-            checkpoint,
-            let_go_of_listings=True,  # (not used here after)
-            writers=export.warehouse_writers(opened),  # (from the table ``listings`` were read from)
+        meta = [
+            export.SourceMeta(sid, options[sid].licence, options[sid].attribution, options[sid].url)
+            if sid in options
+            else export.SourceMeta(sid)
+            for sid in used
+        ]
+        guard = export.Guard(settings.mass_removal_share, settings.mass_removal_min, settings.allow_mass_removal)
+        checkpoint = export.pause_at(settings.pause_at, settings.exports_dir) if settings.pause_at else export.no_checkpoint
+        try:
+            release = export.publish(
+                listings,
+                settings.exports_dir,
+                now,
+                settings.keep_releases,
+                {"sources": len(used)},
+                meta,
+                guard,
+                checkpoint,
+                let_go_of_listings=True,  # (not used here after)
+                writers=export.warehouse_writers(con),  # (from the table ``listings`` were read from)
+            )
+        except export.ReleaseHeld as held:
+            finished = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+            wh.run(con, "UPDATE runs SET finished_at = ?, outcome = 'held' WHERE run_id = ?", [finished, run_id])
+            get_run_logger().error("%s", held)
+            return export.Held(held.release_id, str(held))
+        wh.run(
+            con,
+            "UPDATE runs SET finished_at = ?, outcome = 'published', release_id = ? WHERE run_id = ?",
+            [dt.datetime.now(dt.UTC).replace(tzinfo=None), release.release_id, run_id],
         )
-    except export.ReleaseHeld as held:
-        finished = dt.datetime.now(dt.UTC).replace(tzinfo=None)
-        _update_run(opened, "UPDATE runs SET finished_at = ?, outcome = 'held' WHERE run_id = ?", [finished, run_id])
-        get_run_logger().error("%s", held)
-        return export.Held(held.release_id, str(held))
-    _update_run(
-        opened,
-        "UPDATE runs SET finished_at = ?, outcome = 'published', release_id = ? WHERE run_id = ?",
-        [dt.datetime.now(dt.UTC).replace(tzinfo=None), release.release_id, run_id],
-    )
-    if release.reused:
-        kept = len({rel.rsplit("/", 1)[-1].split(".")[0] for rel in release.reused})
-        get_run_logger().info("%d locations' files taken unchanged from release %s", kept, release.previous)
-    return release
-
-
-def _update_run(opened: Callable[[], duckdb.DuckDBPyConnection], statement: str, params: list[object]) -> None:
-    con = opened()
-    try:
-        wh.run(con, statement, params)
+        if release.reused:
+            kept = len({rel.rsplit("/", 1)[-1].split(".")[0] for rel in release.reused})
+            get_run_logger().info("%d locations' files taken unchanged from release %s", kept, release.previous)
+        return release
     finally:
         con.close()
 

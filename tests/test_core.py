@@ -243,31 +243,6 @@ def test_duckdb_writes_the_csv_records_and_the_parquet_file_as_python_does(con, 
     check()
 
 
-def test_duckdb_writers_given_what_opens_a_connection_open_one_per_file_and_close_it(con, tmp_path):
-    """``warehouse_writers`` given an opener (the run's export, whose own connection is closed while the release is
-    made) writes the same bytes as with a connection, from a connection of its own for each file, closed after it."""
-    from curate import export
-
-    load(con, "a", "name,kind,phone,country\nOne,helpline,020 7946 0001,GB\nTwo,chat,020 7946 0002,GB\n")
-    wh.build_core(con, NOW, 24)
-    listings = export.public_listings(con)
-    assert len(listings) == 2
-    opened: list[duckdb.DuckDBPyConnection] = []
-
-    def opener() -> duckdb.DuckDBPyConnection:
-        opened.append(wh.connect(tmp_path / "w.duckdb"))
-        return opened[-1]
-
-    written = export.warehouse_writers(opener)
-    assert written.records(listings) == export.csv_records(listings)
-    assert written.parquet(listings) == export.parquet_bytes(listings)
-    assert len(opened) == 2
-    for c in opened:
-        with pytest.raises(duckdb.ConnectionException):
-            c.execute("SELECT 1")
-    assert con.execute("SELECT count(*) FROM out_listings").fetchone() == (2,)  # (the caller's connection still open)
-
-
 def test_formula_class_is_formula_start():
     """The SQL records' formula guard (``FORMULA_CLASS``) takes the first characters ``csv_cell`` guards, and no other."""
     from curate import export
