@@ -49,7 +49,7 @@ bench: bench-deps
 	$(BIN)/python -m benchmarks.run_bench 10000
 	$(BIN)/python -m benchmarks.frictionless_compare 100000
 
-# issue 9's targets at 1M rows (8 to 15 minutes on 2 cores): the whole run, its reruns, Prefect's share and peak
+# issue 9's targets at 1M rows (8 min 14 s on 2 cores, 4 December): the whole run, its reruns, Prefect's share and peak
 # memory against the DuckDB floor; the check against `frictionless validate`; entity resolution against Splink
 bench-1m: bench-deps
 	$(BIN)/python -m benchmarks.run_bench 1000000
