@@ -26,6 +26,7 @@ import multiprocessing
 import operator
 import re
 import threading
+import weakref
 from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -433,33 +434,45 @@ def submitted(pool: Executor | None, fn: Callable[..., Any], *args: Any) -> Futu
 def submitted_in_turn(pool: Executor | None, fn: Callable[..., Any], args: list[Callable[[], tuple[Any, ...]]]) -> list[Future[Any] | None]:
     """``fn(*make())`` for each of ``args`` in ``pool``, in turn: a piece's arguments are made (``make()``) only when
     one submitted before it is done, so that no more than one more than the pool's workers wait with theirs.  All
-    None when there is no pool; a piece the pool refuses is a future holding the error (its work is then done here)."""
+    None when there is no pool; a piece the pool refuses is a future holding the error (its work is then done here).
+
+    ``args`` is emptied as the pieces are submitted: nothing here holds a piece's ``make`` (nor what it would make
+    from, a release's listings) once it is sent, nor its result once the caller lets go of the futures (the pool may
+    hold its last work items, and their callbacks, long after)."""
     if pool is None:
         return [None] * len(args)
     out: list[Future[Any]] = [Future() for _ in args]
-    order = iter(range(len(args)))
+    waiting = list(zip(out, args, strict=True))[::-1]  # taken from the end: the first piece first
+    args.clear()
     lock = threading.Lock()
 
     def start() -> None:
         with lock:
-            i = next(order, None)
-        if i is None:
+            item = waiting.pop() if waiting else None
+        if item is None:
             return
+        into, make = item
+        del item
         try:
-            running = pool.submit(fn, *args[i]())
+            running = pool.submit(fn, *make())
         except Exception as exc:  # a broken pool: this piece and those after it fail, to be done by the caller
-            out[i].set_exception(exc)
+            into.set_exception(exc)
             start()
             return
-        running.add_done_callback(functools.partial(_done, out[i], start))
+        finally:
+            del make
+        running.add_done_callback(functools.partial(_done, weakref.ref(into), start))
 
     for _ in range(getattr(pool, "_max_workers", 1) + 1):  # (the worker count of concurrent.futures' pools)
         start()
     return list(out)
 
 
-def _done(into: Future[Any], then: Callable[[], None], done: Future[Any]) -> None:
-    if done.cancelled():  # (a pool shut down early)
+def _done(into_ref: Callable[[], Future[Any] | None], then: Callable[[], None], done: Future[Any]) -> None:
+    into = into_ref()
+    if into is None:  # (the caller let go of it: nobody wants the result)
+        pass
+    elif done.cancelled():  # (a pool shut down early)
         into.cancel()
     elif (error := done.exception()) is not None:
         into.set_exception(error)
