@@ -282,3 +282,41 @@ def test_cli_run_that_cannot_publish_exits_1(prefect_harness, fixture_sources, t
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 1
     assert "The run failed" in result.output
+
+
+def test_the_curator_reports_are_written_beside_entity_resolution_and_let_go_of_the_rows(
+    prefect_harness, fixture_sources, tmp_path, monkeypatch
+) -> None:
+    """The curator reports (Python work) are written while entity resolution runs (the warehouse's), not before it:
+    a report that waits for entity resolution to start is written, and the run goes on.  Each source's rows are let
+    go of once its report is written; the reports are those of a run writing them on their own."""
+    import threading
+
+    import flows.curate_run as cr
+    from curate import report
+
+    started = threading.Event()
+    waited: list[bool] = []
+    build_core, write = cr.build_core.fn, report.write_reports
+
+    def core(*args, **kwargs):
+        started.set()
+        return build_core(*args, **kwargs)
+
+    def writing(*args, **kwargs):
+        waited.append(started.wait(30))  # (written before entity resolution starts, it would wait in vain)
+        return write(*args, **kwargs)
+
+    monkeypatch.setattr(cr.build_core, "fn", core)
+    monkeypatch.setattr(report, "write_reports", writing)
+    let_go: list[object] = []
+    monkeypatch.setattr(cr, "_let_go_of_rows", lambda batch, give_back=True: let_go.extend(i.result.source_id for i in batch))
+    settings = settings_for(tmp_path, fixture_sources)
+    summary = run(settings, NOW)
+    assert waited == [True, True] and summary.public_listings == 6
+    assert sorted(let_go) == ["alpha_lines", "beta_lines"]
+    beside = {p.name: p.read_bytes() for p in settings.reports_dir.glob("*_lines*")}
+    monkeypatch.undo()
+    alone = settings_for(tmp_path / "alone", fixture_sources)
+    run(alone, NOW)
+    assert len(beside) == 4 and {p.name: p.read_bytes() for p in alone.reports_dir.glob("*_lines*")} == beside
