@@ -79,20 +79,54 @@ SHARED_FROM_BYTES = 64 << 20
 
 @collection_paused()  # 535k listings made while nothing else is alive took 17 s with the collector on
 def public_listings(con: duckdb.DuckDBPyConnection) -> list[Listing]:
-    """``out_listings`` as listing records, ordered by kind, then name, then id, their repeating values shared
-    (``share_repeating``), a batch of ``FETCHED`` at a time."""
+    """``out_listings`` as listing records, ordered by kind, then name, then id, their repeating values shared (as
+    ``share_repeating`` shares them), read as Arrow columns ``FETCHED`` listings at a time.
+
+    A column at a time: each repeating value (``REPEATING``'s fields, dates and times as ``_iso`` writes them, the
+    codes in ``CODE_LISTS``' lists) is made a Python object once per batch (from DuckDB's rows, each cell was one:
+    6.9 s against 2.8 s for 534k listings), then shared with the equal ones met before."""
     cols = ", ".join(LISTING_FIELDS)
     # sorted by DuckDB (in parallel) first: sorting then finds them in order (2.4 s against 0.6 s for 535k listings)
-    cursor = con.execute(f"SELECT {cols} FROM out_listings ORDER BY kind, name, id")
-    when = [name for name, kind, *_ in cursor.description if str(kind).startswith(("DATE", "TIMESTAMP"))]  # as _iso writes them
-    made = nothing_made([*when, *REPEATING])
+    reader = con.sql(f"SELECT {cols} FROM out_listings ORDER BY kind, name, id").to_arrow_reader(FETCHED)
+    made = nothing_made([*(f.name for f in FIELDS if f.listing and f.type in ("date", "timestamp")), *REPEATING])
     listings: list[Listing] = []
-    while rows := cursor.fetchmany(FETCHED):  # a batch at a time: its copies are let go of before the next is read
-        batch = [dict(zip(LISTING_FIELDS, r, strict=True)) for r in rows]
-        del rows
-        share_repeating(batch, made)
-        listings += batch
+    for batch in reader:
+        columns = [_python_values(batch.column(name), name, made) for name in LISTING_FIELDS]
+        listings += [dict(zip(LISTING_FIELDS, values, strict=True)) for values in zip(*columns, strict=True)]
+        del columns
     return sorted(listings, key=lambda x: (str(x["kind"]), str(x["name"]), str(x["id"])))
+
+
+def _python_values(column: Any, name: str, made: Made) -> list[Any]:
+    """A column's values as ``public_listings`` gives them (``made``: the repeating values met so far)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    by_field, codes = made
+    if name in by_field:  # each distinct value made once: a date or time in ISO form, a term as it is
+        encoded = pc.dictionary_encode(column)
+        seen = by_field[name]
+        distinct = [None if v is None else seen.setdefault(v, _iso(v)) for v in encoded.dictionary.to_pylist()]
+        return [None if i is None else distinct[i] for i in encoded.indices.to_pylist()]
+    if name in CODE_LISTS and pa.types.is_list(column.type):
+        flat = _python_values(column.flatten(), "", ({"": codes}, codes))  # (the codes, each shared)
+        out: list[Any] = []
+        at = 0
+        for length in column.value_lengths().to_pylist():
+            if length is None:
+                out.append(None)
+            else:
+                out.append(flat[at : at + length])
+                at += length
+        return out
+    values = column.to_pylist()
+    if name == "sources":
+        shared = codes.setdefault
+        for sources in values:
+            for source in sources or ():
+                if source is not None and (text := source.get("source")).__class__ is str:
+                    source["source"] = shared(text, text)
+    return values  # type: ignore[no-any-return]
 
 
 #: the values met so far: by repeating field, and the codes in lists and sources' names
