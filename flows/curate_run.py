@@ -10,17 +10,15 @@ functions in ``curate``, the edges are ``curate.ingest``, ``curate.links``, ``cu
 from __future__ import annotations
 
 import contextlib
-import contextvars
 import datetime as dt
 import math
 import uuid
 from asyncio import CancelledError
 from collections import Counter
-from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from itertools import islice
-from typing import Any, TypeVar
+from typing import Any
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_table_artifact
@@ -41,8 +39,6 @@ from curate.settings import LinkSettings, Settings
 from curate.sources import SourceFile, discover, report_name, report_path
 from curate.stage import MATCH
 from schemas.distinct import workers_forked
-
-T = TypeVar("T")
 
 
 @dataclass
@@ -184,9 +180,8 @@ def load_warehouse(settings: Settings, batch: list[Ingested], run_id: str, now: 
 
 
 @task(cache_policy=NO_CACHE)
-def write_reports(settings: Settings, batch: list[Ingested], let_go: bool = False) -> None:
-    """``sources/reports/<source>.html`` and ``.rejected.csv`` for every source parsed this run.  ``let_go``: each
-    source's rows are let go of once its reports are written (``_let_go_of_rows``): the run has no more use for them."""
+def write_reports(settings: Settings, batch: list[Ingested]) -> None:
+    """``sources/reports/<source>.html`` and ``.rejected.csv`` for every source parsed this run."""
     for item in batch:
         if not item.reused:
             r = item.result
@@ -201,10 +196,6 @@ def write_reports(settings: Settings, batch: list[Ingested], let_go: bool = Fals
                 r.mapping,
                 r.previous_problems,
             )
-        if let_go:
-            _let_go_of_rows([item], give_back=False)
-    if let_go:
-        give_back_freed_memory()
 
 
 @task(cache_policy=NO_CACHE)
@@ -430,17 +421,7 @@ def _local_bytes(sources: list[SourceFile]) -> int:
     return total
 
 
-def _beside(fn: Callable[..., T], *args: Any) -> Future[T]:
-    """``fn(*args)`` started in a thread of this process, in this flow run's context (a task called there is a task
-    run of this flow, whatever its task runner: the work and its arguments stay in this process)."""
-    pool = ThreadPoolExecutor(1, thread_name_prefix="beside")
-    try:
-        return pool.submit(contextvars.copy_context().run, fn, *args)
-    finally:
-        pool.shutdown(wait=False)  # (its thread ends with fn)
-
-
-def _let_go_of_rows(batch: list[Ingested], give_back: bool = True) -> None:
+def _let_go_of_rows(batch: list[Ingested]) -> None:
     """Once the warehouse holds the sources and their reports are written, the rows each result carries (the
     bytes, the raw, accepted and rejected frames, the problems: about 2 GB at 1M rows) are let go before the release is built.
     Prefect's run context still refers to these objects, but no later run reuses them: ``ingest_source`` keeps its
@@ -449,8 +430,7 @@ def _let_go_of_rows(batch: list[Ingested], give_back: bool = True) -> None:
         item.data = b""
         item.result.raw = item.result.accepted = item.result.rejected = None
         item.result.problems, item.result.previous_problems = [], None
-    if give_back:
-        give_back_freed_memory()
+    give_back_freed_memory()
 
 
 def _row_errors(problems: list[Problem]) -> Iterator[Problem]:
@@ -479,21 +459,19 @@ def pipeline(settings: Settings, now: dt.datetime | None = None, skip_links: boo
         batch: list[Ingested] = [unchanged[s.source_id] if s.source_id in unchanged else futures[s.source_id].result() for s in sources]
     # quote(): Prefect would otherwise walk every problem and row of every source looking for futures (4 s at 100k rows)
     summary.messages += load_warehouse(settings, quote(batch), run_id, now)  # type: ignore[call-overload]
+    write_reports(settings, quote(batch))  # type: ignore[call-overload]
     summary.sources = [_source_line(item, state.get(item.result.source_id, Previous())) for item in batch]
     summary.rejected = {  # what the run's artifacts show; the curator reports hold them all
         i.result.source_id: [p.as_dict() for p in islice(_row_errors(i.result.problems), artifacts.MAX_REJECTED_ROWS)]
         for i in batch
         if not i.reused
     }
-    # the curator reports (Python, one core) are written beside the link checks and entity resolution (the warehouse's
-    # work, on every core), each source's rows let go of once its report is written
-    reporting = _beside(write_reports, settings, quote(batch), True)
+    _let_go_of_rows(batch)
     if not skip_links:
         summary.links = link_health(settings, run_id, now)
         if summary.links.offline:
             summary.messages.append(f"Links: {summary.links.offline}.")
     counts = build_core(settings, now)
-    reporting.result()
     summary.messages += write_review(settings)
     dead = write_link_report(settings, now, summary.links)
     if summary.links is not None:
