@@ -100,16 +100,12 @@ def public_listings(con: duckdb.DuckDBPyConnection) -> list[Listing]:
 def _python_values(column: Any, name: str, made: Made) -> list[Any]:
     """A column's values as ``public_listings`` gives them (``made``: the repeating values met so far)."""
     import pyarrow as pa
-    import pyarrow.compute as pc
 
     by_field, codes = made
-    if name in by_field:  # each distinct value made once: a date or time in ISO form, a term as it is
-        encoded = pc.dictionary_encode(column)
-        seen = by_field[name]
-        distinct = [None if v is None else seen.setdefault(v, _iso(v)) for v in encoded.dictionary.to_pylist()]
-        return [None if i is None else distinct[i] for i in encoded.indices.to_pylist()]
+    if name in by_field:  # a date or time in ISO form, a term as it is
+        return _each_made_once(column, by_field[name])
     if name in CODE_LISTS and pa.types.is_list(column.type):
-        flat = _python_values(column.flatten(), "", ({"": codes}, codes))  # (the codes, each shared)
+        flat = _each_made_once(column.flatten(), codes)
         out: list[Any] = []
         at = 0
         for length in column.value_lengths().to_pylist():
@@ -121,12 +117,27 @@ def _python_values(column: Any, name: str, made: Made) -> list[Any]:
         return out
     values = column.to_pylist()
     if name == "sources":
-        shared = codes.setdefault
         for sources in values:
-            for source in sources or ():
-                if source is not None and (text := source.get("source")).__class__ is str:
-                    source["source"] = shared(text, text)
+            _share_source_names(sources, codes.setdefault)
     return values  # type: ignore[no-any-return]
+
+
+def _each_made_once(column: Any, seen: dict[object, object]) -> list[Any]:
+    """An Arrow column's values, each distinct one made a Python object once (as ``_iso`` writes it), and that one
+    the equal value of ``seen`` when there is one (else it is kept there)."""
+    import pyarrow.compute as pc
+
+    encoded = pc.dictionary_encode(column)
+    distinct = [None if v is None else seen.setdefault(v, _iso(v)) for v in encoded.dictionary.to_pylist()]
+    return [None if i is None else distinct[i] for i in encoded.indices.to_pylist()]
+
+
+def _share_source_names(sources: object, shared: Callable[[object, object], object]) -> None:
+    """Each source's name of a listing's ``sources`` made the equal name met before (``shared``: a ``setdefault``)."""
+    if sources.__class__ is list:
+        for source in sources:  # type: ignore[attr-defined]
+            if source.__class__ is dict and (name := source.get("source")).__class__ is str:
+                source["source"] = shared(name, name)
 
 
 #: the values met so far: by repeating field, and the codes in lists and sources' names
@@ -161,11 +172,7 @@ def share_repeating(listings: list[Any], made: Made) -> None:
             values = get(k)
             if values.__class__ is list:
                 values[:] = [shared(v, v) if v.__class__ is str else v for v in values]
-        sources = get("sources")
-        if sources.__class__ is list:
-            for source in sources:
-                if source.__class__ is dict and (name := source.get("source")).__class__ is str:
-                    source["source"] = shared(name, name)
+        _share_source_names(get("sources"), shared)
 
 
 #: where one listing of ``listings.json`` ends and the next begins, as ``json_bytes`` writes it (a JSON string
