@@ -318,12 +318,17 @@ def locations_of(listings: Iterable[Listing]) -> list[Location]:
 
 def listings_by_location(listings: list[Listing], locations: list[Location]) -> dict[str, list[Listing]]:
     """Each location's listings (``Location.serves``), in the listings' order; one pass over the listings."""
+    return {code: [listings[i] for i in at] for code, at in places_by_location(listings, locations).items()}
+
+
+def places_by_location(listings: list[Listing], locations: list[Location]) -> dict[str, list[int]]:
+    """``listings_by_location`` as each listing's place in ``listings``."""
     served = _placing(locations)
     chosen: dict[str, list[int]] = {loc.code: [] for loc in locations}
     for i, listing in enumerate(listings):
         for code in served(listing["areas"]):  # type: ignore[arg-type]
-            chosen[code].append(i)
-    return {code: [listings[i] for i in sorted(set(idx))] for code, idx in chosen.items()}
+            chosen[code].append(i)  # (once: ``served`` gives a set)
+    return chosen
 
 
 def _placing(locations: list[Location]) -> Callable[[Iterable[str]], set[str]]:
@@ -782,20 +787,32 @@ def iter_release_files(
             strict=True,
         )
     )
+    # the HSDS package is given as soon as the workers have built its parts, between two of the other files: its check
+    # can then start in a worker beside the rest of the build (``publish``), not after it
+    hsds_files = _hsds_files(pieces, keys, ready, building, names, licences, sources, hsds_made)
+
+    def hsds_if_built() -> Iterator[tuple[str, bytes]]:
+        if pool is not None and all(f is None or f.done() for f in building.values()):
+            yield from hsds_files  # (nothing, once given)
+
     yield "listings.json", json_bytes(listings) if listings_json is None else listings_json
     del listings_json
     yield "listings.parquet", writers.parquet(listings)
+    yield from hsds_if_built()
     yield "changes.json", json_bytes(changes if changes is not None else changes_between(previous, listings))
     index = []
-    chosen_by_code = listings_by_location(listings, locations)
+    places = places_by_location(listings, locations)
+    chosen_by_code = {code: [listings[i] for i in at] for code, at in places.items()}
     heads = {loc.code: {"code": loc.code, "name": loc.name, "type": loc.type, "parent": loc.parent} for loc in locations}
     kept = frozenset(c for c, head in heads.items() if reuse is not None and reuse.fits(head, len(chosen_by_code[c])))
     rows = listings  # the listings of the locations built: each one's CSV record made once
+    record_at = list(range(1, len(listings) + 1))  # each listing's record among ``records`` (by its place)
     if kept:
-        wanted = {id(x) for code, chosen in chosen_by_code.items() if code not in kept for x in chosen}
-        rows = [x for x in listings if id(x) in wanted]
+        wanted = sorted({i for code, at in places.items() if code not in kept for i in at})
+        rows = [listings[i] for i in wanted]
+        for n, i in enumerate(wanted, start=1):
+            record_at[i] = n
     records = writers.records(rows)
-    row_of = {id(x): n for n, x in enumerate(rows, start=1)}
     take = reuse.take if reuse is not None else _nothing_taken
     for loc in locations:
         chosen, head = chosen_by_code[loc.code], heads[loc.code]
@@ -803,23 +820,44 @@ def iter_release_files(
         data = take(paths["json"]) if loc.code in kept else None
         yield paths["json"], data if data is not None else json_bytes({"location": head, "count": len(chosen), "listings": chosen})
         data = take(paths["csv"]) if loc.code in kept else None
-        if data is None:  # (a kept location's file that could not be taken: its records are made here)
-            data = records[0] + b"".join(records[row_of[id(x)]] for x in chosen) if loc.code not in kept else csv_bytes(chosen)
+        if data is None and loc.code not in kept:  # (a location's records looked up by place, in C: by id() in a
+            # generator, 1.4M look-ups took 2.7 s of a 535k-listing release)
+            data = records[0] + b"".join(map(records.__getitem__, map(record_at.__getitem__, places[loc.code])))
+        elif data is None:  # (a kept location's file that could not be taken: its records are made here)
+            data = csv_bytes(chosen)
         yield paths["csv"], data
         index.append({**head, "count": len(chosen), **paths})
-    del records, row_of, rows
+        yield from hsds_if_built()
+    del records, record_at, rows
     yield "index.json", json_bytes({"schema_version": SCHEMA_VERSION, "locations": index})
     yield "schema/listing.schema.json", json_bytes(to_json_schema())
     yield TABLE_SCHEMA_PATH, json_bytes(to_table_schema())
     yield "datapackage.json", json_bytes(datapackage(sorted(str(x["csv"]) for x in index), sources))
-    yield from preview.iter_preview_files(index, chosen_by_code, kept, take)
+    for item in preview.iter_preview_files(index, chosen_by_code, kept, take):
+        yield item
+        yield from hsds_if_built()
+    yield from hsds_files
+
+
+def _hsds_files(
+    pieces: list[list[Listing]],
+    keys: list[str],
+    ready: dict[str, hsds.Part],
+    building: dict[int, Future[hsds.Part] | None],
+    names: dict[str, str],
+    licences: list[str],
+    sources: list[SourceMeta],
+    hsds_made: dict[str, object] | None,
+) -> Iterator[tuple[str, bytes]]:
+    """The HSDS package's files from its parts: those ``ready`` (the release before's), those being built in
+    ``building`` (taken out of it, so that their futures do not hold them), and the rest built here."""
     parts: list[hsds.Part] = []
     for i, (piece, key) in enumerate(zip(pieces, keys, strict=True)):
         if key in ready:
             parts.append(ready.pop(key))
             continue
         try:
-            done = building[i]
+            done = building.pop(i, None)
             parts.append(done.result() if done is not None else hsds.part_bodies(piece, names, csv_cell))
         except Exception:  # the worker died: built here (a bug in it raises again here)
             parts.append(hsds.part_bodies(piece, names, csv_cell))
@@ -1168,6 +1206,17 @@ def hsds_check_started(args: HsdsCheckArgs, pool: Executor | None) -> Future[lis
     return table_check.submitted(pool, table_check.checked_apart, *args) if args[0].is_file() else None
 
 
+def hsds_check_early(
+    folder: Path, verified: Verified | None, entries: list[dict[str, object]], pool: Executor | None
+) -> Future[list[str] | None] | None:
+    """``hsds_check_started`` for a release's HSDS package once its files (``entries``: each one's ``file_entry``)
+    are written, before the rest of the release is: which of them are unchanged since ``verified`` is known from
+    their entries (the package's check looks only at its own files)."""
+    same = verified.sha256 if verified is not None else {}
+    unchanged = frozenset(str(e["path"]) for e in entries if same.get(str(e["path"])) == e["sha256"])
+    return hsds_check_started(hsds_check_args(folder, verified, unchanged), pool)
+
+
 #: listings from which a release is built and checked with worker processes (below, starting them costs more)
 PARALLEL_MIN = 10_000
 
@@ -1229,6 +1278,7 @@ def verify(
     pool: Executor | None = None,
     written_from: list[Listing] | None = None,
     let_go: Callable[[], None] | None = None,
+    hsds_check: Future[list[str] | None] | None = None,
 ) -> list[str]:
     """Problems of a written release: files against the manifest (sizes, checksums), counts, safe content, contents
     against its schemas (what ``verified``, the release before it, held already is not checked against the schemas
@@ -1238,11 +1288,13 @@ def verify(
     from (``publish``): once the files match the manifest, parsing ``listings.json`` would give these again (1.2 s
     and a second copy of every listing at 53k listings), so the checks take them, and the location files are what
     ``rebuilt_differently`` would build (8 s at 535k listings), so none is compared listing by listing.  ``let_go``:
-    ``validate_against_schemas``'s."""
+    ``validate_against_schemas``'s.  ``hsds_check``: the HSDS package's check, started while the release was written
+    (``hsds_check_early``)."""
     unchanged = unchanged_files(man, verified)
-    # the HSDS package's check (the longest) starts in a worker first, while this process reads every file
+    # else the HSDS package's check (the longest) starts in a worker first, while this process reads every file
     # against the manifest (3.6-5.4 s at 535k listings); any problem found here fails the release all the same
-    hsds_check = hsds_check_started(hsds_check_args(folder, verified, unchanged), pool)
+    if hsds_check is None:
+        hsds_check = hsds_check_started(hsds_check_args(folder, verified, unchanged), pool)
     problems = []
     for entry in man["files"]:  # type: ignore[attr-defined]
         path = folder / entry["path"]
@@ -1388,6 +1440,8 @@ def publish(
     with table_check.workers(len(listings) >= PARALLEL_MIN) as pool:  # for the HSDS build and Frictionless's checks
         partial = releases / f"{PARTIAL_PREFIX}{release_id}"
         written: list[Future[dict[str, object]]] = []
+        in_hsds: list[Future[dict[str, object]]] = []  # the HSDS package's files, as they are written
+        hsds_check: Future[list[str] | None] | None = None
         with ThreadPoolExecutor(1) as writer:  # hashes and writes each file while the next is built (GIL let go)
             hsds_made: dict[str, object] = {}
             files = iter_release_files(listings, sources, None, pool, made_changes, reuse, listings_json, hsds_made, writers)
@@ -1397,7 +1451,13 @@ def publish(
                     checkpoint("writing")  # about half the files are written
                 if len(written) >= WRITES_AHEAD:
                     written[-WRITES_AHEAD].result()  # (a few built files wait at most: a big release is not all held)
+                if in_hsds and hsds_check is None and not rel.startswith("hsds/"):  # the package is all given: its check
+                    # (the longest) starts in a worker beside the rest of the build (at 535k listings it ended 7 s after
+                    # the other checks when it started with them)
+                    hsds_check = hsds_check_early(partial, verified, [w.result() for w in in_hsds], pool)
                 written.append(writer.submit(_written, partial, rel, data))
+                if rel.startswith("hsds/"):
+                    in_hsds.append(written[-1])
         entries = [w.result() for w in written]
         locs = [e for e in entries if str(e["path"]).startswith("locations/") and str(e["path"]).endswith(".json")]
         counts = {"listings": len(listings), "locations": len(locs), **extra_counts}
@@ -1413,7 +1473,7 @@ def publish(
                 verified.listings.clear()  # (the same objects)
             give_back_freed_memory()
 
-        problems = verify(partial, man, verified, pool, listings, let_go if let_go_of_listings else None)
+        problems = verify(partial, man, verified, pool, listings, let_go if let_go_of_listings else None, hsds_check)
     if problems:
         raise RuntimeError(f"release {release_id} failed its checks: {problems}")
     checkpoint("verified")

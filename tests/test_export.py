@@ -542,3 +542,53 @@ def test_a_rerun_checks_for_safe_content_only_the_listings_that_did_not_pass_the
     with pytest.raises(RuntimeError, match="name is not plain text"):  # and what is new is checked
         export.publish([*after, listing("9", "<b>Bold</b>", ["GB"])], tmp_path, NOW + dt.timedelta(hours=3), 14, {})
     assert given[-1] == ["<b>Bold</b>"]
+
+
+class _Pool:
+    """A pool that does what it is given at once, here (the HSDS package's check answers ``planted`` when set), and
+    notes each check it is given, with its arguments, among ``events``."""
+
+    def __init__(self, events: list[object], planted: list[str] | None = None) -> None:
+        self.events, self.planted = events, planted
+
+    def submit(self, fn, *args):  # type: ignore[no-untyped-def]
+        from concurrent.futures import Future
+
+        future: Future = Future()
+        if fn is table_check.checked_apart:
+            self.events.append(("HSDS check", args[2]))  # (its ``unchanged``)
+            future.set_result(self.planted if self.planted is not None else fn(*args))
+        else:
+            future.set_result(fn(*args))
+        return future
+
+
+def test_with_workers_the_hsds_package_is_checked_once_written_beside_the_rest_of_the_release(tmp_path, monkeypatch):
+    """Once the workers have built its parts, the HSDS package is written between two other files, and its check
+    goes to a worker then (once), before the files after it are written: what it finds fails the release.  A
+    rerun's check is told which of the package's files are those of the release before (all, here)."""
+    import contextlib
+
+    events: list[object] = []
+    pool = _Pool(events)
+    monkeypatch.setattr(table_check, "workers", contextlib.contextmanager(lambda wanted=True: iter([pool])))
+    written = export._written
+    monkeypatch.setattr(export, "_written", lambda folder, rel, data: events.append(rel) or written(folder, rel, data))
+    release = export.publish(MANY, tmp_path, NOW, 14, {})
+    hsds_files = [e for e in events if isinstance(e, str) and e.startswith("hsds/")]
+    checks = [i for i, e in enumerate(events) if isinstance(e, tuple)]
+    assert len(checks) == 1 and hsds_files == [f"hsds/{t}" for t in export.hsds_tables()] + ["hsds/datapackage.json"]
+    at = checks[0]
+    assert all(events.index(rel) < at for rel in hsds_files)  # after the package is written ...
+    assert any(isinstance(e, str) and e.startswith("locations/") for e in events[at:])  # ... before the locations' files
+    assert events[at] == ("HSDS check", frozenset())  # nothing is the release before's: there is none
+    assert _release_tree(release.path) == export.release_files(MANY)
+
+    events.clear()
+    second = export.publish(MANY, tmp_path, NOW + dt.timedelta(hours=1), 14, {})  # the same listings again
+    assert [e for e in events if isinstance(e, tuple)] == [("HSDS check", frozenset(hsds_files))]
+
+    pool.planted = ["hsds/phones.csv: row 2: planted by the test"]
+    with pytest.raises(RuntimeError, match="planted by the test"):
+        export.publish(MANY[1:], tmp_path, NOW + dt.timedelta(hours=2), 14, {})
+    assert (tmp_path / "current").resolve() == second.path  # nothing was published
