@@ -5,13 +5,15 @@ from __future__ import annotations
 import csv
 import functools
 import io
+import json
 import shutil
 from concurrent.futures import Future
 from pathlib import Path
+from unittest import mock
 
 import pytest
 from frictionless import Package
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from curate import export, table_check
@@ -386,9 +388,24 @@ FIELDS = [
     {"name": "link", "type": "string", "format": "uri", "constraints": {"required": True}},
     {"name": "mail", "type": "string", "format": "email"},
 ]
+#: addresses at the bounds of ``SURE["email"]`` (lengths of the local part, a label and the domain), inside and out
+EMAIL_BOUNDS = [
+    "a@b.example",
+    "a.b+c@x-y.example",
+    f"{'a' * 64}@x.example",
+    f"{'a' * 65}@x.example",
+    f"a@{'b' * 63}.example",
+    f"a@{'b' * 64}.example",
+    f"a@{'b.' * 123}example",
+    f"a@{'b.' * 124}example",
+    "a..b@x.example",
+    "a@x.e1",
+]
 CELLS = st.one_of(
     st.from_regex(table_check.SURE["uuid"], fullmatch=True),
     st.from_regex(table_check.SURE["uri"], fullmatch=True),
+    st.from_regex(table_check.SURE["email"], fullmatch=True),
+    st.sampled_from(EMAIL_BOUNDS),
     st.sampled_from(
         [
             "http://a.example/?q=1&r=%zz#top",
@@ -595,3 +612,50 @@ def test_only_a_field_that_takes_any_string_is_judged_without_its_reader() -> No
     assert table_check._plain(a, lambda v: (None, {"type": "x"}) if v == "ä" else read(v)) is None  # a reader judging otherwise
     assert table_check._missing_faults(frozenset({"-"}), ["x", "-", "", "NA"]) == ["-"]
     assert table_check._missing_faults(frozenset(), ["x", "-", ""]) == []
+
+
+KEY_CELLS = st.sampled_from(["a", "b", "c"])  # few values: keys repeat often
+CELLS_OR_MISSING = st.sampled_from(["a", "b", "c", ""])
+
+
+@settings(max_examples=40, deadline=None)
+@example(parents=[("a", "")], children=[("a", "a", "c", "b", ""), ("b", "a", "c", "a", "")])  # keys apart, unique field repeated
+@example(parents=[("a", "b")], children=[("a", "a", "", "a", "b"), ("a", "a", "", "a", "c")])  # key repeated, a pair not in parent
+@given(
+    parents=st.lists(st.tuples(KEY_CELLS, CELLS_OR_MISSING), max_size=5),
+    children=st.lists(st.tuples(KEY_CELLS, KEY_CELLS, CELLS_OR_MISSING, CELLS_OR_MISSING, CELLS_OR_MISSING), max_size=8),
+)
+def test_keys_over_rows_are_found_where_frictionless_finds_them(parents, children, tmp_path_factory) -> None:
+    """Primary keys of one column and of two, a unique field and foreign keys (to another file, of one column and of
+    two; missing values allowed) over the rows: the rows each check finds are those Frictionless finds with that
+    check.  (A key's missing cell is a required field's problem here, a primary key's there: not generated.)"""
+    folder = tmp_path_factory.mktemp("keys")
+    child_fields = [{"name": n, "type": "string"} for n in ("a", "b", "u", "p", "q")]
+    descriptor = {
+        "name": "keys",
+        "resources": [
+            {"name": "parent", "path": "parent.csv",
+             "schema": {"fields": [{"name": "id", "type": "string"}, {"name": "id2", "type": "string"}], "primaryKey": ["id"]}},
+            {"name": "child", "path": "child.csv", "schema": {
+                "fields": [{**f, "constraints": {"unique": True}} if f["name"] == "u" else f for f in child_fields],
+                "primaryKey": ["a", "b"],
+                "foreignKeys": [{"fields": ["p"], "reference": {"resource": "parent", "fields": ["id"]}},
+                                {"fields": ["p", "q"], "reference": {"resource": "parent", "fields": ["id", "id2"]}}]}},
+        ],
+    }  # fmt: skip
+    (folder / "datapackage.json").write_text(json.dumps(descriptor), encoding="utf-8")
+    _write(folder / "parent.csv", [["id", "id2"], *map(list, parents)])
+    _write(folder / "child.csv", [["a", "b", "u", "p", "q"], *map(list, children)])
+    kinds = {"primary key": "primary-key", "unique field": "unique-error", "foreign key": "foreign-key"}
+    report = Package(str(folder / "datapackage.json")).validate()
+    theirs = {(t.name, e.type, e.row_number) for t in report.tasks for e in t.errors if e.type in kinds.values()}
+    ours = set()
+    with mock.patch.object(table_check, "SHOWN", 100):  # (every problem, not the first few of a file)
+        found = table_check.check_package(folder / "datapackage.json", "")
+    for p in found:
+        path, _, text = p.partition(": row ")
+        number, _, rest = text.partition(": ")
+        kind = next((k for k in kinds if rest.startswith(k)), None)
+        if kind is not None:
+            ours.add((path.removesuffix(".csv"), kinds[kind], int(number)))
+    assert ours == theirs
