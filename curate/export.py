@@ -1454,7 +1454,9 @@ def publish(
                 if in_hsds and hsds_check is None and not rel.startswith("hsds/"):  # the package is all given: its check
                     # (the longest) starts in a worker beside the rest of the build (at 535k listings it ended 7 s after
                     # the other checks when it started with them)
-                    hsds_check = hsds_check_early(partial, verified, [w.result() for w in in_hsds], pool)
+                    entries = [w.result() for w in in_hsds]
+                    give_back_freed_memory()  # (the package's bytes, written: not held beside the worker checking them)
+                    hsds_check = hsds_check_early(partial, verified, entries, pool)
                 written.append(writer.submit(_written, partial, rel, data))
                 if rel.startswith("hsds/"):
                     in_hsds.append(written[-1])
