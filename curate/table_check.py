@@ -147,6 +147,7 @@ def _key(row: Record, cols: list[int]) -> Key:
 
 
 def _cells(key: Key) -> Record:
+    """The cells of a ``Key``."""
     return (key,) if isinstance(key, str) else key
 
 
