@@ -318,7 +318,12 @@ def locations_of(listings: Iterable[Listing]) -> list[Location]:
 
 def listings_by_location(listings: list[Listing], locations: list[Location]) -> dict[str, list[Listing]]:
     """Each location's listings (``Location.serves``), in the listings' order; one pass over the listings."""
-    return {code: [listings[i] for i in at] for code, at in places_by_location(listings, locations).items()}
+    return at_places(listings, places_by_location(listings, locations))
+
+
+def at_places(listings: list[Listing], places: dict[str, list[int]]) -> dict[str, list[Listing]]:
+    """Each location's listings from their places (``places_by_location``)."""
+    return {code: [listings[i] for i in at] for code, at in places.items()}
 
 
 def places_by_location(listings: list[Listing], locations: list[Location]) -> dict[str, list[int]]:
@@ -802,7 +807,7 @@ def iter_release_files(
     yield "changes.json", json_bytes(changes if changes is not None else changes_between(previous, listings))
     index = []
     places = places_by_location(listings, locations)
-    chosen_by_code = {code: [listings[i] for i in at] for code, at in places.items()}
+    chosen_by_code = at_places(listings, places)
     heads = {loc.code: {"code": loc.code, "name": loc.name, "type": loc.type, "parent": loc.parent} for loc in locations}
     kept = frozenset(c for c, head in heads.items() if reuse is not None and reuse.fits(head, len(chosen_by_code[c])))
     rows = listings  # the listings of the locations built: each one's CSV record made once
