@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import duckdb
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 
@@ -112,35 +113,90 @@ def replace_staged(
     priority: int,
     invalid: pd.DataFrame | None = None,
 ) -> dict[str, int]:
-    """Replace the staged rows of one source by ``frame`` (its accepted rows).
+    """Replace the staged rows of one source by ``frame`` (its accepted rows): ``replace_staged_many`` of one."""
+    return replace_staged_many(con, [Staged(source_id, frame, digest, priority, invalid)])[0]
+
+
+@dataclass(frozen=True)
+class Staged:
+    """A source's accepted rows (``frame``) to stage, with its version, priority and rejected rows (``invalid``)."""
+
+    source_id: str
+    frame: pd.DataFrame
+    digest: str | None
+    priority: int
+    invalid: pd.DataFrame | None = None
+
+
+#: staged rows inserted by one statement (their frames joined: a copy of these rows): 100 sources of 10k rows each
+#: in 100 statements took 5.6 s and 2.7 s more to checkpoint their key index; 200k rows at a time, 3.0 s and 0.2 s
+STAGED_AT_ONCE = 200_000
+
+
+def replace_staged_many(con: duckdb.DuckDBPyConnection, sources: list[Staged]) -> list[dict[str, int]]:
+    """Replace the staged rows of each source (of distinct ids) by its accepted rows, their rows inserted
+    ``STAGED_AT_ONCE`` at a time.
 
     A row that is invalid in the new version (a staged row of ``invalid``, the rejected rows) keeps its
     last valid version, under its current record_id and row, until it is fixed or deleted from the
-    source.  Returns match key -> the row number the kept version had.
+    source.  Returns, for each source, match key -> the row number the kept version had.
     """
-    run(con, "CREATE OR REPLACE TEMP TABLE prev_rows AS SELECT * FROM stg_listings WHERE source_id = ?", [source_id])
-    run(con, "DELETE FROM stg_listings WHERE source_id = ?", [source_id])
-    if not frame.empty:
-        con.register("stg_frame", frame)
-        casts = ", ".join(f"CAST({c} AS {DUCKDB_TYPES[BY_NAME[c].type]}) AS {c}" for c in STAGED_COLUMNS)
-        scalar = [c for c in STAGED_COLUMNS if BY_NAME[c].type != "strings" and c != "always_open"]
-        completeness = " + ".join(
-            [*(f"({c} IS NOT NULL)::INT" for c in scalar), *(f"(len({c}) > 0)::INT" for c in ("languages", "topics", "audience"))]
-        )
+    ids = [s.source_id for s in sources]
+    run(con, "CREATE OR REPLACE TEMP TABLE prev_rows AS SELECT * FROM stg_listings WHERE list_contains(?, source_id)", [ids])
+    run(con, "DELETE FROM stg_listings WHERE list_contains(?, source_id)", [ids])
+    chunk: list[Staged] = []
+    for s in [s for s in sources if not s.frame.empty]:
+        if chunk and sum(len(c.frame) for c in chunk) + len(s.frame) > STAGED_AT_ONCE:
+            _insert_staged(con, chunk)
+            chunk = []
+        chunk.append(s)
+    if chunk:
+        _insert_staged(con, chunk)
+    if not any(s.invalid is not None and not s.invalid.empty for s in sources) or not run(con, "SELECT count(*) FROM prev_rows")[0][0]:
+        return [{} for _ in sources]  # (with no previous rows there is no version to keep; the look-up scans every staged row)
+    return [_kept_previous(con, s) for s in sources]
+
+
+def _insert_staged(con: duckdb.DuckDBPyConnection, sources: list[Staged]) -> None:
+    """One statement inserting the accepted rows of ``sources``, each row told its source by a column of numbers."""
+    joined = sources[0].frame if len(sources) == 1 else pd.concat([s.frame for s in sources], ignore_index=True)
+    frame = joined.assign(_source=np.repeat(np.arange(len(sources), dtype=np.int32), [len(s.frame) for s in sources]))
+    which = pa.table(
+        {
+            "_source": pa.array(range(len(sources)), pa.int32()),
+            "source_id": pa.array([s.source_id for s in sources], pa.string()),
+            "source_sha256": pa.array([s.digest for s in sources], pa.string()),
+            "priority": pa.array([s.priority for s in sources], pa.int32()),
+        }
+    )
+    casts = ", ".join(f"CAST({c} AS {DUCKDB_TYPES[BY_NAME[c].type]}) AS {c}" for c in STAGED_COLUMNS)
+    scalar = [c for c in STAGED_COLUMNS if BY_NAME[c].type != "strings" and c != "always_open"]
+    completeness = " + ".join(
+        [*(f"({c} IS NOT NULL)::INT" for c in scalar), *(f"(len({c}) > 0)::INT" for c in ("languages", "topics", "audience"))]
+    )
+    con.register("stg_frame", frame)
+    con.register("stg_sources", which)
+    try:
         run(
             con,
             f"""
             INSERT INTO stg_listings BY NAME
-            SELECT ? || '/' || record_id AS row_key, ? AS source_id, row, ? AS source_sha256, ? AS priority,
-                   nullif(rtrim(regexp_replace(lower(url), '^https?://(www\\.)?', ''), '/'), '') AS url_key,
-                   {completeness} AS completeness, * EXCLUDE (row)
-            FROM (SELECT {casts}, CAST({ROW} AS INTEGER) AS row, {MATCH} AS match_key FROM stg_frame)
+            SELECT s.source_id || '/' || f.record_id AS row_key, s.source_id, f.row, s.source_sha256, s.priority,
+                   nullif(rtrim(regexp_replace(lower(f.url), '^https?://(www\\.)?', ''), '/'), '') AS url_key,
+                   {completeness} AS completeness, f.* EXCLUDE (row, _source)
+            FROM (SELECT {casts}, CAST({ROW} AS INTEGER) AS row, {MATCH} AS match_key, _source FROM stg_frame) f
+            JOIN stg_sources s USING (_source)
             """,
-            [source_id, source_id, digest, priority],
         )
+    finally:
         con.unregister("stg_frame")
-    if invalid is None or invalid.empty or not run(con, "SELECT count(*) FROM prev_rows")[0][0]:
-        return {}  # (with no previous rows there is no version to keep; the look-up scans every staged row)
+        con.unregister("stg_sources")
+
+
+def _kept_previous(con: duckdb.DuckDBPyConnection, staged: Staged) -> dict[str, int]:
+    source_id, invalid = staged.source_id, staged.invalid
+    if invalid is None or invalid.empty:
+        return {}
     con.register("invalid_frame", invalid[[MATCH, "record_id", ROW]].astype({ROW: int}))
     kept = run(
         con,
@@ -148,15 +204,17 @@ def replace_staged(
         INSERT INTO stg_listings
         SELECT p.* REPLACE (? || '/' || i.record_id AS row_key, i.record_id AS record_id, CAST(i.{ROW} AS INTEGER) AS row)
         FROM prev_rows p JOIN invalid_frame i ON i.{MATCH} = p.match_key
-        WHERE p.match_key NOT IN (SELECT match_key FROM stg_listings WHERE source_id = ?)
+        WHERE p.source_id = ? AND p.match_key NOT IN (SELECT match_key FROM stg_listings WHERE source_id = ?)
           AND ? || '/' || i.record_id NOT IN (SELECT row_key FROM stg_listings)
         QUALIFY row_number() OVER (PARTITION BY p.match_key ORDER BY p.row) = 1
         RETURNING match_key
         """,
-        [source_id, source_id, source_id],
+        [source_id, source_id, source_id, source_id],
     )
     con.unregister("invalid_frame")
-    old_rows: dict[object, object] = {k: r for k, r in run(con, "SELECT match_key, min(row) FROM prev_rows GROUP BY match_key")}
+    old_rows: dict[object, object] = {
+        k: r for k, r in run(con, "SELECT match_key, min(row) FROM prev_rows WHERE source_id = ? GROUP BY match_key", [source_id])
+    }
     return {str(k): int(old_rows[k]) for (k,) in kept}  # type: ignore[call-overload]
 
 

@@ -85,11 +85,12 @@ def test_ingest_is_retried_and_other_tasks_are_not() -> None:
 def test_a_cached_result_is_read_from_disk_so_letting_go_of_a_runs_rows_leaves_it_whole(
     prefect_harness, fixture_sources: Path, tmp_path: Path
 ) -> None:
-    """A run lets go of its sources' rows once they are in the warehouse (``_let_go_of_rows``); a later cache hit in
-    the same process must still get them, so Prefect keeps no copy of its own in memory."""
+    """A run lets go of its sources' rows once they are in the warehouse (``_let_go_of_rows``) and of their problems
+    once its reports are written; a later cache hit in the same process must still get them, so Prefect keeps no copy
+    of its own in memory."""
     from prefect import flow
 
-    from flows.curate_run import _let_go_of_rows, ingest_source
+    from flows.curate_run import _let_go_of_rows, ingest_source, write_reports
 
     settings = settings_for(tmp_path, fixture_sources)
     source = discover(settings.sources_dir)[0][0]
@@ -97,13 +98,17 @@ def test_a_cached_result_is_read_from_disk_so_letting_go_of_a_runs_rows_leaves_i
     @flow
     def twice() -> list[object]:
         first = ingest_source(source, NOW.date(), settings, Previous(), return_state=True)
-        _let_go_of_rows([first.result()])
+        _let_go_of_rows([first.result()])  # then its reports are written, and the rest let go of
+        write_reports.fn(dataclasses.replace(settings, sources_dir=tmp_path / "apart"), [first.result()])  # (reports
+        # beside the source would change its cache key: ``caching.ingest_cache_key``)
         second = ingest_source(source, NOW.date(), settings, Previous(), return_state=True)
         return [first.name, second.name, first.result(), second.result()]
 
     first_name, second_name, first, second = twice()
     assert (first_name, second_name) == ("Completed", "Cached")
-    assert first.result.accepted is None and first.data == b"" and first.result.problems == []  # let go of
+    assert first.data == b"" and first.result.problems == [] and first.result.raw is None  # let go of
+    assert first.result.accepted is not None and list(first.result.accepted.columns) == []  # (its count of rows kept)
+    assert first.result.rows_accepted == second.result.rows_accepted
     assert second.result.accepted is not None and len(second.result.accepted) > 0 and second.data
     assert second.result.problems  # (the fixture source has a rejected row)
 

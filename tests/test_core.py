@@ -254,3 +254,50 @@ def test_formula_class_is_formula_start():
     for c in [*export.FORMULA_START, "a", "'", " ", "0", "\n", "#", "\\"]:
         matched = con.execute(f"SELECT regexp_matches(? || 'x', '^{export.FORMULA_CLASS}')", [c]).fetchall()[0][0]
         assert matched == (c in export.FORMULA_START), repr(c)
+
+
+def _staged(con) -> list[tuple]:
+    return wh.run(con, "SELECT * FROM stg_listings ORDER BY row_key")
+
+
+def test_sources_staged_together_are_staged_as_one_after_the_other(tmp_path, monkeypatch):
+    """``replace_staged_many`` (the run's load: rows of several sources in one statement, ``STAGED_AT_ONCE`` at a time)
+    leaves the staged rows, and keeps the last valid versions of rows turned invalid, exactly as ``replace_staged``
+    one source after the other does: each row under its own source, version and priority."""
+    first = {
+        "a": "record_id,name,kind,phone,country\n1,Alpha Line,helpline,020 7946 0001,GB\n2,Beta Line,helpline,020 7946 0002,GB\n",
+        "b": "record_id,name,kind,url,country\n1,Gamma Forum,forum,https://gamma.example,WW\n2,Delta Chat,chat,https://delta.example,NO\n",
+        "c": "record_id,name,kind,url,country\n7,Epsilon Group,support group,https://epsilon.example,SE\n",
+    }
+    second = {  # a's row 2 and b's row 1 turn invalid (their last valid versions are kept); c gets a row; d is new
+        "a": "record_id,name,kind,phone,country\n1,Alpha Line,helpline,020 7946 0001,GB\n2,Beta Line,helpline,12,GB\n",
+        "b": "record_id,name,kind,url,country\n1,Gamma Forum,forum,javascript:alert(1),WW\n2,Delta Chat,chat,https://delta.example,NO\n",
+        "c": "record_id,name,kind,url,country\n7,Epsilon Group,support group,https://epsilon.example,SE\n8,Zeta Line,helpline,https://zeta.example,SE\n",
+        "d": "record_id,name,kind,url,country\n1,Eta Forum,forum,https://eta.example,DK\n",
+    }
+
+    def staged(source: str, text: str, priority: int) -> wh.Staged:
+        r = check_source(text.encode(), f"{source}.csv", source, SourceOptions(priority=priority), NOW.date())
+        assert r.accepted is not None and r.rejected is not None
+        return wh.Staged(source, r.accepted, f"sha-{source}-{len(text)}", priority, r.rejected)
+
+    got = {}
+    for how in ("one after the other", "together"):
+        con = wh.connect(tmp_path / f"{how}.duckdb")
+        kept = []
+        for version in (first, second):
+            batch = [staged(s, text, priority) for priority, (s, text) in enumerate(sorted(version.items()))]
+            if how == "together":
+                monkeypatch.setattr(wh, "STAGED_AT_ONCE", 3)  # (statements of 2 and 2 + 1 rows, then of 1 + 1 and 2 + 1)
+                kept.append(wh.replace_staged_many(con, batch))
+            else:
+                kept.append([wh.replace_staged(con, b.source_id, b.frame, b.digest, b.priority, b.invalid) for b in batch])
+        got[how] = (_staged(con), kept)
+        con.close()
+    rows, kept = got["together"]
+    assert (rows, kept) == got["one after the other"]
+    assert [k for k in kept[1] if k] == [{next(iter(kept[1][0])): 3}, {next(iter(kept[1][1])): 2}]  # a's row 3, b's row 2
+    by_key = {r[0]: r for r in rows}
+    assert set(by_key) == {"a/1", "a/2", "b/1", "b/2", "c/7", "c/8", "d/1"}
+    assert by_key["b/1"][2:6:2] == ("b", "sha-b-" + str(len(first["b"])))  # the kept version: its own source and version
+    assert by_key["d/1"][2:6:3] == ("d", 3)  # (source id, priority)

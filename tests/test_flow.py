@@ -140,6 +140,67 @@ def test_curator_reports_name_the_rejected_row(first_run):
     assert len((settings.reports_dir / "beta_lines.rejected.csv").read_text(encoding="utf-8").splitlines()) == 1
 
 
+def test_the_raw_rows_a_run_keeps_for_its_reports_give_the_reports_every_row_gives(tmp_path):
+    """Once a source is in the warehouse the run keeps, of its raw rows, only those a problem names
+    (``_let_go_of_rows``); the reports written from them are byte for byte those written from every row, and
+    ``write_reports`` then lets go of the rest."""
+    from curate.checking import check_source
+    from curate.ingest import Ingested
+    from curate.sources import SourceOptions
+    from flows.curate_run import _let_go_of_rows, write_reports
+    from tests.test_twenty_mistakes import GOOD, HEADER, MISTAKES, TODAY, write
+
+    rows = [{"record_id": f"fine{n}", **GOOD, "Navn": f"Fine Line {n}"} for n in range(5)]
+    rows += [{"record_id": rid, **GOOD, "Navn": f"Line {rid}", **mistake} for rid, (mistake, *_) in MISTAKES.items()]
+    rows += [{"record_id": "warned", **GOOD, "Navn": "Warned Line", "Verifisert": "2020-01-01"}]  # (verified long ago)
+    rows += [{"record_id": f"late{n}", **GOOD, "Navn": f"Late Line {n}"} for n in range(5)]
+    result = check_source(write(rows, HEADER), "mistakes.csv", "mistakes", SourceOptions(), TODAY)
+    named = {p.row for p in result.problems if p.row is not None}
+    assert any(p.severity == "warning" and p.row is not None for p in result.problems)  # warned rows are named too
+    assert len(named) < len(result.raw) and result.accepted is not None and len(result.accepted) > 0
+
+    everything = Settings(sources_dir=tmp_path / "all", exports_dir=tmp_path / "x", warehouse_file=tmp_path / "w.duckdb")
+    write_reports.fn(everything, [Ingested(dataclasses.replace(result, problems=list(result.problems)), b"data")])
+    item = Ingested(result, b"data")
+    _let_go_of_rows([item])
+    assert item.data == b"" and list(result.accepted.columns) == [] and result.rejected is None  # (its count of rows kept)
+    assert (result.usable, result.rows_accepted) == (True, 11)
+    assert sorted(int(r) for r in result.raw["_row"]) == sorted(named)  # only the named rows are held
+    kept = Settings(sources_dir=tmp_path / "kept", exports_dir=tmp_path / "x", warehouse_file=tmp_path / "w.duckdb")
+    write_reports.fn(kept, [item])
+    for name in ("mistakes.html", "mistakes.rejected.csv"):
+        assert (kept.reports_dir / name).read_bytes() == (everything.reports_dir / name).read_bytes(), name
+    assert "Line m04" in (kept.reports_dir / "mistakes.rejected.csv").read_text(encoding="utf-8")
+    assert result.raw is None and result.problems == [] and result.previous_problems is None  # let go of, once written
+
+
+def test_the_curator_reports_are_written_while_entity_resolution_runs(prefect_harness, fixture_sources, tmp_path, monkeypatch):
+    """The reports (Python, one core) are written in a thread beside ``build_core`` (DuckDB), not before it: a
+    report waits here for entity resolution to start.  Written one after the other, it would wait in vain."""
+    import threading
+
+    import flows.curate_run as cr
+
+    core_started, seen = threading.Event(), []
+    build_core, write_reports = cr.build_core.fn, cr.report.write_reports
+
+    def core(*args, **kwargs):
+        core_started.set()
+        return build_core(*args, **kwargs)
+
+    def reports(*args, **kwargs):
+        seen.append(core_started.wait(timeout=20))
+        return write_reports(*args, **kwargs)
+
+    monkeypatch.setattr(cr.build_core, "fn", core)
+    monkeypatch.setattr(cr.report, "write_reports", reports)
+    settings = settings_for(tmp_path, fixture_sources)
+    summary = run(settings, NOW)
+    assert seen == [True, True]  # (both fixture sources' reports, each written once core had started)
+    assert summary.release_id is not None
+    assert "a5,Broken Row" in (settings.reports_dir / "alpha_lines.rejected.csv").read_text(encoding="utf-8")
+
+
 def test_unchanged_input_gives_byte_identical_release(first_run):
     settings, first = first_run
     before = release_files(settings.exports_dir / "current")
