@@ -93,7 +93,7 @@ def read_state(settings: Settings, sources: list[SourceFile]) -> dict[str, Previ
 
 
 @task(cache_key_fn=caching.ingest_cache_key, cache_expiration=caching.EXPIRATION, persist_result=True, retries=2,
-      retry_delay_seconds=[2, 10], cache_result_in_memory=False)  # fmt: skip
+      retry_delay_seconds=[2, 10], cache_result_in_memory=False, result_serializer=caching.SERIALIZER)  # fmt: skip
 def ingest_source(source: SourceFile, today: dt.date, settings: Settings, previous: Previous) -> Ingested:
     """Read or download one source and check it (stage + validate); unchanged sources are not parsed again.
 
@@ -146,8 +146,10 @@ def load_warehouse(settings: Settings, batch: list[Ingested], run_id: str, now: 
         )  # fmt: skip
 
     def stage() -> None:
+        if not staging:
+            return
         staged = [wh.Staged(i.result.source_id, i.result.accepted, d, i.result.priority, i.result.rejected) for i, d in staging]  # type: ignore[arg-type]
-        for (item, digest), kept in zip(staging, wh.replace_staged_many(con, staged), strict=True):
+        for (item, _), kept in zip(staging, wh.replace_staged_many(con, staged), strict=True):
             result = item.result
             assert result.rejected is not None
             for key, row in zip(result.rejected[MATCH], result.rejected[ROW], strict=True):
@@ -155,7 +157,8 @@ def load_warehouse(settings: Settings, batch: list[Ingested], run_id: str, now: 
                     result.problems.append(
                         problem(result.source_id, result.file, "kept_previous_version", row=int(row), detail=str(kept[key]))
                     )
-            wh.record_problems(con, run_id, result.source_id, result.problems)
+        wh.record_problems_many(con, run_id, [(item.result.source_id, item.result.problems) for item, _ in staging])
+        for item, digest in staging:
             read(item, digest, "ok")
         staging.clear()
 

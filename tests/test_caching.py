@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import hashlib
+import json
 import os
 import time
 from pathlib import Path
@@ -38,7 +39,10 @@ def test_unchanged_local_sources_come_from_the_cache(prefect_harness, fixture_so
     assert set(ingest_states(settings, Previous(), today)) == {"Cached"}
     from prefect.settings import PREFECT_LOCAL_STORAGE_PATH
 
-    assert any(p.name.startswith("ingest-") for p in Path(PREFECT_LOCAL_STORAGE_PATH.value()).expanduser().iterdir())
+    stored = [p for p in Path(PREFECT_LOCAL_STORAGE_PATH.value()).expanduser().iterdir() if p.name.startswith("ingest-")]
+    assert stored
+    for p in stored:  # written by the standard library's pickle (``caching.SERIALIZER``), not cloudpickle
+        assert json.loads(p.read_bytes())["metadata"]["serializer"] == {"type": "pickle", "picklelib": "pickle", "picklelib_version": None}
     # any change to what the result depends on misses the cache
     assert set(ingest_states(settings, Previous(fingerprint="other"), today)) == {"Completed"}
     assert set(ingest_states(settings, Previous(), today + dt.timedelta(days=1))) == {"Completed"}
