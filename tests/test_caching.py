@@ -41,8 +41,9 @@ def test_unchanged_local_sources_come_from_the_cache(prefect_harness, fixture_so
 
     stored = [p for p in Path(PREFECT_LOCAL_STORAGE_PATH.value()).expanduser().iterdir() if p.name.startswith("ingest-")]
     assert stored
-    for p in stored:  # written by the standard library's pickle (``caching.SERIALIZER``), not cloudpickle
-        assert json.loads(p.read_bytes())["metadata"]["serializer"] == {"type": "pickle", "picklelib": "pickle", "picklelib_version": None}
+    for p in stored:  # written by ``caching.SERIALIZER``: pickle in base64 of one line (the record's JSON escapes no line ends)
+        record = json.loads(p.read_bytes())
+        assert record["metadata"]["serializer"] == {"type": "curate-ingest-pickle"} and "\n" not in record["result"]
     # any change to what the result depends on misses the cache
     assert set(ingest_states(settings, Previous(fingerprint="other"), today)) == {"Completed"}
     assert set(ingest_states(settings, Previous(), today + dt.timedelta(days=1))) == {"Completed"}
