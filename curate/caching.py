@@ -43,7 +43,9 @@ class IngestSerializer(Serializer):  # type: ignore[type-arg]
             return pickle.loads(base64.b64decode(blob))  # (only files this module's tasks wrote, in Prefect's storage)
 
 
+#: ``ingest_source``'s ``result_serializer``
 SERIALIZER = IngestSerializer()
+
 #: how long a cached ingest result is used, and kept on disk
 EXPIRATION = dt.timedelta(hours=20)
 KEEP = dt.timedelta(days=2)

@@ -239,16 +239,9 @@ PROBLEM_COLUMNS = pa.schema([(name, pa.int32() if name == "row" else pa.string()
 
 
 def record_problems(con: duckdb.DuckDBPyConnection, run_id: str, source_id: str, problems: list[Problem]) -> None:
-    """A source's problems of this run, instead of its last ones: ``record_problems_many`` of one."""
-    record_problems_many(con, run_id, [(source_id, problems)])
-
-
-def record_problems_many(con: duckdb.DuckDBPyConnection, run_id: str, sources: list[tuple[str, list[Problem]]]) -> None:
-    """Each source's problems of this run, instead of its last ones, all in one Arrow table (``executemany`` inserts a
-    row at a time, which took half a run's warehouse time with 700 problems per source; a table per source, 1.3 s
-    of a 1M-row run's load)."""
-    run(con, "DELETE FROM problems WHERE list_contains(?, source)", [[source_id for source_id, _ in sources]])
-    problems = [p for _, found in sources for p in found]
+    """A source's problems of this run, instead of its last ones (one Arrow table: ``executemany`` inserts a row
+    at a time, which took half a run's warehouse time with 700 problems per source)."""
+    run(con, "DELETE FROM problems WHERE source = ?", [source_id])
     if problems:
         columns = list(zip(*problems, strict=True))
         incoming = pa.table([pa.array(values, type=t) for values, t in zip(columns, PROBLEM_COLUMNS.types, strict=True)],
