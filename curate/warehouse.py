@@ -145,11 +145,13 @@ def replace_staged_many(con: duckdb.DuckDBPyConnection, sources: list[Staged]) -
     run(con, "CREATE OR REPLACE TEMP TABLE prev_rows AS SELECT * FROM stg_listings WHERE list_contains(?, source_id)", [ids])
     run(con, "DELETE FROM stg_listings WHERE list_contains(?, source_id)", [ids])
     chunk: list[Staged] = []
+    rows = 0  # in ``chunk``
     for s in [s for s in sources if not s.frame.empty]:
-        if chunk and sum(len(c.frame) for c in chunk) + len(s.frame) > STAGED_AT_ONCE:
+        if chunk and rows + len(s.frame) > STAGED_AT_ONCE:
             _insert_staged(con, chunk)
-            chunk = []
+            chunk, rows = [], 0
         chunk.append(s)
+        rows += len(s.frame)
     if chunk:
         _insert_staged(con, chunk)
     if not any(s.invalid is not None and not s.invalid.empty for s in sources) or not run(con, "SELECT count(*) FROM prev_rows")[0][0]:
@@ -169,28 +171,33 @@ def _insert_staged(con: duckdb.DuckDBPyConnection, sources: list[Staged]) -> Non
             "priority": pa.array([s.priority for s in sources], pa.int32()),
         }
     )
+    con.register("stg_frame", frame)
+    con.register("stg_sources", which)
+    try:
+        run(con, _INSERT_STAGED)
+    finally:
+        con.unregister("stg_frame")
+        con.unregister("stg_sources")
+
+
+def _insert_staged_sql() -> str:
     casts = ", ".join(f"CAST({c} AS {DUCKDB_TYPES[BY_NAME[c].type]}) AS {c}" for c in STAGED_COLUMNS)
     scalar = [c for c in STAGED_COLUMNS if BY_NAME[c].type != "strings" and c != "always_open"]
     completeness = " + ".join(
         [*(f"({c} IS NOT NULL)::INT" for c in scalar), *(f"(len({c}) > 0)::INT" for c in ("languages", "topics", "audience"))]
     )
-    con.register("stg_frame", frame)
-    con.register("stg_sources", which)
-    try:
-        run(
-            con,
-            f"""
-            INSERT INTO stg_listings BY NAME
-            SELECT s.source_id || '/' || f.record_id AS row_key, s.source_id, f.row, s.source_sha256, s.priority,
-                   nullif(rtrim(regexp_replace(lower(f.url), '^https?://(www\\.)?', ''), '/'), '') AS url_key,
-                   {completeness} AS completeness, f.* EXCLUDE (row, _source)
-            FROM (SELECT {casts}, CAST({ROW} AS INTEGER) AS row, {MATCH} AS match_key, _source FROM stg_frame) f
-            JOIN stg_sources s USING (_source)
-            """,
-        )
-    finally:
-        con.unregister("stg_frame")
-        con.unregister("stg_sources")
+    return f"""
+        INSERT INTO stg_listings BY NAME
+        SELECT s.source_id || '/' || f.record_id AS row_key, s.source_id, f.row, s.source_sha256, s.priority,
+               nullif(rtrim(regexp_replace(lower(f.url), '^https?://(www\\.)?', ''), '/'), '') AS url_key,
+               {completeness} AS completeness, f.* EXCLUDE (row, _source)
+        FROM (SELECT {casts}, CAST({ROW} AS INTEGER) AS row, {MATCH} AS match_key, _source FROM stg_frame) f
+        JOIN stg_sources s USING (_source)
+    """
+
+
+#: ``_insert_staged``'s statement: the staged columns cast to their types, each row's url key and completeness
+_INSERT_STAGED = _insert_staged_sql()
 
 
 def _kept_previous(con: duckdb.DuckDBPyConnection, staged: Staged) -> dict[str, int]:
