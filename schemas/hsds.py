@@ -90,13 +90,15 @@ ALWAYS_OPEN_SCHEDULE: dict[str, str] = {
 
 def hsds_id(table: str, listing_id: str, part: str = "") -> str:
     """The stable UUID of a row of ``table`` derived from a listing (``part`` tells rows of one listing apart):
-    ``uuid.uuid5(NAMESPACE, name)``, its text made without building a ``uuid.UUID`` (a release has one per HSDS row)."""
+    ``uuid.uuid5(NAMESPACE, name)``, its text made from the SHA-1's hex digits without building a ``uuid.UUID``
+    (a release has one per HSDS row): the version digit is 5, and the variant's digit keeps its two low bits."""
     name = f"{table}:{listing_id}:{part}" if part else f"{table}:{listing_id}"
-    digest = bytearray(hashlib.sha1(_NAMESPACE_BYTES + name.encode("utf-8"), usedforsecurity=False).digest()[:16])
-    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
-    digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
-    h = digest.hex()
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+    h = hashlib.sha1(_NAMESPACE_BYTES + name.encode("utf-8"), usedforsecurity=False).hexdigest()
+    return f"{h[:8]}-{h[8:12]}-5{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:32]}"
+
+
+#: a hex digit with its two high bits set to the RFC 4122 variant (10xx)
+_VARIANT = {d: format((int(d, 16) & 0x3) | 0x8, "x") for d in "0123456789abcdef"}
 
 
 @cache
