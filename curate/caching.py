@@ -12,6 +12,7 @@ than :data:`KEEP` are pruned at the start of each run.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import datetime as dt
 import hashlib
 import pickle
@@ -31,16 +32,31 @@ class IngestSerializer(Serializer):  # type: ignore[type-arg]
     Prefect's default (``PickleSerializer``) takes cloudpickle's pure-Python pickler and base64 in lines of 76
     characters, which the record's JSON then escapes.  It runs in the thread that checks the sources, under the GIL:
     at 1M rows, writing the results took a fifth of the GIL's time while sources were ingested (``py-spy --gil``).
-    What it writes holds only importable classes (dataclasses, frames, problems)."""
+    A source checked in a worker process (``SourceResult.pickled``) is written with the bytes the worker pickled
+    its result in, not pickled again.  What it writes holds only importable classes (dataclasses, frames, problems)."""
 
     type: str = Field(default="curate-ingest-pickle", frozen=True)
 
     def dumps(self, obj: Any) -> bytes:
-        return base64.b64encode(pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL))
+        result: Any = getattr(obj, "result", None)
+        pickled = getattr(result, "pickled", None)
+        if pickled is None:
+            return base64.b64encode(pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL))
+        result.pickled = None  # (written now: not held longer)
+        apart = (_APART, dataclasses.replace(obj, result=None), pickled)
+        return base64.b64encode(pickle.dumps(apart, protocol=pickle.HIGHEST_PROTOCOL))
 
     def loads(self, blob: bytes) -> Any:
         with collection_paused():  # (millions of cells and problems, none in a cycle)
-            return pickle.loads(base64.b64decode(blob))  # (only files this module's tasks wrote, in Prefect's storage)
+            got = pickle.loads(base64.b64decode(blob))  # (only files this module's tasks wrote, in Prefect's storage)
+            if isinstance(got, tuple) and len(got) == 3 and got[0] == _APART:
+                got[1].result = pickle.loads(got[2])
+                return got[1]
+            return got
+
+
+#: the mark of an ingest result written as the result without its checked source, and that source's own bytes
+_APART = "curate-ingest-apart"
 
 
 #: ``ingest_source``'s ``result_serializer``

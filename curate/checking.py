@@ -6,14 +6,16 @@ import contextlib
 import contextvars
 import datetime as dt
 import hashlib
+import logging
+import pickle
 import threading
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import pandas as pd
 
-from curate.collector import collection_paused
+from curate.collector import collection_paused, give_back_freed_memory
 from curate.problems import Problem, problem
 from curate.read import ROW, Table, read_table
 from curate.read_hsds import hsds_files_from_zip, read_hsds
@@ -22,7 +24,10 @@ from curate.read_xlsx import read_xlsx
 from curate.sources import SOURCE_ID, SourceOptions, guess_format
 from curate.stage import stage_listings
 from curate.validate import split_rows, validate_listings
+from schemas import distinct
 from schemas.distinct import workers_forked
+
+log = logging.getLogger(__name__)
 
 #: formats ``check_source`` reads
 READERS = ("csv", "tsv", "xlsx", "json", "hsds")
@@ -44,6 +49,9 @@ class SourceResult:
     previous_problems: list[Problem] | None = None
     rows_read: int = 0
     priority: int = 0
+    #: this result as a worker process pickled it (``checked_in_processes``), until it is written for the cache
+    #: (``caching.IngestSerializer``), which then need not pickle it again
+    pickled: bytes | None = field(default=None, repr=False, compare=False)
 
     @property
     def usable(self) -> bool:
@@ -87,13 +95,74 @@ def _read_any(data: bytes, fmt: str, options: SourceOptions) -> tuple[Table, lis
 
 def check_source(data: bytes, file: str, source_id: str, options: SourceOptions, today: dt.date, fmt: str | None = None) -> SourceResult:
     """Read, stage and validate one source's bytes (a HSDS package as a ZIP); inside ``checked_at_most``, waits for
-    its turn first."""
-    gate = _GATE.get()
-    with gate if gate is not None else contextlib.nullcontext(), ThreadPoolExecutor(1) as hasher:
+    its turn first; inside ``checked_in_processes``, a worker process does it."""
+    gate, checkers = _GATE.get(), _CHECKERS.get()
+    with gate if gate is not None else contextlib.nullcontext():
+        pool = checkers.result() if checkers is not None else None
+        if pool is not None:
+            try:
+                return _sent_back(pool.submit(_checked_in_worker, data, file, source_id, options, today, fmt).result())
+            except Exception:  # a worker that died, or a result it could not send: checked here (a bug raises again here)
+                log.warning("checking %s in a worker process failed; it is checked in this one", file, exc_info=True)
+        return _checked_here(data, file, source_id, options, today, fmt)
+
+
+def _checked_here(data: bytes, file: str, source_id: str, options: SourceOptions, today: dt.date, fmt: str | None) -> SourceResult:
+    with ThreadPoolExecutor(1) as hasher:
         digest = hasher.submit(_sha256, data)  # hashlib lets go of the GIL: 170 MB hashed beside reading them
         result = _checked_source(SourceResult(source_id, file, "", priority=options.priority), data, options, today, fmt)
         result.sha256 = digest.result()
     return result
+
+
+def _checked_in_worker(data: bytes, file: str, source_id: str, options: SourceOptions, today: dt.date, fmt: str | None) -> bytes:
+    """``check_source`` in a worker process of ``checked_in_processes``, its result pickled: phone numbers are
+    parsed here too (the other CPUs have sources of their own), and the heap a source took is handed back before
+    the next one."""
+    distinct.work_here()
+    try:
+        return pickle.dumps(_checked_here(data, file, source_id, options, today, fmt), protocol=pickle.HIGHEST_PROTOCOL)
+    finally:
+        give_back_freed_memory()
+
+
+@collection_paused()  # (thousands of problems and cells, none in a cycle)
+def _sent_back(pickled: bytes) -> SourceResult:
+    """A worker's result, keeping its bytes for the cache (pickling a result again took 30 ms per 10k rows, half of
+    it calling each problem's ``__getnewargs__``)."""
+    result: SourceResult = pickle.loads(pickled)
+    result.pickled = pickled
+    return result
+
+
+#: The worker processes ``checked_in_processes`` started for this thread of work, if any.
+_CHECKERS: contextvars.ContextVar[Future[ProcessPoolExecutor | None] | None] = contextvars.ContextVar("checkers", default=None)
+
+
+@contextlib.contextmanager
+def checked_in_processes(wanted: bool = True) -> Iterator[int]:
+    """``check_source`` calls inside the block, and in threads started with its context (Prefect's thread runner
+    copies it into each task run's thread), are made by worker processes, one per CPU, started on entry (when
+    ``wanted`` and there are several CPUs); gives how many there are (0: none, the sources are checked here).
+
+    Checking a source is Python work under the GIL: in threads of one process, 100 files of 10k rows kept about 1.65
+    CPUs busy with their phone numbers parsed in workers (``workers_forked``); in processes, each file whole, the
+    CPUs are all busy.  The workers come from multiprocessing's fork server (``distinct.started_workers``), having
+    imported this module; if they cannot be had or break, the sources are checked here."""
+    count = min(distinct._cpus(), distinct.PROCESS_MAX_WORKERS)
+    if not wanted or count < 2:
+        yield 0
+        return
+    starting: Future[ProcessPoolExecutor | None] = Future()  # they start while this process reads
+    threading.Thread(target=lambda: starting.set_result(distinct.started_workers(count, "curate.checking")), daemon=True).start()
+    token = _CHECKERS.set(starting)
+    try:
+        yield count
+    finally:
+        _CHECKERS.reset(token)
+        pool = starting.result()
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
 
 
 #: The limit ``checked_at_most`` set for this thread of work, if any.

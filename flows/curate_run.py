@@ -29,7 +29,7 @@ from prefect.utilities.annotations import quote
 
 from curate import artifacts, caching, export, fetch, links, links_report, report, resolve
 from curate import warehouse as wh
-from curate.checking import checked_at_most
+from curate.checking import checked_at_most, checked_in_processes
 from curate.collector import give_back_freed_memory
 from curate.ingest import Ingested, Previous, ingest, unchanged_local
 from curate.lock import warehouse_lock
@@ -429,11 +429,15 @@ def _flow_run_name() -> str:
     return str(flow_run.name or flow_run.id or "?")
 
 
-#: sources' bytes in all from which a run starts phone workers for them all (below, starting them costs more)
+#: sources' bytes in all from which a run starts worker processes for them (checking them, or parsing their phone
+#: numbers; below, starting them costs more)
 SHARED_WORKERS_MIN_BYTES = 16_000_000
 #: sources checked at once while those workers parse their numbers (one file's Python work goes on while another
 #: waits for its numbers; without them, one at a time)
 CHECKED_WITH_WORKERS = 2
+#: sources given at once to each worker process checking them (``checked_in_processes``): one checked, one waiting,
+#: so that a worker never waits for this process to send the next
+CHECKED_PER_PROCESS = 2
 
 
 def _local_bytes(sources: list[SourceFile]) -> int:
@@ -452,7 +456,7 @@ def _let_go_of_rows(batch: list[Ingested]) -> None:
     (``cache_result_in_memory=False``), so a cache hit reads a copy of its own."""
     for item in batch:
         result = item.result
-        item.data = b""
+        item.data, result.pickled = b"", None
         if result.accepted is not None:  # its count of rows is kept, without its columns (the reports give it)
             result.accepted = pd.DataFrame(index=pd.RangeIndex(len(result.accepted)))
         result.rejected = None
@@ -484,8 +488,14 @@ def pipeline(settings: Settings, now: dt.datetime | None = None, skip_links: boo
     unchanged = find_unchanged(settings, sources, state) if state else {}
     changed = [s for s in sources if s.source_id not in unchanged]
     shared = _local_bytes(changed) >= SHARED_WORKERS_MIN_BYTES
-    # sources are checked one at a time, two beside those workers (``checked_at_most``); reads and downloads go on in threads
-    with workers_forked(shared), checked_at_most(CHECKED_WITH_WORKERS if shared else 1):
+    # many sources are checked in worker processes, each whole, two waiting for each worker; a single big one with
+    # its phone numbers parsed in workers, beside this process; else one at a time (``checked_at_most``).  Reads
+    # and downloads go on in threads
+    with (
+        checked_in_processes(shared and len(changed) > 1) as checkers,
+        workers_forked(shared and not checkers),
+        checked_at_most(CHECKED_PER_PROCESS * checkers or (CHECKED_WITH_WORKERS if shared else 1)),
+    ):
         futures = {s.source_id: ingest_source.submit(s, now.date(), settings, state.get(s.source_id, Previous())) for s in changed}
         batch: list[Ingested] = [unchanged[s.source_id] if s.source_id in unchanged else futures[s.source_id].result() for s in sources]
     # quote(): Prefect would otherwise walk every problem and row of every source looking for futures (4 s at 100k rows)

@@ -114,7 +114,7 @@ class Distinct:
         """
         workers = min(_cpus(), PROCESS_MAX_WORKERS)
         starting = _FORKED.get()
-        if len(self.values) < (PROCESS_MIN_VALUES if starting is None else SHARED_MIN_VALUES) or workers < 2:
+        if len(self.values) < (PROCESS_MIN_VALUES if starting is None else SHARED_MIN_VALUES) or workers < 2 or _ALONE:
             return _done(self.map(fn))
         shared = starting.result() if starting is not None else None
         try:
@@ -217,11 +217,11 @@ def workers_forked(wanted: bool = True) -> Iterator[None]:
     and each page it then writes, reading and staging a file of millions of cells, is copied (1 s per 1M rows).
     """
     workers = min(_cpus(), PROCESS_MAX_WORKERS)
-    if not wanted or workers < 2:
+    if not wanted or workers < 2 or _ALONE:
         yield
         return
     starting: Future[ProcessPoolExecutor | None] = Future()  # the workers start while this process reads
-    threading.Thread(target=lambda: starting.set_result(_started_workers(workers)), daemon=True).start()
+    threading.Thread(target=lambda: starting.set_result(started_workers(workers)), daemon=True).start()
     token = _FORKED.set(starting)
     try:
         yield
@@ -232,17 +232,30 @@ def workers_forked(wanted: bool = True) -> Iterator[None]:
             pool.shutdown(cancel_futures=True)
 
 
-def _started_workers(workers: int) -> ProcessPoolExecutor | None:
+def started_workers(workers: int, module: str = "curate.stage") -> ProcessPoolExecutor | None:
     """A pool of ``workers`` processes from the fork server, each started (None when they cannot be had: whatever
-    went wrong, the work is then done in this process, and ``workers_forked`` never waits on a thread that died)."""
+    went wrong, the work is then done in this process, and ``workers_forked`` never waits on a thread that died).
+    The fork server imports ``__main__`` and ``module`` when it starts (once per process: a server already
+    running keeps what it imported, and the workers import the rest when they first need it)."""
     try:
         context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload(["__main__", "curate.stage"])
+        context.set_forkserver_preload(["__main__", module])
         pool = ProcessPoolExecutor(workers, mp_context=context)
         list(pool.map(abs, range(workers)))
     except Exception:
         return None
     return pool
+
+
+#: True in a process that does its work alone (a worker of ``curate.checking.checked_in_processes``: the other CPUs
+#: have work of their own): ``workers_forked`` and ``map_in_processes`` then start no workers
+_ALONE = False
+
+
+def work_here() -> None:
+    """From now on, this process starts no workers of its own (``_ALONE``)."""
+    global _ALONE
+    _ALONE = True
 
 
 def _done(column: Distinct) -> Callable[[], Distinct]:

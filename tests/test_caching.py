@@ -145,3 +145,32 @@ def test_an_unchanged_local_source_is_found_as_ingest_would_give_it(fixture_sour
 
     monkeypatch.setattr(ing, "fingerprint", broken)
     assert ing.unchanged_local(source, 10**9, previous) is None
+
+
+def test_a_result_a_worker_pickled_is_written_with_its_bytes_and_read_back_whole(fixture_sources: Path, monkeypatch) -> None:
+    """A source checked in a worker process comes back as the bytes the worker pickled (``SourceResult.pickled``):
+    the cache writes those bytes instead of pickling the result again, lets go of them once written, and reads the
+    whole result back; a result checked here is written as it was before."""
+    import pickle
+
+    from curate import checking
+    from curate.ingest import Ingested
+    from schemas import distinct
+
+    monkeypatch.setattr(distinct, "_ALONE", False)  # (``_checked_in_worker`` marks the process it runs in)
+    source = next(s for s in discover(fixture_sources)[0] if s.source_id == "alpha_lines")
+    assert source.path is not None
+    data = source.path.read_bytes()
+    here = checking.check_source(data, source.name, source.source_id, source.options, NOW.date(), source.format)
+    sent = checking._sent_back(checking._checked_in_worker(data, source.name, source.source_id, source.options, NOW.date(), source.format))
+    assert sent.pickled and here.pickled is None and sent.problems == here.problems and sent.problems
+    assert sent.accepted is not None and here.accepted is not None and sent.accepted.equals(here.accepted)
+    item = Ingested(sent, data, str(source.path), "fp")
+    blob = caching.SERIALIZER.dumps(item)
+    assert sent.pickled is None and item.result is sent  # let go of once written; the item itself is left as it was
+    assert pickle.loads(caching.base64.b64decode(blob))[2] not in (None, b"")  # the worker's bytes, as they came
+    back = caching.SERIALIZER.loads(blob)
+    assert (back.data, back.origin, back.fingerprint) == (data, str(source.path), "fp")
+    assert back.result.problems == here.problems and back.result.accepted.equals(here.accepted) and back.result.pickled is None
+    plain = caching.SERIALIZER.loads(caching.SERIALIZER.dumps(Ingested(here, data, str(source.path), "fp")))
+    assert plain.result.problems == here.problems and plain.result.raw.equals(here.raw)

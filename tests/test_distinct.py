@@ -159,3 +159,59 @@ def test_a_large_file_is_checked_alike_with_workers_forked_before_reading(monkey
     assert with_workers.accepted.equals(alone.accepted)
     checking.check_source(data[: len(data) // 2], "small.csv", "small", SourceOptions(), dt.date(2026, 11, 25))
     assert forked == [True, False]  # a smaller file: no workers
+
+
+def test_sources_checked_in_processes_are_checked_alike_and_a_broken_pool_leaves_them_to_this_process(monkeypatch):
+    """Inside ``checked_in_processes``, a worker process checks each source and sends it back pickled (the bytes
+    kept for the cache): the same rows and problems as checked here.  Once its workers are gone, sources are
+    checked in this process again."""
+    import datetime as dt
+    import os
+    import signal
+
+    from benchmarks.directory_gen import csv_bytes
+    from curate import checking
+    from curate.sources import SourceOptions
+
+    monkeypatch.setattr(distinct, "_cpus", lambda: 2)
+    data, today = csv_bytes(400), dt.date(2026, 11, 25)
+    here = checking.check_source(data, "a.csv", "a", SourceOptions(), today)
+    assert here.pickled is None and here.problems and here.accepted is not None
+    with checking.checked_in_processes() as count:
+        assert count == 2
+        starting = checking._CHECKERS.get()
+        pool = starting.result() if starting is not None else None
+        assert pool is not None
+        sent = checking.check_source(data, "a.csv", "a", SourceOptions(), today)
+        assert sent.pickled and sent.problems == here.problems and sent.accepted.equals(here.accepted)
+        assert sent.raw.equals(here.raw) and sent.sha256 == here.sha256 and sent.mapping == here.mapping
+        for pid in [p.pid for p in pool._processes.values()]:
+            os.kill(pid, signal.SIGKILL)
+        after = checking.check_source(data, "a.csv", "a", SourceOptions(), today)
+        assert after.pickled is None and after.problems == here.problems  # checked here
+    assert checking._CHECKERS.get() is None
+    with checking.checked_in_processes(wanted=False) as count:
+        assert count == 0 and checking._CHECKERS.get() is None
+
+
+def test_a_worker_checking_sources_starts_no_workers_of_its_own(monkeypatch):
+    """A checker process (``_checked_in_worker``) parses its phone numbers itself: the other CPUs check sources of
+    their own, so neither ``workers_forked`` nor ``map_in_processes`` starts workers in it."""
+    import datetime as dt
+    import os
+    import pickle
+
+    from benchmarks.directory_gen import csv_bytes
+    from curate import checking
+    from curate.sources import SourceOptions
+
+    monkeypatch.setattr(distinct, "_ALONE", False)
+    monkeypatch.setattr(distinct, "PROCESS_MIN_VALUES", 2)
+    monkeypatch.setattr(distinct, "_cpus", lambda: 2)
+    monkeypatch.setattr(checking, "WORKERS_MIN_BYTES", 1)
+    column = Distinct(np.arange(50), list(range(50)))
+    result = pickle.loads(checking._checked_in_worker(csv_bytes(300), "a.csv", "a", SourceOptions(), dt.date(2026, 11, 25), None))
+    assert result.rows_read == 300 and distinct._ALONE
+    assert column.map_in_processes(_pid).values == [os.getpid()] * 50  # (2 values would have been enough for workers)
+    with distinct.workers_forked():
+        assert distinct._FORKED.get() is None

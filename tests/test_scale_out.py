@@ -104,11 +104,13 @@ def test_a_run_opens_the_warehouse_with_the_memory_set(prefect_harness, fixture_
     assert summary.release_id and len(limits) >= 4 and set(limits) == {"768MiB"}
 
 
-def test_a_big_run_parses_every_sources_phone_numbers_in_workers_started_once(
+def test_a_big_run_checks_its_sources_in_worker_processes_and_a_single_big_source_with_phone_workers(
     prefect_harness, fixture_sources: Path, tmp_path: Path, monkeypatch
 ) -> None:
-    """Ingest runs in threads; the phone numbers of all sources go to one set of worker processes, started for the
-    run when its sources are big enough (here: any size), and the release is the one a run without them makes."""
+    """Ingest runs in threads.  When a run's sources are big enough (here: any size), several sources are checked in
+    worker processes started for the run, each source whole, two given to each worker at once; a single source to
+    check has its phone numbers parsed in worker processes beside it.  Either way the release is the one a run
+    without workers makes."""
     from concurrent.futures import ProcessPoolExecutor
 
     import flows.curate_run as cr
@@ -116,7 +118,7 @@ def test_a_big_run_parses_every_sources_phone_numbers_in_workers_started_once(
     from tests.test_flow import run, settings_for
 
     pools: list[object] = []
-    mapped: list[str] = []
+    sent: list[str] = []
 
     class Recording(ProcessPoolExecutor):
         def __init__(self, *args, **kwargs):
@@ -124,8 +126,13 @@ def test_a_big_run_parses_every_sources_phone_numbers_in_workers_started_once(
             pools.append(self)
 
         def map(self, fn, *iterables, **kwargs):
-            mapped.append(fn.__name__)
+            sent.append(fn.__name__)
             return super().map(fn, *iterables, **kwargs)
+
+        def submit(self, fn, /, *args, **kwargs):
+            if hasattr(fn, "__name__"):  # (not ``map``'s chunks)
+                sent.append(fn.__name__)
+            return super().submit(fn, *args, **kwargs)
 
     monkeypatch.setattr(distinct, "ProcessPoolExecutor", Recording)
     monkeypatch.setattr(distinct, "SHARED_MIN_VALUES", 1)
@@ -134,18 +141,25 @@ def test_a_big_run_parses_every_sources_phone_numbers_in_workers_started_once(
     gate = cr.checked_at_most
     monkeypatch.setattr(cr, "checked_at_most", lambda n: limits.append(n) or gate(n))
     releases = {}
-    for name, least in (("shared", 0), ("alone", 10**12)):
+    for kept, name, least in (("both", "big", 0), ("both", "small", 10**12), ("one", "big", 0), ("one", "small", 10**12)):
         monkeypatch.setattr(cr, "SHARED_WORKERS_MIN_BYTES", least)
-        sources = tmp_path / name / "sources"
+        sources = tmp_path / kept / name / "sources"
         shutil.copytree(fixture_sources, sources)
-        summary = run(settings_for(tmp_path / name, sources), NOW)
-        releases[name] = release_files(Path(summary.release_path))
-        if name == "shared":
-            assert len(pools) == 1 and mapped.count("phone_in_country") >= 2  # both sources' numbers, one pool
-            pools.clear(), mapped.clear()
-    assert not pools and not mapped  # too small: parsed in the threads
-    assert limits == [cr.CHECKED_WITH_WORKERS, 1]  # two sources checked at once beside the workers, else one at a time
-    assert releases["shared"] == releases["alone"]
+        if kept == "one":
+            (sources / "beta_lines.tsv").unlink()
+        summary = run(settings_for(tmp_path / kept / name, sources), NOW)
+        releases[kept, name] = release_files(Path(summary.release_path))
+        if (kept, name) == ("both", "big"):  # one pool for the run, each source checked whole in it
+            assert len(pools) == 1 and sent.count("_checked_in_worker") == 2 and "phone_in_country" not in sent
+            assert limits[-1] == cr.CHECKED_PER_PROCESS * 2
+        elif (kept, name) == ("one", "big"):  # one pool for its numbers, beside this process
+            assert len(pools) == 1 and sent.count("phone_in_country") >= 1 and "_checked_in_worker" not in sent
+            assert limits[-1] == cr.CHECKED_WITH_WORKERS
+        else:
+            assert not pools and not sent and limits[-1] == 1  # too small: checked in the threads, one at a time
+        pools.clear(), sent.clear()
+    assert releases["both", "big"] == releases["both", "small"]
+    assert releases["one", "big"] == releases["one", "small"]
 
 
 @pytest.mark.parametrize("limit", [1, 2, None])
