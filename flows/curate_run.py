@@ -487,7 +487,8 @@ def pipeline(settings: Settings, now: dt.datetime | None = None, skip_links: boo
     # (in threads, ingest keeps one core: parsing numbers is most of its work, under the GIL)
     unchanged = find_unchanged(settings, sources, state) if state else {}
     changed = [s for s in sources if s.source_id not in unchanged]
-    shared = _local_bytes(changed) >= SHARED_WORKERS_MIN_BYTES
+    # (on Dask, its workers check the sources: none of these workers are started here)
+    shared = _local_bytes(changed) >= SHARED_WORKERS_MIN_BYTES and settings.task_runner != "dask"
     # many sources are checked in worker processes, each whole, two waiting for each worker; a single big one with
     # its phone numbers parsed in workers, beside this process; else one at a time (``checked_at_most``).  Reads
     # and downloads go on in threads

@@ -14,11 +14,20 @@ from curate.settings import Settings
 from tests.test_flow import NOW, release_files
 
 
-def test_dask_local_cluster_gives_the_same_release_as_threads(prefect_harness, fixture_sources: Path, tmp_path: Path) -> None:
+def test_dask_local_cluster_gives_the_same_release_as_threads(prefect_harness, fixture_sources: Path, tmp_path: Path, monkeypatch) -> None:
+    """On Dask, the cluster's workers check the sources: the run starts no worker processes of its own for them,
+    however big they are (here: any size)."""
     from dask.distributed import Client, LocalCluster, get_task_stream
     from prefect_dask import DaskTaskRunner
 
+    import flows.curate_run as cr
     from flows.curate_run import configured, curate_run, task_runner_for
+
+    wanted: list[tuple[str, bool]] = []
+    for name in ("checked_in_processes", "workers_forked"):
+        real = getattr(cr, name)
+        monkeypatch.setattr(cr, name, lambda want, _real=real, _name=name: wanted.append((_name, want)) or _real(want))
+    monkeypatch.setattr(cr, "SHARED_WORKERS_MIN_BYTES", 0)
 
     (fixture_sources / "gamma.csv").write_text(  # a third source, so that the two workers share the work
         "record_id,name,kind,url,country,topics\ng1,Gamma Line,helpline,https://gamma.example/,NO,general\n", encoding="utf-8"
@@ -31,6 +40,8 @@ def test_dask_local_cluster_gives_the_same_release_as_threads(prefect_harness, f
         settings = Settings(sources_dir=sources, exports_dir=root / "exports", warehouse_file=root / "wh" / "d.duckdb", task_runner=name)
         if name == "threads":
             summary = configured(settings)(settings, now=NOW)
+            assert wanted == [("checked_in_processes", True), ("workers_forked", False)]  # checked in processes here
+            wanted.clear()
         else:
             with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
                 settings = dataclasses.replace(settings, dask_address=cluster.scheduler_address)
@@ -44,6 +55,7 @@ def test_dask_local_cluster_gives_the_same_release_as_threads(prefect_harness, f
                 assert sum(k.startswith("ingest_source") for k in keys) == 3, keys
                 assert any(k.startswith("check_link_batch") for k in keys), keys
                 assert all(str(t["worker"]).startswith("tcp://127.0.0.1") for t in stream.data)
+                assert wanted == [("checked_in_processes", False), ("workers_forked", False)]
         assert summary.release_id and summary.rows_read == 11
         files = release_files(settings.exports_dir / "current")
         manifest = json.loads(files.pop("manifest.json"))
