@@ -483,15 +483,13 @@ def pipeline(settings: Settings, now: dt.datetime | None = None, skip_links: boo
         summary.messages.append(toml_error)
     state = read_state(settings, sources)
     caching.prune_prefect_storage()
-    # the sources' phone numbers are parsed in worker processes started once for all of them, when there are many
-    # (in threads, ingest keeps one core: parsing numbers is most of its work, under the GIL)
     unchanged = find_unchanged(settings, sources, state) if state else {}
     changed = [s for s in sources if s.source_id not in unchanged]
-    # (on Dask, its workers check the sources: none of these workers are started here)
+    # big runs start worker processes once for all their sources (on Dask, its workers check them: none here).
+    # Checking is Python work under the GIL: in threads, ingest kept one core.  Many sources are checked in worker
+    # processes, each whole, two given to each worker at once; a single big one here, with its phone numbers parsed
+    # in workers; small ones here, one at a time (``checked_at_most``).  Reads and downloads go on in threads
     shared = _local_bytes(changed) >= SHARED_WORKERS_MIN_BYTES and settings.task_runner != "dask"
-    # many sources are checked in worker processes, each whole, two waiting for each worker; a single big one with
-    # its phone numbers parsed in workers, beside this process; else one at a time (``checked_at_most``).  Reads
-    # and downloads go on in threads
     with (
         checked_in_processes(shared and len(changed) > 1) as checkers,
         workers_forked(shared and not checkers),
