@@ -64,7 +64,8 @@ def listing_records(
     tables: dict[str, list[list[str]]] = {path: [] for path in columns}
     used_terms: dict[str, set[str]] = {name: set() for name in m.TAXONOMIES}
     at = {path: {name: i for i, name in enumerate(names)} for path, names in columns.items()}
-    width = {path: len(names) for path, names in columns.items()}
+    built = ("organizations.csv", "services.csv", "phones.csv", "service_areas.csv", "languages.csv", "schedules.csv", "attributes.csv")
+    o_width, s_width, ph_width, ar_width, la_width, sc_width, at_width = (len(columns[t]) for t in built)
     hsds_id, text = m.hsds_id, _text
     organizations, o = tables["organizations.csv"], at["organizations.csv"]
     o_fields = [(f, o[col]) for f, col in m.ORGANIZATION_COLUMNS.items()]
@@ -82,13 +83,13 @@ def listing_records(
         get = x.get
         lid = str(x["id"])
         sid, oid = cell(hsds_id("service", lid)), cell(hsds_id("organization", lid))
-        record = [""] * width["organizations.csv"]
+        record = [""] * o_width
         record[o["id"]] = oid
         for f, i in o_fields:
             record[i] = cell(text(get(f)))
         record[o["description"]] = cell(text(get("description")) or str(x["name"]))
         organizations.append(record)
-        record = [""] * width["services.csv"]
+        record = [""] * s_width
         for f, i in s_fields:
             record[i] = cell(text(get(f)))
         record[s["id"]], record[s["organization_id"]], record[s["status"]] = sid, oid, active
@@ -101,24 +102,24 @@ def listing_records(
         services.append(record)
         for field, kind in (("phone", "voice"), ("sms", "text")):
             if get(field):
-                record = [""] * width["phones.csv"]
+                record = [""] * ph_width
                 record[ph["id"]], record[ph["service_id"]] = cell(hsds_id("phone", lid, field)), sid
                 record[ph["number"]], record[ph["type"]] = cell(str(x[field])), cell(kind)
                 phones.append(record)
         for code in get("areas") or []:
-            record = [""] * width["service_areas.csv"]
+            record = [""] * ar_width
             record[ar["id"]], record[ar["service_id"]] = cell(hsds_id("service_area", lid, code)), sid
             record[ar["name"]], record[ar["extent"]] = cell(location_names.get(code, code)), cell(code)
             record[ar["extent_type"]] = text_word
             areas.append(record)
         for tag in get("languages") or []:
             name, code = _language(tag)
-            record = [""] * width["languages.csv"]
+            record = [""] * la_width
             record[la["id"]], record[la["service_id"]] = cell(hsds_id("language", lid, tag)), sid
             record[la["name"]], record[la["code"]] = cell(name), cell(code)
             languages.append(record)
         if get("always_open") or get("hours"):
-            record = [""] * width["schedules.csv"]
+            record = [""] * sc_width
             record[sc["id"]], record[sc["service_id"]] = cell(hsds_id("schedule", lid)), sid
             if get("always_open"):
                 for i, value in always_open:
@@ -133,7 +134,7 @@ def listing_records(
                 term = term_ids.get((taxonomy, value))
                 if term is None:
                     term = term_ids[taxonomy, value] = cell(hsds_id("taxonomy_term", taxonomy, value))
-                record = [""] * width["attributes.csv"]
+                record = [""] * at_width
                 record[at_["id"]] = cell(hsds_id("attribute", lid, f"{taxonomy}/{value}"))
                 record[at_["link_id"]], record[at_["taxonomy_term_id"]] = sid, term
                 record[at_["link_type"]], record[at_["link_entity"]], record[at_["value"]] = cell(field), service_word, cell(value)
