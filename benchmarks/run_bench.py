@@ -2,8 +2,10 @@
 
     .venv/bin/python -m benchmarks.run_bench [ROWS ...] [--files 100]      (default: 10000)
 
-For each size, in a fresh process (so that its peak memory is its own) and a temporary folder:
+For each size, in a temporary folder, each step in a fresh process of its own (the runs start with no generator's or
+DuckDB's heap behind them, as ``curate run`` does, and their peak memory is their own):
 
+* the files, made by ``benchmarks.directory_gen.source_files``;
 * the DuckDB floor: the same CSV files read by DuckDB alone and written to one table and to Parquet;
 * Prefect's own start: a flow that does nothing, which starts Prefect's temporary local server;
 * the first run (``flows.curate_run.configured``, as ``curate run --skip-links`` calls it): wall seconds, each
@@ -16,7 +18,7 @@ For each size, in a fresh process (so that its peak memory is its own) and a tem
 * each run's peak memory, sampled every 0.1 s from ``/proc`` by a process of its own: this process (its
   high-water mark, ``VmHWM``, reset before each run) and, apart, this process together with its worker processes
   (the fork server's phone and release workers); Prefect's temporary server is a process of its own and is not
-  counted.  The generated files are let go of before the runs: the generator's memory is not the pipeline's.
+  counted.
 
 The files come from ``benchmarks.directory_gen.source_files`` (invented services, perturbed duplicates across
 files, reserved ``.example`` domains).
@@ -27,7 +29,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import csv
-import gc
 import json
 import os
 import re
@@ -172,45 +173,61 @@ def duckdb_floor(files: list[Path], work: Path) -> float:
     return time.perf_counter() - started
 
 
-def one(rows: int, n_files: int) -> dict[str, Any]:
-    """The measurements of one size (run in a process of its own)."""
+def make_files(folder: Path, rows: int, n_files: int) -> None:
+    """The generated curator files of one size, in ``folder`` (a process of their own: its heap is not the runs')."""
+    from benchmarks.directory_gen import source_files
+
+    for name, (data, _) in source_files(rows, n_files).items():
+        (folder / name).write_bytes(data)
+
+
+def one(work: Path) -> dict[str, Any]:
+    """The measurements of the runs over the files in ``work / "sources"`` (in a process of its own)."""
     from prefect import flow
 
-    from benchmarks.directory_gen import source_files
     from curate.settings import Settings
     from flows.curate_run import configured
 
+    sources = work / "sources"
+    files = sorted(sources.glob("*.csv"))
+    out: dict[str, Any] = {"files": len(files)}
+
+    started = time.perf_counter()
+    flow(name="bench-noop")(lambda: None)()
+    out["prefect_start_s"] = time.perf_counter() - started
+
+    settings = Settings.from_env(sources_dir=sources, exports_dir=work / "exports", warehouse_file=work / "warehouse" / "curate.duckdb")
+    runner = configured(settings)
+    for label, changed in (("first", None), ("rerun", (files[0], False)), ("rerun_national", (files[1 % len(files)], True))):
+        if changed is not None:  # one row of one file renamed: that file is read again, the 99 others are not
+            renamed(*changed)
+        with MemorySampler() as memory:
+            started = time.perf_counter()
+            state = runner(settings, skip_links=True, return_state=True)
+            wall = time.perf_counter() - started
+        summary = state.result()
+        stages, busy = _stages(state.state_details.flow_run_id)
+        out[label] = {"wall_s": wall, "stages": stages, "prefect_share": max(0.0, 1 - busy / wall), "peak_mb": memory.process_mb,
+                      "peak_with_workers_mb": memory.with_workers_mb, "listings": summary.listings,
+                      "rows_read": summary.rows_read}  # fmt: skip
+    return out
+
+
+def measured(rows: int, n_files: int) -> dict[str, Any] | str:
+    """One size's measurements (``one``), each step in a child process; the error's words when one fails."""
     with tempfile.TemporaryDirectory(prefix="curate-run-bench-") as tmp:
         work = Path(tmp)
-        sources = work / "sources"
-        sources.mkdir()
-        made = source_files(rows, n_files)
-        for name, (data, _) in made.items():
-            (sources / name).write_bytes(data)
-        del made, data  # the generator's rows are not the pipeline's memory
-        gc.collect()
-        files = sorted(sources.glob("*.csv"))
-        out: dict[str, Any] = {"rows": rows, "files": len(files), "floor_s": duckdb_floor(files, work)}
-
-        started = time.perf_counter()
-        flow(name="bench-noop")(lambda: None)()
-        out["prefect_start_s"] = time.perf_counter() - started
-
-        settings = Settings.from_env(sources_dir=sources, exports_dir=work / "exports", warehouse_file=work / "warehouse" / "curate.duckdb")
-        runner = configured(settings)
-        for label, changed in (("first", None), ("rerun", (files[0], False)), ("rerun_national", (files[1 % len(files)], True))):
-            if changed is not None:  # one row of one file renamed: that file is read again, the 99 others are not
-                renamed(*changed)
-            with MemorySampler() as memory:
-                started = time.perf_counter()
-                state = runner(settings, skip_links=True, return_state=True)
-                wall = time.perf_counter() - started
-            summary = state.result()
-            stages, busy = _stages(state.state_details.flow_run_id)
-            out[label] = {"wall_s": wall, "stages": stages, "prefect_share": max(0.0, 1 - busy / wall), "peak_mb": memory.process_mb,
-                          "peak_with_workers_mb": memory.with_workers_mb, "listings": summary.listings,
-                          "rows_read": summary.rows_read}  # fmt: skip
-        return out
+        (work / "sources").mkdir()
+        steps = {"make": ["--make", str(work / "sources"), "--files", str(n_files), str(rows)],
+                 "floor": ["--floor", str(work)], "one": ["--one", str(work)]}  # fmt: skip
+        out: dict[str, Any] = {}
+        for step, args in steps.items():
+            child = subprocess.run([sys.executable, "-m", "benchmarks.run_bench", *args], capture_output=True, text=True, check=False)
+            if child.returncode != 0:
+                return f"{step} failed (exit {child.returncode})\n{child.stderr[-3000:]}"
+            if step != "make":
+                out.update(json.loads(child.stdout.strip().splitlines()[-1]))
+        return {"rows": rows, **out}
 
 
 def renamed(path: Path, national: bool) -> int:
@@ -235,7 +252,9 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("rows", nargs="*", type=int, default=[10_000])
     parser.add_argument("--files", type=int, default=100)
-    parser.add_argument("--one", action="store_true", help=argparse.SUPPRESS)  # a child measuring one size
+    parser.add_argument("--make", type=Path, help=argparse.SUPPRESS)  # a child making one size's files there
+    parser.add_argument("--floor", type=Path, help=argparse.SUPPRESS)  # a child measuring the floor of the files there
+    parser.add_argument("--one", type=Path, help=argparse.SUPPRESS)  # a child measuring the runs over the files there
     parser.add_argument("--sample", nargs=2, help=argparse.SUPPRESS)  # a child sampling memory (MemorySampler)
     args = parser.parse_args(argv)
     if args.sample:
@@ -243,16 +262,20 @@ def main(argv: list[str] | None = None) -> None:
         return
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")  # the children inherit it
     os.environ.setdefault("DO_NOT_TRACK", "1")
+    if args.make:
+        make_files(args.make, args.rows[0], args.files)
+        return
+    if args.floor:
+        print(json.dumps({"floor_s": duckdb_floor(sorted((args.floor / "sources").glob("*.csv")), args.floor)}))
+        return
     if args.one:
-        print(json.dumps(one(args.rows[0], args.files)))
+        print(json.dumps(one(args.one)))
         return
     for rows in args.rows:
-        child = subprocess.run([sys.executable, "-m", "benchmarks.run_bench", "--one", "--files", str(args.files), str(rows)],
-                               capture_output=True, text=True, check=False)  # fmt: skip
-        if child.returncode != 0:
-            print(f"rows={rows}: the run failed (exit {child.returncode})\n{child.stderr[-3000:]}")
+        m = measured(rows, args.files)
+        if isinstance(m, str):
+            print(f"rows={rows}: {m}")
             continue
-        m = json.loads(child.stdout.strip().splitlines()[-1])
         first, rerun, national = m["first"], m["rerun"], m["rerun_national"]
         print(f"rows={rows:>8} files={m['files']}: curate run --skip-links {first['wall_s']:.1f} s "
               f"({first['wall_s'] / m['floor_s']:.0f}x the DuckDB floor of {m['floor_s']:.2f} s), Prefect share "
