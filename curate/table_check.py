@@ -557,6 +557,8 @@ def check_package(
         schema_files = {"?"}
     same_package = previous is not None and all(label + name in unchanged for name in (descriptor.name, *schema_files))
     files = {name: _File(name, path, schema) for name, path, schema in resources}
+    if not same_package and clean_by_columns(folder, files):
+        return []  # every file is examined, and each passes every check below (what it cannot tell, they do)
     problems: list[str] = []
     unreadable: set[str] = set()
 
@@ -648,6 +650,123 @@ def check_package(
         if len(f.problems) > SHOWN:
             problems.append(f"{label}{f.path}: and {len(f.problems) - SHOWN} more problems")
     return problems
+
+
+#: by format (``SURE``): the same pattern for Arrow's regular expressions (RE2), matched against the whole value
+SURE_RE2 = {name: f"^(?:{pattern.pattern})$" for name, pattern in SURE.items() if "(?=" not in pattern.pattern}
+
+
+@collection_paused()
+def clean_by_columns(folder: Path, files: dict[str, _File]) -> bool:
+    """Whether every file of a package surely passes ``check_package``'s checks, told a column at a time by Arrow.
+
+    True only when, for every file: its bytes read as UTF-8 CSV (no byte-order mark, no NUL byte); its header is its
+    schema's field names; no row is of another width or blank; each distinct value of a column is one its field's
+    judge (``faulted``) finds no fault with; primary keys and unique fields do not repeat (missing values aside);
+    and each foreign key of one field is missing or a value of the field it references.  Those are the checks that
+    ``check_package`` makes row by row, here in C: reading the HSDS package of 534k listings and telling each
+    distinct value apart took 15.6 s there.  Anything else (a fault, a key of several fields, a file Arrow reads
+    otherwise or not at all, missing values without "") gives False, and the files are checked row by row, which
+    finds and words every problem.  Arrow's reader splits records as Python's ``csv`` module does, quoted line breaks
+    and quotes inside cells included (tests hold the two to the same verdict on broken files); an empty line, which
+    ``csv`` reads as a record of no cells and Arrow as one of empty cells, is blank here either way."""
+    try:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+        import pyarrow.csv as pacsv
+    except ImportError:  # (pyarrow is a dependency: never, unless it is broken)
+        return False
+    judges: dict[str, dict[str, Callable[[list[str]], list[str]]]] = {}  # by schema
+    references: dict[tuple[str, str], Any] = {}  # (file, field) -> the distinct values other files reference
+    wanted: set[tuple[str, str]] = set()
+    links: list[tuple[Any, frozenset[str], str, str]] = []  # (a foreign key's distinct values, missing, file, field)
+    for f in files.values():
+        for fk in f.schema.get("foreignKeys", []):
+            ref = fk.get("reference", {})
+            fields, ref_fields = _key_fields(fk.get("fields")), _key_fields(ref.get("fields"))
+            if len(fields) != 1 or len(ref_fields) != 1 or str(ref.get("resource") or f.name) not in files:
+                return False
+            wanted.add((str(ref.get("resource") or f.name), ref_fields[0]))
+    try:
+        for f in files.values():
+            data = (folder / f.path).read_bytes()
+            names = [str(x["name"]) for x in f.schema.get("fields", [])]
+            missing = _missing(f.schema)
+            if data.startswith(b"\xef\xbb\xbf") or b"\x00" in data or "" not in missing or len(set(names)) != len(names) or not all(names):
+                return False
+            table = pacsv.read_csv(
+                pa.BufferReader(data),
+                read_options=pacsv.ReadOptions(use_threads=False, block_size=32 << 20),
+                parse_options=pacsv.ParseOptions(newlines_in_values=True, ignore_empty_lines=False),
+                convert_options=pacsv.ConvertOptions(
+                    column_types=dict.fromkeys(names, pa.string()), strings_can_be_null=False, quoted_strings_can_be_null=False
+                ),
+            )
+            del data
+            if table.column_names != names:
+                return False
+            absent = pa.array(sorted(missing), pa.string())
+            distinct = {name: pc.unique(table.column(name)) for name in names}
+            # how many of each column's distinct values are missing ones (a column with none has no blank row)
+            gone = {name: pc.sum(pc.is_in(values, value_set=absent)).as_py() or 0 for name, values in distinct.items()}
+            if all(gone.values()):  # (no column without missing values: each row is looked at)
+                blank = functools.reduce(pc.and_, (pc.is_in(column, value_set=absent) for column in table.columns))
+                if pc.any(blank).as_py():
+                    return False
+            judge = judges.get(f.schema_key) or judges.setdefault(f.schema_key, faulted(_row_schema(f.schema)))
+            if any(_faults_found(judge[name], values, absent) for name, values in distinct.items()):
+                return False
+            pk = _key_fields(f.schema.get("primaryKey"))
+            uniques = [[str(x["name"])] for x in f.schema.get("fields", []) if x.get("constraints", {}).get("unique")]
+            for key in [pk] * bool(pk) + uniques:
+                if len(key) != 1:
+                    return False
+                column = table.column(key[0])
+                present = len(column) - (pc.sum(pc.is_in(column, value_set=absent)).as_py() or 0 if gone[key[0]] else 0)
+                if len(distinct[key[0]]) - gone[key[0]] != present:  # a value that is not missing repeats
+                    return False
+            for fk in f.schema.get("foreignKeys", []):
+                ref = fk.get("reference", {})
+                links.append(
+                    (
+                        distinct[_key_fields(fk.get("fields"))[0]],
+                        missing,
+                        str(ref.get("resource") or f.name),
+                        _key_fields(ref.get("fields"))[0],
+                    )
+                )
+            for name, field in wanted:
+                if name == f.name:
+                    references[name, field] = distinct[field]
+            del table, distinct
+        for values, missing, name, field in links:
+            found = pc.or_(
+                pc.is_in(values, value_set=references[name, field]), pc.is_in(values, value_set=pa.array(sorted(missing), pa.string()))
+            )
+            if len(values) and not pc.all(found).as_py():  # (``all`` of nothing is null)
+                return False
+    except Exception:  # unreadable, or read otherwise: row by row
+        return False
+    return True
+
+
+def _faults_found(judge: Callable[[list[str]], list[str]], values: Any, absent: Any) -> bool:
+    """Whether ``judge`` (``faulted``'s) finds fault with any of ``values`` (an Arrow array of distinct strings; ``absent``:
+    the missing values).  A field whose faults are its missing values alone, or those and values its format may not
+    take, is judged on those values only (Arrow finds them); any other field on every value."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    kind = judge.func if isinstance(judge, functools.partial) else None
+    if kind is _missing_faults:
+        return bool(judge.args[0]) and bool(pc.any(pc.is_in(values, value_set=pa.array(sorted(judge.args[0]), pa.string()))).as_py())
+    if kind is _sure_plain_faults:
+        sure = judge.args[2]
+        pattern = next((SURE_RE2[k] for k, v in SURE.items() if v is sure and k in SURE_RE2), None)
+        if pattern is not None:  # the values its format surely takes are fine unless missing: the others are judged
+            taken = pc.and_(pc.match_substring_regex(values, pattern), pc.invert(pc.is_in(values, value_set=absent)))
+            values = pc.filter(values, pc.invert(taken))
+    return bool(judge(values.to_pylist()))
 
 
 def checked_apart(

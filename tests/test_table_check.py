@@ -13,7 +13,7 @@ from unittest import mock
 
 import pytest
 from frictionless import Package
-from hypothesis import example, given, settings
+from hypothesis import event, example, given, settings
 from hypothesis import strategies as st
 
 from curate import export, table_check
@@ -659,3 +659,107 @@ def test_keys_over_rows_are_found_where_frictionless_finds_them(parents, childre
         if kind is not None:
             ours.add((path.removesuffix(".csv"), kinds[kind], int(number)))
     assert ours == theirs
+
+
+def _files(descriptor: Path) -> dict[str, table_check._File]:
+    package = Package(str(descriptor))
+    return {r.name: table_check._File(r.name, str(r.path), r.schema.to_descriptor()) for r in package.resources if r.path and r.schema}
+
+
+def test_a_sound_release_is_told_clean_a_column_at_a_time(release: Path) -> None:
+    """The location files and the HSDS package of a sound release pass every check at once, in Arrow: they are not
+    read row by row."""
+    for descriptor in (release / "datapackage.json", release / "hsds" / "datapackage.json"):
+        assert table_check.clean_by_columns(descriptor.parent, _files(descriptor))
+    with mock.patch.object(table_check, "_validate_records", side_effect=AssertionError("read row by row")):
+        assert _problems(release) == []
+
+
+@pytest.mark.parametrize(("path", "mutate", "expected"), MUTATIONS, ids=[f"{p}-{e}" for p, _, e in MUTATIONS])
+def test_no_broken_file_is_told_clean_a_column_at_a_time(release: Path, tmp_path: Path, path, mutate, expected) -> None:
+    folder = tmp_path / "release"
+    shutil.copytree(release, folder)
+    (folder / path).chmod(0o644)
+    _write(folder / path, mutate(_rows(folder / path)))
+    descriptor = folder / ("hsds/datapackage.json" if path.startswith("hsds/") else "datapackage.json")
+    assert not table_check.clean_by_columns(descriptor.parent, _files(descriptor))
+
+
+#: a cell of the generated tables below: sound values of each field, faulty ones, and bytes that part or quote cells
+NOISY_CELLS = st.one_of(
+    st.sampled_from(["", "NA", "a", "b", "x y", "12", "-3", "1.5", "2026-01-02", "02/01/2026", "true"]),
+    st.sampled_from(["3f2b8c1e-0d4a-4e6b-9c7d-1a2b3c4d5e6f", "3F2B8C1E-0D4A-4E6B-9C7D-1A2B3C4D5E6F", "3f2b8c1e0d4a4e6b9c7d1a2b3c4d5e6f"]),
+    st.sampled_from(["https://help.example/a?b=c", "http://x.example", "ftp://x.example", "https://user:pw@x.example", "help.example"]),
+    st.sampled_from(["help@line.example", "a.b@line.example", "not an address", "@line.example"]),
+    st.text(alphabet=st.sampled_from(['"', ",", "\r", "\n", "a", " ", "\ufeff", "\x00", "\u00e9"]), max_size=4),
+)
+TABLE_ROWS = st.lists(st.lists(NOISY_CELLS, min_size=3, max_size=5), max_size=6)
+
+
+def _noisy_csv(header: list[str], rows: list[list[str]], quoted: bool, blank_line: bool, bom: bool) -> bytes:
+    """The rows as a CSV file: quoted as the ``csv`` module quotes, or joined as they are (cells that then part or
+    quote otherwise); with an empty line among them, or a byte-order mark, when asked."""
+    if quoted:
+        buf = io.StringIO()
+        csv.writer(buf, lineterminator="\r\n").writerows([header, *rows])
+        text = buf.getvalue()
+    else:
+        text = "".join(",".join(r) + "\r\n" for r in [header, *rows])
+    if blank_line:
+        lines = text.split("\r\n")
+        text = "\r\n".join([*lines[:2], "", *lines[2:]])
+    return ("\ufeff" if bom else "").encode() + text.encode("utf-8")
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    parents=TABLE_ROWS,
+    children=TABLE_ROWS,
+    shape=st.tuples(st.booleans(), st.booleans(), st.booleans(), st.booleans()),
+    sound=st.booleans(),
+    poke=st.none() | st.tuples(st.booleans(), st.integers(0, 5), st.integers(0, 4), NOISY_CELLS),
+)
+def test_a_package_told_clean_a_column_at_a_time_is_clean_row_by_row(parents, children, shape, sound, poke, tmp_path_factory) -> None:
+    """Whatever a package's files hold (faulty values of each type and format, keys that repeat or are not found,
+    quotes and line breaks that part cells otherwise, empty lines, a byte-order mark, NUL bytes), a package that
+    ``clean_by_columns`` passes is one the checks row by row find nothing wrong with, and ``check_package`` finds
+    what they find.  Half the packages are made of sound values, so that both answers are tried, and some of those
+    then get one cell of any kind (``poke``), or the shape of a noisy file."""
+    if sound:  # keys that are found, values each field takes
+        ids = [f"3f2b8c1e-0d4a-4e6b-9c7d-1a2b3c4d5{n:03d}" for n in range(len(parents))]
+        parents = [[i, "Line", "https://help.example/a", "12"][: 3 + len(r) % 2] for i, r in zip(ids, parents, strict=True)]
+        children = [[f"c{n}", ids[n % len(ids)] if ids else "", "help@line.example", f"t{n}", "2026-01-02"][: 3 + len(r) % 3]
+                    for n, r in enumerate(children)]  # fmt: skip
+        if poke is not None and (rows := children if poke[0] else parents):
+            rows[poke[1] % len(rows)][poke[2] % len(rows[poke[1] % len(rows)])] = poke[3]
+    folder = tmp_path_factory.mktemp("noisy")
+    parent_fields = [{"name": "id", "type": "string", "format": "uuid", "constraints": {"required": True}},
+                     {"name": "name", "type": "string", "constraints": {"required": True}},
+                     {"name": "url", "type": "string", "format": "uri"}, {"name": "n", "type": "integer"}]  # fmt: skip
+    child_fields = [{"name": "id", "type": "string"}, {"name": "parent_id", "type": "string"},
+                    {"name": "email", "type": "string", "format": "email"},
+                    {"name": "tag", "type": "string", "constraints": {"unique": True}}, {"name": "d", "type": "date"}]  # fmt: skip
+    width = {"parent": 3 + len(parents) % 2, "child": 3 + len(children) % 3}
+    descriptor = {
+        "name": "noisy",
+        "resources": [
+            {"name": "parent", "path": "parent.csv", "schema": {"fields": parent_fields[: width["parent"]], "primaryKey": ["id"]}},
+            {"name": "child", "path": "child.csv", "schema": {
+                "fields": child_fields[: width["child"]], "primaryKey": ["id"],
+                "foreignKeys": [{"fields": ["parent_id"], "reference": {"resource": "parent", "fields": ["id"]}}]}},
+        ],
+    }  # fmt: skip
+    quoted, blank_line, bom, short = (True, False, False, False) if sound and poke is None else shape
+    (folder / "datapackage.json").write_text(json.dumps(descriptor), encoding="utf-8")
+    for name, rows in (("parent", parents), ("child", children)):
+        fields = [f["name"] for f in descriptor["resources"][name == "child"]["schema"]["fields"]]
+        rows = [r[: len(fields) - (short and n == 0)] + [""] * (len(fields) - len(r)) for n, r in enumerate(rows)]
+        (folder / f"{name}.csv").write_bytes(_noisy_csv(fields, rows, quoted, blank_line and name == "child", bom and name == "parent"))
+    files = _files(folder / "datapackage.json")
+    with mock.patch.object(table_check, "clean_by_columns", lambda folder, files: False):
+        row_by_row = table_check.check_package(folder / "datapackage.json", "")
+    clean = table_check.clean_by_columns(folder, files)
+    event(f"told clean: {clean}, sound: {not row_by_row}")  # (both answers are given: see --hypothesis-show-statistics)
+    if clean:
+        assert row_by_row == []
+    assert table_check.check_package(folder / "datapackage.json", "") == row_by_row
