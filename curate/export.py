@@ -257,6 +257,31 @@ def listings_against(data: bytes, after: list[Listing], after_data: bytes) -> ob
         return listings_from_json(data)
 
 
+#: ``BETWEEN`` one level deeper: how ``json_bytes`` parts the objects of a list that is a value of an object
+DEEPER_BETWEEN = BETWEEN.replace(b"\n", b"\n  ")
+
+
+def deeper_texts(data: bytes) -> list[bytes] | None:
+    """The text of each object of a list ``json_bytes`` wrote (``_object_texts``) as ``json_bytes`` writes it one level
+    deeper (a listing in a location file): each line two spaces further in.  None for bytes written otherwise."""
+    if not (data.startswith(OPENS) and data.endswith(CLOSES)):
+        return None
+    # one pass over the whole text, then one split (a replace for each listing took longer, one for each location's
+    # text, 1.0 s at 534k listings, since a worldwide listing is in each)
+    deeper = data[len(OPENS) : len(data) - len(CLOSES)].replace(b"\n", b"\n  ")
+    return deeper.split(DEEPER_BETWEEN)
+
+
+def location_json(head: dict[str, object], texts: list[bytes]) -> bytes:
+    """``json_bytes({"location": head, "count": len(texts), "listings": [...]})`` from each listing's text one level
+    deeper (``deeper_texts``), joined: a listing is written once for every location it is in, not once per location
+    (the location files of 534k listings, 1.24 GB, took orjson 3.5 s; joined, 0.8 s)."""
+    if not texts:
+        return json_bytes({"location": head, "count": 0, "listings": []})
+    opening = orjson.dumps({"location": head, "count": len(texts)}, option=orjson.OPT_INDENT_2)
+    return b"".join((opening[: -len(b"\n}")], b',\n  "listings": [\n    {', DEEPER_BETWEEN.join(texts), b"\n    }\n  ]\n}\n"))
+
+
 def _object_texts(data: bytes) -> list[bytes] | None:
     """The text of each object of a list ``json_bytes`` wrote (within its braces), or None for bytes written otherwise."""
     if not (data.startswith(OPENS) and data.endswith(CLOSES)):
@@ -800,8 +825,8 @@ def iter_release_files(
         if pool is not None and all(f is None or f.done() for f in building.values()):
             yield from hsds_files  # (nothing, once given)
 
-    yield "listings.json", json_bytes(listings) if listings_json is None else listings_json
-    del listings_json
+    listings_json = json_bytes(listings) if listings_json is None else listings_json
+    yield "listings.json", listings_json
     yield "listings.parquet", writers.parquet(listings)
     yield from hsds_if_built()
     yield "changes.json", json_bytes(changes if changes is not None else changes_between(previous, listings))
@@ -818,11 +843,18 @@ def iter_release_files(
         for n, i in enumerate(wanted, start=1):
             record_at[i] = n
     records = writers.records(rows)
+    # each listing's text in a location file, from listings.json's (a kept location's file is taken, not built)
+    texts = deeper_texts(listings_json) if len(kept) < len(locations) else None
+    del listings_json
+    if texts is not None and len(texts) != len(listings):
+        texts = None  # (not written as ``json_bytes`` writes a list of listings: each location's is written whole)
     take = reuse.take if reuse is not None else _nothing_taken
     for loc in locations:
         chosen, head = chosen_by_code[loc.code], heads[loc.code]
         paths = {"json": f"locations/{loc.code}.json", "csv": f"locations/{loc.code}.csv"}
         data = take(paths["json"]) if loc.code in kept else None
+        if data is None and texts is not None:
+            data = location_json(head, list(map(texts.__getitem__, places[loc.code])))
         yield paths["json"], data if data is not None else json_bytes({"location": head, "count": len(chosen), "listings": chosen})
         data = take(paths["csv"]) if loc.code in kept else None
         if data is None and loc.code not in kept:  # (a location's records looked up by place, in C: by id() in a
@@ -833,7 +865,7 @@ def iter_release_files(
         yield paths["csv"], data
         index.append({**head, "count": len(chosen), **paths})
         yield from hsds_if_built()
-    del records, record_at, rows
+    del records, record_at, rows, texts
     yield "index.json", json_bytes({"schema_version": SCHEMA_VERSION, "locations": index})
     yield "schema/listing.schema.json", json_bytes(to_json_schema())
     yield TABLE_SCHEMA_PATH, json_bytes(to_table_schema())

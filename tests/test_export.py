@@ -307,6 +307,43 @@ def test_a_release_read_back_against_the_new_one_is_what_parsing_gives_sharing_t
         assert (x is written[export.json_bytes(x)]) if export.json_bytes(x) in written else all(x is not y for y in after)
 
 
+#: JSON values as a listing's fields may hold them: text with the bytes that part listings, nested lists and objects
+JSON_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**63 - 1)
+    | st.text(alphabet=st.sampled_from(["a", "\n", " ", "}", "{", ",", '"', "\\", "\u00e9", "\U0001f600"])),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.sampled_from(["a", "b", "id"]), inner, max_size=3),
+    max_leaves=8,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.dictionaries(st.sampled_from(["id", "name", "areas", "x"]), JSON_VALUES, min_size=1, max_size=4), max_size=6),
+    st.lists(st.integers(0, 5), max_size=8),
+    st.sampled_from([None, "NO"]),
+)
+def test_a_location_file_joined_from_listings_json_is_what_json_bytes_writes(listings, places, parent):
+    """``location_json`` of the listings' texts from ``listings.json`` (``deeper_texts``) is, byte for byte, the
+    location file ``json_bytes`` writes of them, whatever the listings hold and whichever of them the location has."""
+    data = export.json_bytes(listings)
+    texts = export.deeper_texts(data)
+    assert (texts is None) == (not listings) and len(texts or []) == len(listings)
+    at = [i for i in places if i < len(listings)]
+    head = {"code": "NO", "name": "Norway", "type": "country", "parent": parent}
+    chosen = [listings[i] for i in at]
+    assert export.location_json(head, [texts[i] for i in at] if texts else []) == export.json_bytes(
+        {"location": head, "count": len(chosen), "listings": chosen}
+    )
+
+
+def test_listings_json_written_otherwise_gives_no_deeper_texts():
+    assert export.deeper_texts(b"[]\n") is None
+    assert export.deeper_texts(b'[{"id":"a"}]') is None  # (compact)
+    assert export.deeper_texts(export.json_bytes([{"id": "a"}, {"id": "b"}])) == [b'\n      "id": "a"', b'\n      "id": "b"']
+
+
 def test_a_release_read_back_against_bytes_parted_otherwise_is_parsed_whole(monkeypatch):
     """Bytes that are not a list as ``json_bytes`` writes it, on either side, or whose parts do not parse alone as
     objects, are read by ``listings_from_json`` (and broken bytes raise as they do there)."""
