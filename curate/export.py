@@ -272,7 +272,7 @@ def deeper_texts(data: bytes) -> list[bytes] | None:
     return deeper.split(DEEPER_BETWEEN)
 
 
-def location_json(head: dict[str, object], texts: list[bytes]) -> bytes:
+def location_json(head: Mapping[str, object], texts: list[bytes]) -> bytes:
     """``json_bytes({"location": head, "count": len(texts), "listings": [...]})`` from each listing's text one level
     deeper (``deeper_texts``), joined: a listing is written once for every location it is in, not once per location
     (the location files of 534k listings, 1.24 GB, took orjson 3.5 s; joined, 0.8 s)."""

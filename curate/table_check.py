@@ -679,7 +679,7 @@ def clean_by_columns(folder: Path, files: dict[str, _File]) -> bool:
     judges: dict[str, dict[str, Callable[[list[str]], list[str]]]] = {}  # by schema
     references: dict[tuple[str, str], Any] = {}  # (file, field) -> the distinct values other files reference
     wanted: set[tuple[str, str]] = set()
-    links: list[tuple[Any, frozenset[str], str, str]] = []  # (a foreign key's distinct values, missing, file, field)
+    links: list[tuple[Any, set[str], str, str]] = []  # (a foreign key's distinct values, missing, file, field)
     for f in files.values():
         for fk in f.schema.get("foreignKeys", []):
             ref = fk.get("reference", {})
@@ -739,9 +739,9 @@ def clean_by_columns(folder: Path, files: dict[str, _File]) -> bool:
                 if name == f.name:
                     references[name, field] = distinct[field]
             del table, distinct
-        for values, missing, name, field in links:
+        for values, unset, name, field in links:
             found = pc.or_(
-                pc.is_in(values, value_set=references[name, field]), pc.is_in(values, value_set=pa.array(sorted(missing), pa.string()))
+                pc.is_in(values, value_set=references[name, field]), pc.is_in(values, value_set=pa.array(sorted(unset), pa.string()))
             )
             if len(values) and not pc.all(found).as_py():  # (``all`` of nothing is null)
                 return False
@@ -757,11 +757,12 @@ def _faults_found(judge: Callable[[list[str]], list[str]], values: Any, absent: 
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    kind = judge.func if isinstance(judge, functools.partial) else None
-    if kind is _missing_faults:
-        return bool(judge.args[0]) and bool(pc.any(pc.is_in(values, value_set=pa.array(sorted(judge.args[0]), pa.string()))).as_py())
-    if kind is _sure_plain_faults:
-        sure = judge.args[2]
+    made: functools.partial[list[str]] | None = judge if isinstance(judge, functools.partial) else None
+    kind = made.func if made is not None else None
+    if made is not None and kind is _missing_faults:
+        return bool(made.args[0]) and bool(pc.any(pc.is_in(values, value_set=pa.array(sorted(made.args[0]), pa.string()))).as_py())
+    if made is not None and kind is _sure_plain_faults:
+        sure = made.args[2]
         pattern = next((SURE_RE2[k] for k, v in SURE.items() if v is sure and k in SURE_RE2), None)
         if pattern is not None:  # the values its format surely takes are fine unless missing: the others are judged
             taken = pc.and_(pc.match_substring_regex(values, pattern), pc.invert(pc.is_in(values, value_set=absent)))
