@@ -557,8 +557,14 @@ def check_package(
         schema_files = {"?"}
     same_package = previous is not None and all(label + name in unchanged for name in (descriptor.name, *schema_files))
     files = {name: _File(name, path, schema) for name, path, schema in resources}
-    if not same_package and clean_by_columns(folder, files):
-        return []  # every file is examined, and each passes every check below (what it cannot tell, they do)
+    examined = set(files)  # (all of them, unless the package is the verified release's: then only those that changed,
+    if same_package:  # and those referencing one that did)
+        examined = {n for n, f in files.items() if label + f.path not in unchanged}
+        examined |= {
+            n for n, f in files.items() for fk in f.schema.get("foreignKeys", []) if fk.get("reference", {}).get("resource") in examined
+        }
+    if clean_by_columns(folder, files, examined):
+        return []  # each file examined passes every check below (what it cannot tell, they do)
     problems: list[str] = []
     unreadable: set[str] = set()
 
@@ -657,10 +663,11 @@ SURE_RE2 = {name: f"^(?:{pattern.pattern})$" for name, pattern in SURE.items() i
 
 
 @collection_paused()
-def clean_by_columns(folder: Path, files: dict[str, _File]) -> bool:
-    """Whether every file of a package surely passes ``check_package``'s checks, told a column at a time by Arrow.
+def clean_by_columns(folder: Path, files: dict[str, _File], examined: set[str] | None = None) -> bool:
+    """Whether every file of a package (or each of ``examined``, with the files they reference, and those these
+    reference) surely passes ``check_package``'s checks, told a column at a time by Arrow.
 
-    True only when, for every file: its bytes read as UTF-8 CSV (no byte-order mark, no NUL byte); its header is its
+    True only when, for every such file: its bytes read as UTF-8 CSV (no byte-order mark, no NUL byte); its header is its
     schema's field names; no row is of another width or blank; each distinct value of a column is one its field's
     judge (``faulted``) finds no fault with; primary keys and unique fields do not repeat (missing values aside);
     and each foreign key of one field is missing or a value of the field it references.  Those are the checks that
@@ -680,15 +687,21 @@ def clean_by_columns(folder: Path, files: dict[str, _File]) -> bool:
     references: dict[tuple[str, str], Any] = {}  # (file, field) -> the distinct values other files reference
     wanted: set[tuple[str, str]] = set()
     links: list[tuple[Any, set[str], str, str]] = []  # (a foreign key's distinct values, missing, file, field)
-    for f in files.values():
+    todo = set(files) if examined is None else set(examined)
+    growing = list(todo)
+    while growing:  # the files referenced, which give the keys
+        f = files[growing.pop()]
         for fk in f.schema.get("foreignKeys", []):
             ref = fk.get("reference", {})
             fields, ref_fields = _key_fields(fk.get("fields")), _key_fields(ref.get("fields"))
             if len(fields) != 1 or len(ref_fields) != 1 or str(ref.get("resource") or f.name) not in files:
                 return False
             wanted.add((str(ref.get("resource") or f.name), ref_fields[0]))
+            if str(ref.get("resource") or f.name) not in todo:
+                todo.add(str(ref.get("resource") or f.name))
+                growing.append(str(ref.get("resource") or f.name))
     try:
-        for f in files.values():
+        for f in (f for name, f in files.items() if name in todo):
             data = (folder / f.path).read_bytes()
             names = [str(x["name"]) for x in f.schema.get("fields", [])]
             missing = _missing(f.schema)

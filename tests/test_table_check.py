@@ -110,6 +110,7 @@ def test_records_of_the_verified_release_are_trusted_only_while_its_file_is_inta
     the sha256 it was verified with."""
     import hashlib
 
+    monkeypatch.setattr(table_check, "clean_by_columns", lambda *args: False)  # (row by row: what this counts)
     folder = tmp_path / "new"
     shutil.copytree(release, folder)
     rows = _rows(folder / "locations/SE.csv")
@@ -141,6 +142,7 @@ def test_files_referencing_a_changed_file_are_examined_when_it_lost_keys(release
     The changed file is read once as it is and once as it was (its key values kept from those readings)."""
     import hashlib
 
+    monkeypatch.setattr(table_check, "clean_by_columns", lambda *args: False)  # (row by row: what this counts)
     sha = {str(p.relative_to(release)): hashlib.sha256(p.read_bytes()).hexdigest() for p in release.rglob("*") if p.is_file()}
     examined: list[str] = []
     cross_row = table_check._cross_row
@@ -756,10 +758,43 @@ def test_a_package_told_clean_a_column_at_a_time_is_clean_row_by_row(parents, ch
         rows = [r[: len(fields) - (short and n == 0)] + [""] * (len(fields) - len(r)) for n, r in enumerate(rows)]
         (folder / f"{name}.csv").write_bytes(_noisy_csv(fields, rows, quoted, blank_line and name == "child", bom and name == "parent"))
     files = _files(folder / "datapackage.json")
-    with mock.patch.object(table_check, "clean_by_columns", lambda folder, files: False):
+    with mock.patch.object(table_check, "clean_by_columns", lambda *args: False):
         row_by_row = table_check.check_package(folder / "datapackage.json", "")
     clean = table_check.clean_by_columns(folder, files)
     event(f"told clean: {clean}, sound: {not row_by_row}")  # (both answers are given: see --hypothesis-show-statistics)
     if clean:
         assert row_by_row == []
     assert table_check.check_package(folder / "datapackage.json", "") == row_by_row
+
+
+def test_a_rerun_tells_clean_a_column_at_a_time_only_the_files_that_changed_and_those_they_touch(
+    release: Path, tmp_path: Path, monkeypatch
+) -> None:
+    """When the package is the verified release's, the files that changed are read in Arrow, with those referencing
+    them and those they reference (for their keys); a clean rerun is not read row by row, and a broken one is."""
+    import hashlib
+
+    sha = {str(p.relative_to(release)): hashlib.sha256(p.read_bytes()).hexdigest() for p in release.rglob("*") if p.is_file()}
+    folder = tmp_path / "new"
+    shutil.copytree(release, folder)
+    for path in ("locations/SE.csv", "hsds/taxonomy_terms.csv"):
+        (folder / path).chmod(0o644)
+        rows = _rows(folder / path)
+        _write(folder / path, rows[:1] + rows[1:][::-1])  # the same rows, in another order: changed bytes, sound
+    unchanged = frozenset(p for p in sha if p not in ("locations/SE.csv", "hsds/taxonomy_terms.csv"))
+    read: list[str] = []
+    clean = table_check.clean_by_columns
+    monkeypatch.setattr(
+        table_check,
+        "clean_by_columns",
+        lambda folder, files, examined=None: read.append(sorted(files[n].path for n in examined)) or clean(folder, files, examined),
+    )
+    monkeypatch.setattr(table_check, "_validate_records", mock.Mock(side_effect=AssertionError("read row by row")))
+    assert table_check.check_package(folder / "datapackage.json", "", unchanged, release, sha) == []
+    assert table_check.check_package(folder / "hsds" / "datapackage.json", "hsds/", unchanged, release, sha) == []
+    assert read[0] == ["locations/SE.csv"]
+    assert "taxonomy_terms.csv" in read[1] and "attributes.csv" in read[1] and "services.csv" not in read[1]  # (attributes refer to it)
+    monkeypatch.undo()
+    _write(folder / "locations/SE.csv", _set(_rows(folder / "locations/SE.csv"), 1, "kind", "not_a_kind"))
+    (problem,) = table_check.check_package(folder / "datapackage.json", "", unchanged, release, sha)
+    assert problem.startswith("locations/SE.csv: row 2, field kind")
