@@ -1385,6 +1385,23 @@ def verify(
     # against the manifest (3.6-5.4 s at 535k listings); any problem found here fails the release all the same
     if hsds_check is None:
         hsds_check = hsds_check_started(hsds_check_args(folder, verified, unchanged), pool)
+    if written_from is None:  # (the checks below read the files: a file that is not the manifest's is found first)
+        return _manifest_problems(folder, man) or _content_problems(folder, man, verified, pool, None, let_go, hsds_check, unchanged)
+    # else the files are hashed again in a thread (hashlib lets go of the GIL: 1.5 s at 534k listings) while the
+    # listings this process built them from are checked; a file that is not the manifest's is the release's problem
+    with ThreadPoolExecutor(1) as hashing:
+        hashed = hashing.submit(_manifest_problems, folder, man)
+        try:
+            problems = _content_problems(folder, man, verified, pool, written_from, let_go, hsds_check, unchanged)
+        except Exception:
+            if hashed.result():
+                return hashed.result()
+            raise
+    return hashed.result() or problems
+
+
+def _manifest_problems(folder: Path, man: dict[str, object]) -> list[str]:
+    """The files of a release that are missing or whose bytes are not those its manifest names."""
     problems = []
     for entry in man["files"]:  # type: ignore[attr-defined]
         path = folder / entry["path"]
@@ -1392,8 +1409,21 @@ def verify(
             problems.append(f"{entry['path']} is missing")
         elif not _matches(path, entry["bytes"], entry["sha256"]):
             problems.append(f"{entry['path']} does not match the manifest")
-    if problems:
-        return problems
+    return problems
+
+
+def _content_problems(
+    folder: Path,
+    man: dict[str, object],
+    verified: Verified | None,
+    pool: Executor | None,
+    written_from: list[Listing] | None,
+    let_go: Callable[[], None] | None,
+    hsds_check: Future[list[str] | None] | None,
+    unchanged: frozenset[str],
+) -> list[str]:
+    """``verify``'s checks of what a release holds, once its files are known to be its manifest's (or are being hashed
+    beside, when they are built from ``written_from``)."""
     listings = _listings(folder) if written_from is None else written_from  # read once, for every check below
     # files that match a manifest made from what ``iter_release_files`` built from these listings are what it builds
     suspect = frozenset() if written_from is not None else rebuilt_differently(folder, listings)

@@ -142,6 +142,21 @@ def test_only_the_newest_releases_are_kept(tmp_path):
     assert kept == ids[-3:]
 
 
+def test_verify_of_listings_built_here_hashes_the_files_beside_their_checks_and_a_changed_file_is_the_problem(tmp_path):
+    """With the listings a release was built from (``written_from``), its files are hashed in a thread while the
+    listings and files are checked; a file that is not the manifest's is the problem reported, whatever those
+    checks find of it."""
+    rel = publish(tmp_path)
+    manifest = json.loads((rel.path / "manifest.json").read_text())
+    listings = export._listings(rel.path)
+    assert export.verify(rel.path, manifest, written_from=listings) == []
+    (rel.path / "locations" / "NO.csv").chmod(0o644)
+    (rel.path / "locations" / "NO.csv").write_text("not,the,header\n")
+    (rel.path / "hsds" / "services.csv").unlink()
+    problems = export.verify(rel.path, manifest, written_from=listings)
+    assert sorted(problems) == ["hsds/services.csv is missing", "locations/NO.csv does not match the manifest"]
+
+
 def test_verify_catches_a_changed_file(tmp_path):
     rel = publish(tmp_path)
     manifest = json.loads((rel.path / "manifest.json").read_text())
