@@ -540,23 +540,13 @@ def csv_records_sql(table: str = "out_listings") -> str:
     return f"SELECT id, {quoted} || chr(13) || chr(10) AS record FROM (SELECT id, {guarded} FROM (SELECT id, {texts} FROM {table}))"
 
 
-def warehouse_writers(con: duckdb.DuckDBPyConnection, table: str = "out_listings", ahead: Executor | None = None) -> Writers:
+def warehouse_writers(con: duckdb.DuckDBPyConnection, table: str = "out_listings") -> Writers:
     """``Writers`` for listings as ``public_listings`` read them from ``table``, written by DuckDB from the table (in
     parallel, and without a Python object per cell): the CSV records in a third of the time (2.7 s against 6.9-8.8 s
     for 535k listings), ``listings.parquet`` from the table's Arrow columns in half the time (1.7-3.0 s against
     3.4-4.4 s).  Each gives the bytes the pure writer gives (property tests hold them to each other); listings that
-    are not the table's are written by the pure one.
-
-    ``ahead``: a thread in which ``listings.parquet`` is made from the table at once, on a cursor of its own, while
-    this one reads the listings (``public_listings``: Python work on one core, where DuckDB and Arrow's writer let go
-    of the GIL); the listings it is then asked for are compared with the table's, as always."""
-    parquet = functools.partial(_warehouse_parquet, con, table)
-    if ahead is not None:
-        cursor = con.cursor()
-        made = ahead.submit(_table_parquet, cursor, table)
-        made.add_done_callback(lambda _: cursor.close())
-        parquet = functools.partial(_parquet_made, made)
-    return Writers(functools.partial(_warehouse_records, con, table), parquet)
+    are not the table's are written by the pure one."""
+    return Writers(functools.partial(_warehouse_records, con, table), functools.partial(_warehouse_parquet, con, table))
 
 
 def _warehouse_records(con: duckdb.DuckDBPyConnection, table: str, listings: list[Listing]) -> list[bytes]:
@@ -579,22 +569,6 @@ def _warehouse_records(con: duckdb.DuckDBPyConnection, table: str, listings: lis
 def _warehouse_parquet(con: duckdb.DuckDBPyConnection, table: str, listings: list[Listing]) -> bytes:
     """``parquet_bytes(listings)`` from ``table``'s Arrow columns, when its listings are ``listings`` in their order (by
     id); else from ``listings``.  Times are cut to whole seconds (as ``_iso`` cuts them) and marked UTC."""
-    made = _table_parquet(con, table)
-    return made[1] if made is not None and made[0] == [x["id"] for x in listings] else parquet_bytes(listings)
-
-
-def _parquet_made(made: Future[tuple[list[object], bytes] | None], listings: list[Listing]) -> bytes:
-    """``_warehouse_parquet`` of what ``_table_parquet`` made ahead (``warehouse_writers``)."""
-    try:
-        got = made.result()
-    except Exception:  # (a cursor that could not be had: as from ``listings``)
-        got = None
-    return got[1] if got is not None and got[0] == [x["id"] for x in listings] else parquet_bytes(listings)
-
-
-def _table_parquet(con: duckdb.DuckDBPyConnection, table: str) -> tuple[list[object], bytes] | None:
-    """The ids of ``table``'s listings in ``public_listings``' order, and ``listings.parquet`` of them from its Arrow
-    columns; None when DuckDB or Arrow cannot make them."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -604,10 +578,11 @@ def _table_parquet(con: duckdb.DuckDBPyConnection, table: str) -> tuple[list[obj
     order = ", ".join(f"coalesce(CAST({n} AS VARCHAR), 'None')" for n in ("kind", "name", "id"))  # as Python's str() sorts
     try:
         got = con.sql(f"SELECT {cols} FROM {table} ORDER BY {order}").to_arrow_table(batch_size=ARROW_BATCH)
-        ids = got.column("id").to_pylist()
+        if got.column("id").to_pylist() != [x["id"] for x in listings]:
+            return parquet_bytes(listings)
         columns = [got.column(n).cast(schema.field(n).type).combine_chunks() for n in LISTING_FIELDS]
     except (duckdb.Error, pa.ArrowException):
-        return None
+        return parquet_bytes(listings)
     del got
     sink = io.BytesIO()
     pq.write_table(
@@ -617,7 +592,7 @@ def _table_parquet(con: duckdb.DuckDBPyConnection, table: str) -> tuple[list[obj
         row_group_size=PARQUET_ROW_GROUP,
         data_page_size=PARQUET_PAGE,
     )
-    return ids, sink.getvalue()
+    return sink.getvalue()
 
 
 @dataclass(frozen=True)

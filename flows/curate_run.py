@@ -16,7 +16,6 @@ import uuid
 from asyncio import CancelledError
 from collections import Counter
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from itertools import islice
 from typing import Any
@@ -317,9 +316,7 @@ def export_release(settings: Settings, now: dt.datetime, run_id: str, sources: l
     """Publish ``out_listings`` as a release and switch ``exports/current`` to it; a mass removal is held instead."""
     options = {s.source_id: s.options for s in sources}
     con = wh.connect(settings.warehouse_file, settings.duckdb_memory)
-    ahead = ThreadPoolExecutor(1)  # listings.parquet is made from the table while the listings are read
     try:
-        writers = export.warehouse_writers(con, ahead=ahead)
         listings = export.public_listings(con)
         used = sorted(str(r[0]) for r in wh.run(con, "SELECT DISTINCT source_id FROM stg_listings"))
         meta = [
@@ -341,7 +338,7 @@ def export_release(settings: Settings, now: dt.datetime, run_id: str, sources: l
                 guard,
                 checkpoint,
                 let_go_of_listings=True,  # (not used here after)
-                writers=writers,  # (from the table ``listings`` were read from)
+                writers=export.warehouse_writers(con),  # (from the table ``listings`` were read from)
             )
         except export.ReleaseHeld as held:
             finished = dt.datetime.now(dt.UTC).replace(tzinfo=None)
@@ -358,7 +355,6 @@ def export_release(settings: Settings, now: dt.datetime, run_id: str, sources: l
             get_run_logger().info("%d locations' files taken unchanged from release %s", kept, release.previous)
         return release
     finally:
-        ahead.shutdown(wait=True)  # (its cursor closed before the connection is)
         con.close()
 
 
