@@ -84,6 +84,8 @@ def test_each_broken_file_fails_here_as_it_fails_frictionless(release: Path, tmp
     problems = _problems(folder)
     assert not _frictionless_valid(folder)  # the reference agrees the file is broken
     assert any(p.startswith(path + ":") and expected in p for p in problems), problems
+    descriptor = folder / ("hsds/datapackage.json" if path.startswith("hsds/") else "datapackage.json")
+    assert not table_check.clean_by_columns(descriptor.parent, _files(descriptor))  # (nor told clean a column at a time)
 
 
 def test_a_problem_names_the_row_of_the_file_that_holds_it(release: Path, tmp_path: Path) -> None:
@@ -675,16 +677,6 @@ def test_a_sound_release_is_told_clean_a_column_at_a_time(release: Path) -> None
         assert table_check.clean_by_columns(descriptor.parent, _files(descriptor))
     with mock.patch.object(table_check, "_validate_records", side_effect=AssertionError("read row by row")):
         assert _problems(release) == []
-
-
-@pytest.mark.parametrize(("path", "mutate", "expected"), MUTATIONS, ids=[f"{p}-{e}" for p, _, e in MUTATIONS])
-def test_no_broken_file_is_told_clean_a_column_at_a_time(release: Path, tmp_path: Path, path, mutate, expected) -> None:
-    folder = tmp_path / "release"
-    shutil.copytree(release, folder)
-    (folder / path).chmod(0o644)
-    _write(folder / path, mutate(_rows(folder / path)))
-    descriptor = folder / ("hsds/datapackage.json" if path.startswith("hsds/") else "datapackage.json")
-    assert not table_check.clean_by_columns(descriptor.parent, _files(descriptor))
 
 
 #: a cell of the generated tables below: sound values of each field, faulty ones, and bytes that part or quote cells
