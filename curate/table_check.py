@@ -693,13 +693,14 @@ def clean_by_columns(folder: Path, files: dict[str, _File], examined: set[str] |
         f = files[growing.pop()]
         for fk in f.schema.get("foreignKeys", []):
             ref = fk.get("reference", {})
+            target = str(ref.get("resource") or f.name)  # (no resource: the file itself)
             fields, ref_fields = _key_fields(fk.get("fields")), _key_fields(ref.get("fields"))
-            if len(fields) != 1 or len(ref_fields) != 1 or str(ref.get("resource") or f.name) not in files:
+            if len(fields) != 1 or len(ref_fields) != 1 or target not in files:
                 return False
-            wanted.add((str(ref.get("resource") or f.name), ref_fields[0]))
-            if str(ref.get("resource") or f.name) not in todo:
-                todo.add(str(ref.get("resource") or f.name))
-                growing.append(str(ref.get("resource") or f.name))
+            wanted.add((target, ref_fields[0]))
+            if target not in todo:
+                todo.add(target)
+                growing.append(target)
     try:
         for f in (f for name, f in files.items() if name in todo):
             data = (folder / f.path).read_bytes()
