@@ -283,8 +283,8 @@ class Deeper:
 
 def deeper_texts(data: bytes) -> Deeper | None:
     """``data``, a list of objects ``json_bytes`` wrote, as it writes each of those objects one level deeper (a listing
-    in a location file); None for bytes written otherwise.  One text of them all, not one per object: 534k small
-    texts, held while the location files were built, left the heap of a whole run 0.6 GB higher."""
+    in a location file); None for bytes written otherwise.  One text of them all (0.43 GB at 534k listings, held while
+    the location files are built), not a bytes object per listing."""
     if not (data.startswith(OPENS) and data.endswith(CLOSES)):
         return None
     text = data.replace(b"\n", b"\n  ")  # (one pass: one for each location's listings took 1.0 s at 534k listings)
@@ -303,7 +303,7 @@ def deeper_texts(data: bytes) -> Deeper | None:
 def location_json(head: Mapping[str, object], texts: list[bytes]) -> bytes:
     """``json_bytes({"location": head, "count": len(texts), "listings": [...]})`` from each listing's text one level
     deeper (``Deeper.texts``), joined: a listing is written once for every location it is in, not once per location
-    (the location files of 534k listings, 1.24 GB, took orjson 2.9-3.4 s; joined, 2.1-2.5 s with the texts made)."""
+    (the location files of 534k listings, 1.24 GB, took orjson 3.2-3.3 s; joined, 2.5-2.6 s with the texts made)."""
     if not texts:
         return json_bytes({"location": head, "count": 0, "listings": []})
     opening = orjson.dumps({"location": head, "count": len(texts)}, option=orjson.OPT_INDENT_2)
