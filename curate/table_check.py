@@ -557,12 +557,11 @@ def check_package(
         schema_files = {"?"}
     same_package = previous is not None and all(label + name in unchanged for name in (descriptor.name, *schema_files))
     files = {name: _File(name, path, schema) for name, path, schema in resources}
-    examined = set(files)  # (all of them, unless the package is the verified release's: then only those that changed,
-    if same_package:  # and those referencing one that did)
-        examined = {n for n, f in files.items() if label + f.path not in unchanged}
-        examined |= {
-            n for n, f in files.items() for fk in f.schema.get("foreignKeys", []) if fk.get("reference", {}).get("resource") in examined
-        }
+    # the files that changed (all of them, unless the package is the verified release's) and those referencing one
+    changed = {n for n, f in files.items() if not same_package or label + f.path not in unchanged}
+    examined = changed | {
+        n for n, f in files.items() for fk in f.schema.get("foreignKeys", []) if fk.get("reference", {}).get("resource") in changed
+    }
     if clean_by_columns(folder, files, examined):
         return []  # each file examined passes every check below (what it cannot tell, they do)
     problems: list[str] = []
@@ -640,7 +639,6 @@ def check_package(
 
     # the files that changed first: reading them (as they are and as they were) gives the key values that tell
     # which of the files referencing them, unchanged, are examined too
-    changed = {n for n, f in files.items() if not same_package or label + f.path not in unchanged}
     examine(changed)
     referencing = set()
     for n, f in files.items():
