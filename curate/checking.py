@@ -10,7 +10,7 @@ import logging
 import pickle
 import threading
 from collections.abc import Iterator
-from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import pandas as pd
@@ -136,7 +136,7 @@ def _sent_back(pickled: bytes) -> SourceResult:
 
 
 #: The worker processes ``checked_in_processes`` started for this thread of work, if any.
-_CHECKERS: contextvars.ContextVar[Future[ProcessPoolExecutor | None] | None] = contextvars.ContextVar("checkers", default=None)
+_CHECKERS: distinct.Starting = contextvars.ContextVar("checkers", default=None)
 
 
 @contextlib.contextmanager
@@ -153,16 +153,8 @@ def checked_in_processes(wanted: bool = True) -> Iterator[int]:
     if not wanted or count < 2:
         yield 0
         return
-    starting: Future[ProcessPoolExecutor | None] = Future()  # they start while this process reads
-    threading.Thread(target=lambda: starting.set_result(distinct.started_workers(count, "curate.checking")), daemon=True).start()
-    token = _CHECKERS.set(starting)
-    try:
+    with distinct.workers_starting(_CHECKERS, count, "curate.checking"):  # (they start while this process reads)
         yield count
-    finally:
-        _CHECKERS.reset(token)
-        pool = starting.result()
-        if pool is not None:
-            pool.shutdown(cancel_futures=True)
 
 
 #: The limit ``checked_at_most`` set for this thread of work, if any.

@@ -202,8 +202,12 @@ class Distinct:
             return None
 
 
+#: where the block of ``workers_starting`` keeps its workers: a pool being started (None when it could not be)
+Starting = contextvars.ContextVar[Future[ProcessPoolExecutor | None] | None]
+
+
 #: The workers ``workers_forked`` made for this thread of work, if any.
-_FORKED: contextvars.ContextVar[Future[ProcessPoolExecutor | None] | None] = contextvars.ContextVar("forked_workers", default=None)
+_FORKED: Starting = contextvars.ContextVar("forked_workers", default=None)
 
 
 @contextlib.contextmanager
@@ -220,13 +224,22 @@ def workers_forked(wanted: bool = True) -> Iterator[None]:
     if not wanted or workers < 2 or _ALONE:
         yield
         return
-    starting: Future[ProcessPoolExecutor | None] = Future()  # the workers start while this process reads
-    threading.Thread(target=lambda: starting.set_result(started_workers(workers)), daemon=True).start()
-    token = _FORKED.set(starting)
+    with workers_starting(_FORKED, workers, "curate.stage"):
+        yield
+
+
+@contextlib.contextmanager
+def workers_starting(where: Starting, workers: int, module: str) -> Iterator[None]:
+    """``started_workers(workers, module)`` started in a thread on entry, while this process goes on, and kept in
+    ``where`` for the block (the context Prefect's thread runner copies into each task run's thread); shut down on
+    exit."""
+    starting: Future[ProcessPoolExecutor | None] = Future()
+    threading.Thread(target=lambda: starting.set_result(started_workers(workers, module)), daemon=True).start()
+    token = where.set(starting)
     try:
         yield
     finally:
-        _FORKED.reset(token)
+        where.reset(token)
         pool = starting.result()
         if pool is not None:
             pool.shutdown(cancel_futures=True)
