@@ -22,7 +22,7 @@ from pathlib import Path
 import duckdb
 
 from curate.report import STYLE
-from curate.warehouse import SQL_DIR, run, sql
+from curate.warehouse import run, sections, sql
 
 #: A listing id of an earlier run, or a row as ``<source id>/<record_id>``.
 LISTING_REF = re.compile(r"^lst_[0-9a-f]{12}$")
@@ -195,12 +195,6 @@ def load_overrides(path: Path) -> Overrides:
 
 
 # --- the SQL driver ---------------------------------------------------------------------------------------
-
-
-def sections(name: str) -> dict[str, str]:
-    """The named sections (``-- name: <section>``) of ``warehouse/sql/<name>.sql``."""
-    parts = re.split(r"^-- name: (\w+)\s*$", (SQL_DIR / f"{name}.sql").read_text(encoding="utf-8"), flags=re.MULTILINE)
-    return {parts[i]: parts[i + 1] for i in range(1, len(parts), 2)}
 
 
 @cache

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -56,6 +57,12 @@ def run(con: duckdb.DuckDBPyConnection, query: str, params: list[object] | None 
 def sql(name: str) -> str:
     """The text of ``warehouse/sql/<name>.sql``."""
     return (SQL_DIR / f"{name}.sql").read_text(encoding="utf-8")
+
+
+def sections(name: str) -> dict[str, str]:
+    """The named sections (``-- name: <section>``) of ``warehouse/sql/<name>.sql``."""
+    parts = re.split(r"^-- name: (\w+)\s*$", sql(name), flags=re.MULTILINE)
+    return {parts[i]: parts[i + 1] for i in range(1, len(parts), 2)}
 
 
 def connect(path: Path, memory_limit: str = "") -> duckdb.DuckDBPyConnection:
@@ -327,18 +334,28 @@ def build_core(
     overrides: Overrides | None = None,
     params: ResolveParams | None = None,
     dead_after: int = 3,
+    reuse: bool = True,
 ) -> dict[str, int]:
     """Entity resolution (``curate.resolve``), then ``core_listings.sql``, ``link_health.sql`` (each listing's link
-    status from the check history) and ``out_listings.sql``; returns counts."""
+    status from the check history) and ``out_listings.sql``; returns counts.
+
+    ``reuse``: keep the listings of the last build whose rows are as they were (core_listings.sql, section keep);
+    False merges every listing again (the same result, slower)."""
     from curate.resolve import resolve
 
     set_run_params(con, now, max_verified_age_months)
     set_link_params(con, now, dead_after=dead_after)
     keep_previous_link_status(con)
     resolve(con, overrides, params)
-    run(con, sql("core_listings"))
+    core = sections("core_listings")
+    made_by = hashlib.sha256(sql("core_listings").encode()).hexdigest()
+    keep = reuse and bool(run(con, "SELECT 1 FROM core_build WHERE sql_sha256 = ?", [made_by]))
+    run(con, "DELETE FROM core_build")  # (until this build ends, no build's listings can be kept)
+    for section in ("prints", "keep" if keep else "keep_nothing", "build", *(["keep_after"] if keep else [])):
+        run(con, core[section])
     run(con, sql("link_health"))
     run(con, sql("out_listings"))
+    run(con, "INSERT INTO core_build VALUES (?)", [made_by])
     counts = run(
         con, "SELECT (SELECT count(*) FROM stg_listings), (SELECT count(*) FROM core_listings), (SELECT count(*) FROM out_listings)"
     )[0]

@@ -301,3 +301,109 @@ def test_sources_staged_together_are_staged_as_one_after_the_other(tmp_path, mon
     assert set(by_key) == {"a/1", "a/2", "b/1", "b/2", "c/7", "c/8", "d/1"}
     assert by_key["b/1"][2:6:2] == ("b", "sha-b-" + str(len(first["b"])))  # the kept version: its own source and version
     assert by_key["d/1"][2:6:3] == ("d", 3)  # (source id, priority)
+
+
+# --- listings kept from the last build (core_listings.sql, section keep) ------------------------------------
+
+#: few values, so that rows of different sources often are one service (by phone, address or name) and often not
+POOL = {
+    "name": ["Kalamo Line", "Kalamo", "Birch Forum", "Cedar Chat", "Helpline"],
+    "kind": ["helpline", "chat", "forum"],
+    "phone": ["", "020 7946 0001", "020 7946 0002", "+44 20 7946 0001"],
+    "url": ["https://one.example", "https://two.example/a", "https://two.example/b", ""],
+    "country": ["GB", "IE", "WW"],
+    "topics": ["", "grief", "anxiety"],
+}
+ROW = st.fixed_dictionaries({k: st.sampled_from(v) for k, v in POOL.items()})
+SOURCE = st.lists(ROW, min_size=1, max_size=5)
+
+
+def _csv(rows: list[dict[str, str]], start: int = 1) -> str:
+    lines = ["record_id," + ",".join(POOL)]
+    for n, r in enumerate(rows, start=start):
+        r = r if r["phone"] or r["url"] else {**r, "url": "https://one.example"}  # (a row with no contact is rejected)
+        if r["phone"].startswith("0") and r["country"] != "GB":  # (a national number is a number only in its country)
+            r = {**r, "phone": "+44 " + r["phone"][1:]}
+        lines.append(f"{n}," + ",".join(r[k] for k in POOL))
+    return "\n".join(lines) + "\n"
+
+
+def _core_state(con) -> dict[str, list[tuple]]:
+    return {
+        "core_listings": sorted(wh.run(con, "SELECT * FROM core_listings ORDER BY id"), key=str),
+        "out_listings": sorted(wh.run(con, "SELECT * FROM out_listings ORDER BY id"), key=str),
+        "listing_members": wh.run(con, "SELECT * FROM listing_members ORDER BY row_key"),
+        "listing_state": wh.run(con, "SELECT * FROM listing_state ORDER BY id"),
+    }
+
+
+def test_listings_kept_from_the_last_build_are_those_merging_every_row_again_gives(tmp_path_factory):
+    """A build that keeps the last build's listings whose rows are as they were (``reuse``) leaves core_listings,
+    out_listings, listing_members and listing_state exactly as merging every listing again does: over three builds
+    of three sources, with rows edited, added and removed, priorities changed and sources removed in between, so that
+    listings gain, lose and swap members, split, merge and take over ids."""
+    from hypothesis import HealthCheck, given, settings
+
+    @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(st.data())
+    def check(data):
+        folder = tmp_path_factory.mktemp("kept")
+        kept, merged = wh.connect(folder / "kept.duckdb"), wh.connect(folder / "merged.duckdb")
+        try:
+            version = {s: data.draw(SOURCE, label=f"{s} first") for s in "abc"}
+            priority = dict.fromkeys("abc", 0)
+            for build in range(3):
+                for con in (kept, merged):
+                    for s, rows in version.items():
+                        load(con, s, _csv(rows), priority[s])
+                    wh.drop_sources_not_in(con, list(version))
+                    wh.build_core(con, NOW + dt.timedelta(days=build), 24, reuse=con is kept)
+                assert _core_state(kept) == _core_state(merged)
+                for s in sorted(version):  # the next build's sources: each as it was, edited, replaced or removed
+                    how = data.draw(st.sampled_from(["same", "same", "edit", "add", "remove row", "new", "priority", "gone"]))
+                    rows = version[s]
+                    if how == "edit":
+                        at = data.draw(st.integers(0, len(rows) - 1))
+                        field = data.draw(st.sampled_from(list(POOL)))
+                        rows = [*rows[:at], {**rows[at], field: data.draw(st.sampled_from(POOL[field]))}, *rows[at + 1 :]]
+                    elif how == "add":
+                        rows = [*rows, data.draw(ROW)]
+                    elif how == "remove row" and len(rows) > 1:
+                        rows = rows[1:]
+                    elif how == "new":
+                        rows = data.draw(SOURCE)
+                    elif how == "priority":
+                        priority[s] += 1
+                    elif how == "gone" and len(version) > 1:
+                        del version[s]
+                        continue
+                    version[s] = rows
+        finally:
+            kept.close()
+            merged.close()
+
+    check()
+
+
+def test_a_rerun_merges_again_only_the_listings_whose_rows_changed(con):
+    """After one row of one source changed, only its listing is merged again; the others are kept as they were. A
+    build by another ``core_listings.sql``, or one that did not end, lends nothing."""
+    text = "record_id,name,kind,phone,country\n" + "".join(f"{n},Line {n},helpline,020 7946 {n:04d},GB\n" for n in range(1, 21))
+    load(con, "a", text)
+    load(con, "b", text.replace("Line", "Other").replace("020 7946", "020 7947"))
+    wh.build_core(con, NOW, 24)
+    assert wh.run(con, "SELECT count(*) FROM kept_clusters") == [(0,)]  # (a first build has nothing to keep)
+    load(con, "a", text.replace("Line 7,", "Line Seven,"))
+    wh.build_core(con, NOW + dt.timedelta(days=1), 24)
+    assert wh.run(con, "SELECT count(*) FROM kept_clusters") == [(39,)]
+    assert wh.run(con, "SELECT row_key FROM clusters") == [("a/7",)]
+    assert wh.run(con, "SELECT name FROM core_listings WHERE updated_at > first_seen") == [("Line Seven",)]
+    wh.run(con, "UPDATE core_build SET sql_sha256 = 'another'")
+    wh.build_core(con, NOW + dt.timedelta(days=2), 24)
+    assert wh.run(con, "SELECT count(*) FROM kept_clusters") == [(0,)]
+    assert wh.run(con, "SELECT count(*) FROM clusters") == [(40,)]
+    wh.run(con, "DELETE FROM core_build")  # as a build that failed after its first statement leaves it
+    wh.build_core(con, NOW + dt.timedelta(days=3), 24)
+    assert wh.run(con, "SELECT count(*) FROM kept_clusters") == [(0,)]
+    wh.build_core(con, NOW + dt.timedelta(days=4), 24)
+    assert wh.run(con, "SELECT count(*) FROM kept_clusters") == [(40,)]

@@ -309,7 +309,7 @@ def test_connected_components_match_a_union_find(con):
     edges = {(rnd.randrange(300), rnd.randrange(300)) for _ in range(260)} | {(i, i + 1) for i in range(400, 460)}
     wh.run(con, "CREATE OR REPLACE TEMP TABLE er_cc_edges (a INTEGER, b INTEGER)")
     con.executemany("INSERT INTO er_cc_edges VALUES (?, ?)", [list(e) for e in edges if e[0] != e[1]])
-    er.connected_components(con, er.sections("er_clusters"))
+    er.connected_components(con, wh.sections("er_clusters"))
     got = dict(wh.run(con, "SELECT node, comp FROM er_cc"))
     parent = {n: n for e in edges for n in e}
 

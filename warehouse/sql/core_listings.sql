@@ -1,10 +1,44 @@
 -- core_listings: staged rows merged into one listing per service, with stable ids.
 -- Expects the temp table run_params(now TIMESTAMP), the table stg_listings and the temp table
--- er_clusters (entity resolution: which staged rows are one service).
+-- er_clusters (entity resolution: which staged rows are one service).  Run by curate/warehouse.py
+-- (build_core) a section at a time: prints, then keep (when the last build was by this same file
+-- and ended: the table core_build) or keep_nothing, then build, then (after keep) keep_after.
 
+-- name: prints
 -- 1-2. Which rows are one service: er_clusters(row_key, cluster), from entity resolution
 --      (er_rows.sql -> er_pairs.sql -> er_clusters.sql, run by curate/resolve.py).
-CREATE OR REPLACE TEMP TABLE clusters AS SELECT row_key, cluster FROM er_clusters;
+--      Each staged row's print: a 64-bit hash of its columns, kept beside its listing in listing_members
+--      (all but the digest of the file it came from: a file's other rows stay as they were when one changes).
+CREATE OR REPLACE TEMP TABLE row_prints AS
+SELECT row_key, hash(s) AS print FROM (SELECT * EXCLUDE (source_sha256) FROM stg_listings) s;
+
+-- name: keep
+--      A cluster whose rows are exactly the members of one listing of the last build, each row unchanged
+--      (the same print), is that listing again: steps 3-6 would give it the same id, fields and dates
+--      (no other cluster holds a member of it to claim its id), so its row of core_listings is kept as it
+--      was.  A removed member, a new one or a changed one sends the cluster through steps 3-6.
+CREATE OR REPLACE TEMP TABLE kept_clusters AS
+WITH whole AS (
+  SELECT c.cluster, min(m.listing_id) AS id, count(*) AS n
+  FROM er_clusters c JOIN row_prints r USING (row_key)
+  LEFT JOIN listing_members m ON m.row_key = c.row_key AND m.print = r.print
+  GROUP BY c.cluster
+  HAVING count(m.listing_id) = count(*) AND min(m.listing_id) = max(m.listing_id)
+)
+SELECT w.cluster, w.id FROM whole w JOIN core_listings k ON k.id = w.id AND k.member_count = w.n;
+
+--      Their rows, taken before core_listings is replaced (their link status is judged again by
+--      link_health.sql, as every listing's is).
+CREATE OR REPLACE TEMP TABLE kept_listings AS
+SELECT c.* REPLACE ('unknown' AS link_status, CAST(NULL AS TIMESTAMP) AS link_checked_at)
+FROM core_listings c SEMI JOIN kept_clusters k USING (id);
+
+-- name: keep_nothing
+CREATE OR REPLACE TEMP TABLE kept_clusters (cluster VARCHAR, id VARCHAR);
+
+-- name: build
+CREATE OR REPLACE TEMP TABLE clusters AS
+SELECT e.row_key, e.cluster FROM er_clusters e ANTI JOIN kept_clusters k USING (cluster);
 
 -- 3. Survivorship order inside a cluster: source priority, most recently verified, most complete.
 CREATE OR REPLACE TEMP TABLE members AS
@@ -103,15 +137,22 @@ ON CONFLICT (id) DO UPDATE SET
   updated_at = CASE WHEN listing_state.content_hash <> excluded.content_hash THEN excluded.updated_at ELSE listing_state.updated_at END,
   content_hash = excluded.content_hash;
 
--- Replaced, not emptied: DELETE of every row of a table with a primary key took 3.4 s at 100k rows, this 0.01 s.
--- (The same definition as in schema.sql.)
+-- The kept listings' members as they were, and the others'.  Replaced, not emptied: DELETE of every row of a
+-- table with a primary key took 3.4 s at 100k rows.  No key index: row_key is stg_listings' primary key, and
+-- keeping the index took 1.3 of the 1.6 s of filling this table at 1M rows.  (The same definition as in schema.sql.)
+CREATE OR REPLACE TEMP TABLE kept_members AS
+SELECT m.* FROM listing_members m JOIN er_clusters e USING (row_key) SEMI JOIN kept_clusters k USING (cluster);
 CREATE OR REPLACE TABLE listing_members (
-  row_key VARCHAR PRIMARY KEY,
-  listing_id VARCHAR NOT NULL
+  row_key VARCHAR NOT NULL,
+  listing_id VARCHAR NOT NULL,
+  print UBIGINT
 );
-INSERT INTO listing_members SELECT unnest(row_keys) AS row_key, id FROM hashed;
+INSERT INTO listing_members
+SELECT row_key, listing_id, print FROM kept_members
+UNION ALL
+SELECT m.row_key, m.id, p.print FROM (SELECT unnest(row_keys) AS row_key, id FROM hashed) m JOIN row_prints p USING (row_key);
 
--- 7. The core table.
+-- 7. The core table: the listings merged in steps 3-6, then (keep_after) the kept ones.
 CREATE OR REPLACE TABLE core_listings AS
 SELECT h.id, h.name, h.kind, h.description, h.url, h.phone, h.sms, h.chat_url, h.email, h.areas,
        h.languages, h.topics, h.audience, coalesce(h.moderation, 'unknown') AS moderation,
@@ -119,3 +160,6 @@ SELECT h.id, h.name, h.kind, h.description, h.url, h.phone, h.sms, h.chat_url, h
        h.verified_at, 'unknown' AS link_status, CAST(NULL AS TIMESTAMP) AS link_checked_at, h.sources,
        st.first_seen, st.updated_at, len(h.sources) AS member_count
 FROM hashed h JOIN listing_state st USING (id);
+
+-- name: keep_after
+INSERT INTO core_listings SELECT * FROM kept_listings;

@@ -58,11 +58,17 @@ CREATE TABLE IF NOT EXISTS problems (
   fix VARCHAR NOT NULL
 );
 
--- Which listing id each input row (source_id/record_id) belonged to after the last run.
+-- Which listing id each input row (source_id/record_id) belonged to after the last run, and the row's print
+-- then (core_listings.sql: a hash of its staged columns).
 CREATE TABLE IF NOT EXISTS listing_members (
-  row_key VARCHAR PRIMARY KEY,
-  listing_id VARCHAR NOT NULL
+  row_key VARCHAR NOT NULL,
+  listing_id VARCHAR NOT NULL,
+  print UBIGINT
 );
+-- A warehouse from before prints: its rows have none, and their listings are merged again once.
+ALTER TABLE listing_members ADD COLUMN IF NOT EXISTS print UBIGINT;
+-- The core_listings.sql whose build last ended (its sha256): only its listings can be kept as they were.
+CREATE TABLE IF NOT EXISTS core_build (sql_sha256 VARCHAR NOT NULL);
 
 -- Content hash and dates of every listing id ever published.
 CREATE TABLE IF NOT EXISTS listing_state (
