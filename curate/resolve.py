@@ -10,6 +10,7 @@ queue ``sources/reports/possible-duplicates.html``.  Parsing and rendering are p
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import importlib.metadata
 import json
 import re
@@ -258,14 +259,23 @@ def resolve(
     overrides: Overrides | None = None,
     params: ResolveParams | None = None,
     input_table: str = "stg_listings",
+    reuse: bool = True,
 ) -> Resolution:
     """Cluster the rows of ``input_table`` into ``er_clusters(row_key, cluster)`` and fill ``possible_duplicates``.
 
-    Also records the override problems (bad lines, rows not found) in ``override_problems``.
+    Also records the override problems (bad lines, rows not found) in ``override_problems``.  ``reuse``: take the
+    features of the rows the last resolution met unchanged from ``er_row_cache`` (er_rows.sql); False works every
+    row's out again (the same features, slower).
     """
     params = params or ResolveParams()
     overrides = overrides or Overrides()
     _register_functions(con)
+    made_by = hashlib.sha256(f"{sql('er_rows')}\n{DOMAIN_RULES}".encode()).hexdigest()
+    run(con, "CREATE TABLE IF NOT EXISTS er_cache_made_by (made_by VARCHAR NOT NULL)")
+    if not reuse or not run(con, "SELECT 1 FROM er_cache_made_by WHERE made_by = ?", [made_by]):
+        run(con, "DROP TABLE IF EXISTS er_row_cache")  # (features worked out by other rules)
+        run(con, "DELETE FROM er_cache_made_by")
+        run(con, "INSERT INTO er_cache_made_by VALUES (?)", [made_by])
     run(con, f"CREATE OR REPLACE TEMP VIEW er_input AS SELECT * FROM {input_table}")
     values = asdict(params)
     run(con, f"CREATE OR REPLACE TEMP TABLE er_params AS SELECT {', '.join(f'{int(v)} AS {k}' for k, v in values.items())}")

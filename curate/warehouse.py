@@ -339,14 +339,15 @@ def build_core(
     """Entity resolution (``curate.resolve``), then ``core_listings.sql``, ``link_health.sql`` (each listing's link
     status from the check history) and ``out_listings.sql``; returns counts.
 
-    ``reuse``: keep the listings of the last build whose rows are as they were (core_listings.sql, section keep);
-    False merges every listing again (the same result, slower)."""
+    ``reuse``: take the features of unchanged rows from the last resolution (er_rows.sql) and keep the listings of
+    the last build whose rows are as they were (core_listings.sql, section keep); False works every row out and
+    merges every listing again (the same result, slower)."""
     from curate.resolve import resolve
 
     set_run_params(con, now, max_verified_age_months)
     set_link_params(con, now, dead_after=dead_after)
     keep_previous_link_status(con)
-    resolve(con, overrides, params)
+    resolve(con, overrides, params, reuse=reuse)
     core = sections("core_listings")
     made_by = hashlib.sha256(sql("core_listings").encode()).hexdigest()
     keep = reuse and bool(run(con, "SELECT 1 FROM core_build WHERE sql_sha256 = ?", [made_by]))

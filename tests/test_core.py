@@ -334,12 +334,15 @@ def _core_state(con) -> dict[str, list[tuple]]:
         "out_listings": sorted(wh.run(con, "SELECT * FROM out_listings ORDER BY id"), key=str),
         "listing_members": wh.run(con, "SELECT * FROM listing_members ORDER BY row_key"),
         "listing_state": wh.run(con, "SELECT * FROM listing_state ORDER BY id"),
+        "er_rows": wh.run(con, "SELECT * FROM er_rows ORDER BY rid"),  # (the features entity resolution compared)
+        "possible_duplicates": wh.run(con, "SELECT * FROM possible_duplicates"),
     }
 
 
 def test_listings_kept_from_the_last_build_are_those_merging_every_row_again_gives(tmp_path_factory):
-    """A build that keeps the last build's listings whose rows are as they were (``reuse``) leaves core_listings,
-    out_listings, listing_members and listing_state exactly as merging every listing again does: over three builds
+    """A build that takes unchanged rows' features from the last resolution and keeps the last build's listings whose
+    rows are as they were (``reuse``) leaves the features, the review queue, core_listings, out_listings,
+    listing_members and listing_state exactly as working every row out and merging every listing again does: over three builds
     of three sources, with rows edited, added and removed, priorities changed and sources removed in between, so that
     listings gain, lose and swap members, split, merge and take over ids."""
     from hypothesis import HealthCheck, given, settings
@@ -386,8 +389,9 @@ def test_listings_kept_from_the_last_build_are_those_merging_every_row_again_giv
 
 
 def test_a_rerun_merges_again_only_the_listings_whose_rows_changed(con):
-    """After one row of one source changed, only its listing is merged again; the others are kept as they were. A
-    build by another ``core_listings.sql``, or one that did not end, lends nothing."""
+    """After one row of one source changed, only its features are worked out again and only its listing is merged
+    again; the others are kept as they were. A build by another ``core_listings.sql``, or one that did not end,
+    lends no listing; features worked out by another ``er_rows.sql`` or suffix list are not taken."""
     text = "record_id,name,kind,phone,country\n" + "".join(f"{n},Line {n},helpline,020 7946 {n:04d},GB\n" for n in range(1, 21))
     load(con, "a", text)
     load(con, "b", text.replace("Line", "Other").replace("020 7946", "020 7947"))
@@ -395,6 +399,8 @@ def test_a_rerun_merges_again_only_the_listings_whose_rows_changed(con):
     assert wh.run(con, "SELECT count(*) FROM kept_clusters") == [(0,)]  # (a first build has nothing to keep)
     load(con, "a", text.replace("Line 7,", "Line Seven,"))
     wh.build_core(con, NOW + dt.timedelta(days=1), 24)
+    assert wh.run(con, "SELECT row_key FROM er_fresh") == [("a/7",)]
+    assert wh.run(con, "SELECT count(*) FROM er_rows") == wh.run(con, "SELECT count(*) FROM er_row_cache") == [(40,)]
     assert wh.run(con, "SELECT count(*) FROM kept_clusters") == [(39,)]
     assert wh.run(con, "SELECT row_key FROM clusters") == [("a/7",)]
     assert wh.run(con, "SELECT name FROM core_listings WHERE updated_at > first_seen") == [("Line Seven",)]
@@ -407,3 +413,7 @@ def test_a_rerun_merges_again_only_the_listings_whose_rows_changed(con):
     assert wh.run(con, "SELECT count(*) FROM kept_clusters") == [(0,)]
     wh.build_core(con, NOW + dt.timedelta(days=4), 24)
     assert wh.run(con, "SELECT count(*) FROM kept_clusters") == [(40,)]
+    assert wh.run(con, "SELECT count(*) FROM er_fresh") == [(0,)]
+    wh.run(con, "UPDATE er_cache_made_by SET made_by = 'another'")
+    wh.build_core(con, NOW + dt.timedelta(days=5), 24)
+    assert wh.run(con, "SELECT count(*) FROM er_fresh") == [(40,)]

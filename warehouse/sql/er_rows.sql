@@ -30,11 +30,30 @@ INSERT INTO er_words SELECT unnest(string_split(w, ' ')), c FROM (VALUES
   ('ecoute aide ligne soutien groupe ayuda linea apoyo grupo foro telefono', 'generic')
 ) v(w, c) ON CONFLICT DO NOTHING;
 
+-- A row's features are worked out once: er_row_cache (a table of the warehouse) holds each row's as the last
+-- resolution found them, under the row's print (a hash of the columns they are made of). A row whose print is
+-- the same is taken from there; the others (er_new, all of them on a first run) are worked out below.
+-- curate/resolve.py empties the cache when this file or the suffix list's rules changed (er_cache_made_by).
+CREATE TABLE IF NOT EXISTS er_row_cache (
+  print UBIGINT NOT NULL, row_key VARCHAR NOT NULL, source_id VARCHAR, record_id VARCHAR, name VARCHAR, kind VARCHAR,
+  country VARCHAR, areas VARCHAR[], email VARCHAR, phone_keys VARCHAR[], short_numbers VARCHAR[], phone_key VARCHAR,
+  sms_key VARCHAR, url_key VARCHAR, chat_key VARCHAR, host VARCHAR, path VARCHAR, domain VARCHAR, email_domain VARCHAR,
+  kind_group VARCHAR, online BOOLEAN, name_cmp VARCHAR, name_tokens VARCHAR[], generic_name BOOLEAN
+);
+CREATE OR REPLACE TEMP TABLE er_prints AS
+SELECT row_key, hash(row_key, source_id, record_id, name, kind, country, areas, url, chat_url, email, phone, sms) AS print
+FROM er_input;
+CREATE OR REPLACE TEMP TABLE er_cached AS
+SELECT c.* FROM er_row_cache c JOIN er_prints p ON p.row_key = c.row_key AND p.print = c.print;
+CREATE OR REPLACE TEMP TABLE er_new AS
+SELECT row_key, source_id, record_id, name, kind, country, areas, url, chat_url, email, phone, sms
+FROM er_input ANTI JOIN er_cached USING (row_key);
+
 -- Names, once per distinct value: lowercased, accents and punctuation removed, split into words.
 --   name_cmp:    the words minus stop words and legal suffixes (compared with jaro_winkler)
 --   name_tokens: its distinctive words (not generic), sorted; empty = a generic name
 CREATE OR REPLACE TEMP TABLE er_names AS
-WITH names AS (SELECT DISTINCT name FROM er_input WHERE name IS NOT NULL),
+WITH names AS (SELECT DISTINCT name FROM er_new WHERE name IS NOT NULL),
 words AS (
   SELECT name, unnest(w) AS word, generate_subscripts(w, 1) AS pos
   FROM (SELECT name, string_split(trim(regexp_replace(lower(strip_accents(name)), '[^\p{L}\p{N}]+', ' ', 'g')), ' ') AS w FROM names)
@@ -63,16 +82,20 @@ CREATE OR REPLACE TEMP MACRO er_url_key(u) AS nullif(
 
 -- A host's registrable domain is remembered between runs (host_domains, a table of the warehouse): the
 -- suffix list is asked only about the hosts it was not asked about under the same rules (er_domain_rules,
--- set by curate/resolve.py: the suffix list package's version). Hosts no longer met are forgotten.
+-- set by curate/resolve.py: the suffix list package's version). Hosts no longer met (by a new row, or one
+-- taken from er_row_cache) are forgotten.
 CREATE TABLE IF NOT EXISTS host_domains (host VARCHAR NOT NULL, domain VARCHAR NOT NULL, rules VARCHAR NOT NULL);
 CREATE OR REPLACE TEMP TABLE er_host_names AS
 SELECT DISTINCT host
 FROM (SELECT regexp_extract(er_url_key(u), '^[^/?:]+') AS host
-      FROM (SELECT url AS u FROM er_input UNION ALL SELECT chat_url FROM er_input)
+      FROM (SELECT url AS u FROM er_new UNION ALL SELECT chat_url FROM er_new)
       WHERE u IS NOT NULL)
 WHERE host <> '';
 DELETE FROM host_domains
-WHERE rules <> (SELECT rules FROM er_domain_rules) OR host NOT IN (SELECT host FROM er_host_names);
+WHERE rules <> (SELECT rules FROM er_domain_rules)
+   OR (host NOT IN (SELECT host FROM er_host_names)
+       AND host NOT IN (SELECT host FROM er_cached WHERE host IS NOT NULL)
+       AND host NOT IN (SELECT regexp_extract(chat_key, '^[^/?:]+') FROM er_cached WHERE chat_key IS NOT NULL));
 INSERT INTO host_domains
 SELECT host, er_registrable_domain(host), (SELECT rules FROM er_domain_rules)
 FROM er_host_names WHERE host NOT IN (SELECT host FROM host_domains);
@@ -83,17 +106,17 @@ SELECT n.host, d.domain FROM er_host_names n JOIN host_domains d USING (host);
 CREATE OR REPLACE TEMP MACRO er_phone_key(x, country) AS
   CASE WHEN x LIKE '+%' THEN x WHEN x IS NOT NULL THEN coalesce(country, '??') || ':' || x END;
 
--- One row of features per input row. rid is a dense integer id (joins on integers are cheap).
-CREATE OR REPLACE TEMP TABLE er_rows AS
+-- One row of features per new row.
+CREATE OR REPLACE TEMP TABLE er_fresh AS
 WITH base AS (
-  SELECT row_number() OVER (ORDER BY s.row_key)::INTEGER AS rid, s.row_key, s.source_id, s.record_id, s.name, s.kind,
+  SELECT s.row_key, s.source_id, s.record_id, s.name, s.kind,
          nullif(upper(s.country), '') AS country, s.areas,
          er_url_key(s.url) AS url_key, er_url_key(s.chat_url) AS chat_key,
          lower(s.email) AS email, s.phone, s.sms,
          [x FOR x IN [s.phone, s.sms] IF x IS NOT NULL] AS numbers
-  FROM er_input s
+  FROM er_new s
 )
-SELECT b.rid, b.row_key, b.source_id, b.record_id, b.name, b.kind, b.country, b.areas, b.email,
+SELECT p.print, b.row_key, b.source_id, b.record_id, b.name, b.kind, b.country, b.areas, b.email,
        list_distinct([er_phone_key(x, b.country) FOR x IN b.numbers]) AS phone_keys,
        list_distinct([x FOR x IN b.numbers IF x NOT LIKE '+%']) AS short_numbers,
        er_phone_key(b.phone, b.country) AS phone_key, er_phone_key(b.sms, b.country) AS sms_key,
@@ -111,5 +134,17 @@ SELECT b.rid, b.row_key, b.source_id, b.record_id, b.name, b.kind, b.country, b.
        coalesce(n.name_tokens, []) AS name_tokens,
        len(coalesce(n.name_tokens, [])) = 0 AS generic_name
 FROM base b
+JOIN er_prints p USING (row_key)
 LEFT JOIN er_names n ON n.name = b.name
 LEFT JOIN er_hosts h ON h.host = regexp_extract(b.url_key, '^[^/?:]+');
+
+-- The cache holds this run's rows: a changed or removed row's features go, a new row's come.
+DELETE FROM er_row_cache c WHERE NOT EXISTS (SELECT 1 FROM er_cached k WHERE k.row_key = c.row_key AND k.print = c.print);
+INSERT INTO er_row_cache BY NAME SELECT * FROM er_fresh;
+
+-- One row of features per input row. rid is a dense integer id (joins on integers are cheap), in row_key order:
+-- numbered on the keys alone, then joined (numbering the whole rows took 1.35 s at 1M rows, this 0.43 s).
+CREATE OR REPLACE TEMP TABLE er_rows AS
+SELECT k.rid, f.* EXCLUDE (print)
+FROM (SELECT row_key, row_number() OVER (ORDER BY row_key)::INTEGER AS rid FROM er_prints) k
+JOIN (SELECT * FROM er_cached UNION ALL BY NAME SELECT * FROM er_fresh) f USING (row_key);
