@@ -10,7 +10,6 @@ queue ``sources/reports/possible-duplicates.html``.  Parsing and rendering are p
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import importlib.metadata
 import json
 import re
@@ -23,7 +22,7 @@ from pathlib import Path
 import duckdb
 
 from curate.report import STYLE
-from curate.warehouse import run, sections, sql
+from curate.warehouse import run, sections, sql, sql_sha256
 
 #: A listing id of an earlier run, or a row as ``<source id>/<record_id>``.
 LISTING_REF = re.compile(r"^lst_[0-9a-f]{12}$")
@@ -270,7 +269,7 @@ def resolve(
     params = params or ResolveParams()
     overrides = overrides or Overrides()
     _register_functions(con)
-    made_by = hashlib.sha256(f"{sql('er_rows')}\n{DOMAIN_RULES}".encode()).hexdigest()
+    made_by = sql_sha256("er_rows", DOMAIN_RULES)
     run(con, "CREATE TABLE IF NOT EXISTS er_cache_made_by (made_by VARCHAR NOT NULL)")
     if not reuse or not run(con, "SELECT 1 FROM er_cache_made_by WHERE made_by = ?", [made_by]):
         run(con, "DROP TABLE IF EXISTS er_row_cache")  # (features worked out by other rules)

@@ -59,6 +59,12 @@ def sql(name: str) -> str:
     return (SQL_DIR / f"{name}.sql").read_text(encoding="utf-8")
 
 
+def sql_sha256(name: str, *also: str) -> str:
+    """The sha256 of ``warehouse/sql/<name>.sql`` and of ``also`` (what else its results depend on): kept beside
+    results a later run may take (``core_build``, ``er_cache_made_by``), so that other code's are not taken."""
+    return hashlib.sha256("\n".join([sql(name), *also]).encode()).hexdigest()
+
+
 def sections(name: str) -> dict[str, str]:
     """The named sections (``-- name: <section>``) of ``warehouse/sql/<name>.sql``."""
     parts = re.split(r"^-- name: (\w+)\s*$", sql(name), flags=re.MULTILINE)
@@ -349,7 +355,7 @@ def build_core(
     keep_previous_link_status(con)
     resolve(con, overrides, params, reuse=reuse)
     core = sections("core_listings")
-    made_by = hashlib.sha256(sql("core_listings").encode()).hexdigest()
+    made_by = sql_sha256("core_listings")
     keep = reuse and bool(run(con, "SELECT 1 FROM core_build WHERE sql_sha256 = ?", [made_by]))
     run(con, "DELETE FROM core_build")  # (until this build ends, no build's listings can be kept)
     for section in ("prints", "keep" if keep else "keep_nothing", "build", *(["keep_after"] if keep else [])):
