@@ -141,7 +141,7 @@ ON CONFLICT (id) DO UPDATE SET
 -- table with a primary key took 3.4 s at 100k rows.  No key index: row_key is stg_listings' primary key, and
 -- keeping the index took 1.3 of the 1.6 s of filling this table at 1M rows.  (The same definition as in schema.sql.)
 CREATE OR REPLACE TEMP TABLE kept_members AS
-SELECT m.* FROM listing_members m JOIN er_clusters e USING (row_key) SEMI JOIN kept_clusters k USING (cluster);
+SELECT m.* FROM listing_members m SEMI JOIN kept_clusters k ON k.id = m.listing_id;  -- (a kept listing's rows are its cluster's)
 CREATE OR REPLACE TABLE listing_members (
   row_key VARCHAR NOT NULL,
   listing_id VARCHAR NOT NULL,
