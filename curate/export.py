@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import duckdb
 import orjson
@@ -787,7 +787,7 @@ def release_files(
     listings: list[Listing], sources: list[SourceMeta] | None = None, previous: list[Listing] | None = None, pool: Executor | None = None
 ) -> dict[str, bytes]:
     """Every file of a release but the manifest, by relative path.  Same listings (and previous listings), same bytes."""
-    return dict(iter_release_files(listings, sources, previous, pool))
+    return cast(dict[str, bytes], dict(iter_release_files(listings, sources, previous, pool)))  # (nothing is taken: no ``reuse``)
 
 
 #: listings in a part of the HSDS rows, on average (built apart, by worker processes when there are): a part ends
@@ -818,7 +818,7 @@ def iter_release_files(
     listings_json: bytes | None = None,
     hsds_made: dict[str, object] | None = None,
     writers: Writers = Writers(),
-) -> Iterator[tuple[str, bytes]]:
+) -> Iterator[tuple[str, bytes | Taken]]:
     """``release_files`` one file at a time (``publish`` writes each as it comes: a big release is never all in memory).
 
     ``pool``: worker processes (``table_check.workers``); the HSDS package's rows are then built in parts
@@ -880,7 +880,7 @@ def iter_release_files(
     for loc in locations:
         chosen, head = chosen_by_code[loc.code], heads[loc.code]
         paths = {"json": f"locations/{loc.code}.json", "csv": f"locations/{loc.code}.csv"}
-        data = take(paths["json"]) if loc.code in kept else None
+        data: bytes | Taken | None = take(paths["json"]) if loc.code in kept else None
         if data is None and texts is not None:
             data = location_json(head, texts.texts(places[loc.code]))
         yield paths["json"], data if data is not None else json_bytes({"location": head, "count": len(chosen), "listings": chosen})
@@ -888,9 +888,7 @@ def iter_release_files(
         if data is None and loc.code not in kept:  # (a location's records looked up by place, in C: by id() in a
             # generator, 1.4M look-ups took 2.7 s of a 535k-listing release)
             data = records[0] + b"".join(map(records.__getitem__, map(record_at.__getitem__, places[loc.code])))
-        elif data is None:  # (a kept location's file that could not be taken: its records are made here)
-            data = csv_bytes(chosen)
-        yield paths["csv"], data
+        yield paths["csv"], data if data is not None else csv_bytes(chosen)  # (a kept location's file not taken: made here)
         index.append({**head, "count": len(chosen), **paths})
         yield from hsds_if_built()
     del records, record_at, rows, texts
@@ -1084,8 +1082,28 @@ def builder() -> str:
     return digest.hexdigest()
 
 
-def _nothing_taken(rel: str) -> bytes | None:
+def _nothing_taken(rel: str) -> Taken | None:
     return None
+
+
+@dataclass(frozen=True)
+class Taken:
+    """A file of the release before, taken as it is (``Reusable.take``): linked into the new release, not read into
+    memory and written again (at 535k listings, the 45 files a one-country rerun takes were 1.4 GB).  ``stat``: the
+    file's ``_signature`` when its bytes were found to be ``sha256``'s: a file with it is the one hashed, and is not
+    hashed again when the release is checked (``verify``)."""
+
+    path: Path
+    size: int
+    sha256: str
+    stat: tuple[int, ...]
+
+
+def _signature(path: Path) -> tuple[int, ...]:
+    """What changes when a file's bytes are written: its device, inode, size and modification time.  (Not its change
+    time: linking the file changes that.)"""
+    st = path.stat()
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
 
 
 @dataclass(frozen=True)
@@ -1113,16 +1131,19 @@ class Reusable:
             return False
         return self.index.get(code) == {**head, "count": count, "json": f"locations/{code}.json", "csv": f"locations/{code}.csv"}
 
-    def take(self, rel: str) -> bytes | None:
-        """The file's bytes in that release, when they still match its manifest."""
+    def take(self, rel: str) -> Taken | None:
+        """The file in that release, when its bytes still match its manifest (read a piece at a time, not held)."""
+        path = self.folder / rel
         try:
-            data = (self.folder / rel).read_bytes()
+            seen = _signature(path)
+            with path.open("rb") as fh:
+                sha256 = hashlib.file_digest(fh, "sha256").hexdigest()
+            if sha256 != self.sha256.get(rel) or _signature(path) != seen:  # (not changed while it was hashed)
+                return None
         except OSError:
             return None
-        if hashlib.sha256(data).hexdigest() != self.sha256.get(rel):
-            return None
         self.taken.append(rel)
-        return data
+        return Taken(path, seen[2], sha256, seen)
 
     def hsds_parts(self, keys: list[str]) -> dict[str, hsds.Part]:
         """The HSDS parts of ``keys`` that release built too (``hsds_record``), by key, each taken from its tables
@@ -1202,6 +1223,7 @@ def validate_against_schemas(
     pool: Executor | None = None,
     let_go: Callable[[], None] | None = None,
     hsds_check: Future[list[str] | None] | None = None,
+    linked: Mapping[str, tuple[int, ...]] | None = None,
 ) -> list[str]:
     """Problems of a written release against its own schemas: every listing against
     ``schema/listing.schema.json`` (JSON Schema 2020-12), every CSV against ``datapackage.json`` (Frictionless),
@@ -1344,6 +1366,7 @@ def verify(
     written_from: list[Listing] | None = None,
     let_go: Callable[[], None] | None = None,
     hsds_check: Future[list[str] | None] | None = None,
+    linked: Mapping[str, tuple[int, ...]] | None = None,
 ) -> list[str]:
     """Problems of a written release: files against the manifest (sizes, checksums), counts, safe content, contents
     against its schemas (what ``verified``, the release before it, held already is not checked against the schemas
@@ -1354,18 +1377,20 @@ def verify(
     and a second copy of every listing at 53k listings), so the checks take them, and the location files are what
     ``rebuilt_differently`` would build (8 s at 535k listings), so none is compared listing by listing.  ``let_go``:
     ``validate_against_schemas``'s.  ``hsds_check``: the HSDS package's check, started while the release was written
-    (``hsds_check_early``)."""
+    (``hsds_check_early``).  ``linked``: the files linked to the release before's once their bytes were found to be
+    its manifest's (``Taken``), by path: one that still has the ``_signature`` it had then is not hashed again."""
     unchanged = unchanged_files(man, verified)
     # else the HSDS package's check (the longest) starts in a worker first, while this process reads every file
     # against the manifest (3.6-5.4 s at 535k listings); any problem found here fails the release all the same
     if hsds_check is None:
         hsds_check = hsds_check_started(hsds_check_args(folder, verified, unchanged), pool)
     if written_from is None:  # (the checks below read the files: a file that is not the manifest's is found first)
-        return _manifest_problems(folder, man) or _content_problems(folder, man, verified, pool, None, let_go, hsds_check, unchanged)
+        problems = _manifest_problems(folder, man, linked)
+        return problems or _content_problems(folder, man, verified, pool, None, let_go, hsds_check, unchanged)
     # else the files are hashed again in a thread (hashlib lets go of the GIL: 1.5 s at 534k listings) while the
     # listings this process built them from are checked; a file that is not the manifest's is the release's problem
     with ThreadPoolExecutor(1) as hashing:
-        hashed = hashing.submit(_manifest_problems, folder, man)
+        hashed = hashing.submit(_manifest_problems, folder, man, linked)
         try:
             problems = _content_problems(folder, man, verified, pool, written_from, let_go, hsds_check, unchanged)
         except Exception:
@@ -1375,13 +1400,17 @@ def verify(
     return hashed.result() or problems
 
 
-def _manifest_problems(folder: Path, man: dict[str, object]) -> list[str]:
-    """The files of a release that are missing or whose bytes are not those its manifest names."""
+def _manifest_problems(folder: Path, man: dict[str, object], linked: Mapping[str, tuple[int, ...]] | None = None) -> list[str]:
+    """The files of a release that are missing or whose bytes are not those its manifest names (``verify``'s
+    ``linked``: not hashed again)."""
     problems = []
+    linked = linked or {}
     for entry in man["files"]:  # type: ignore[attr-defined]
         path = folder / entry["path"]
         if not path.is_file():
             problems.append(f"{entry['path']} is missing")
+        elif entry["path"] in linked and _signature(path) == linked[entry["path"]]:
+            continue  # the file hashed when it was taken, as it was then (its size is the manifest's: ``_written``)
         elif not _matches(path, entry["bytes"], entry["sha256"]):
             problems.append(f"{entry['path']} does not match the manifest")
     return problems
@@ -1535,6 +1564,7 @@ def publish(
     with table_check.workers(len(listings) >= PARALLEL_MIN) as pool:  # for the HSDS build and Frictionless's checks
         partial = releases / f"{PARTIAL_PREFIX}{release_id}"
         written: list[Future[dict[str, object]]] = []
+        linked: dict[str, tuple[int, ...]] = {}  # the files taken from the release before as links to its own
         in_hsds: list[Future[dict[str, object]]] = []  # the HSDS package's files, as they are written
         hsds_check: Future[list[str] | None] | None = None
         with ThreadPoolExecutor(1) as writer:  # hashes and writes each file while the next is built (GIL let go)
@@ -1553,7 +1583,7 @@ def publish(
                     in_hsds.clear()
                     give_back_freed_memory()  # (the package's bytes, written: not held beside the worker checking them)
                     hsds_check = hsds_check_early(partial, verified, entries, pool)
-                written.append(writer.submit(_written, partial, rel, data))
+                written.append(writer.submit(_written, partial, rel, data, linked))
                 if rel.startswith("hsds/"):
                     in_hsds.append(written[-1])
         entries = [w.result() for w in written]
@@ -1571,7 +1601,7 @@ def publish(
                 verified.listings.clear()  # (the same objects)
             give_back_freed_memory()
 
-        problems = verify(partial, man, verified, pool, listings, let_go if let_go_of_listings else None, hsds_check)
+        problems = verify(partial, man, verified, pool, listings, let_go if let_go_of_listings else None, hsds_check, linked)
     if problems:
         raise RuntimeError(f"release {release_id} failed its checks: {problems}")
     checkpoint("verified")
@@ -1603,11 +1633,22 @@ def _replaced(path: Path, data: bytes) -> None:
 WRITES_AHEAD = 1
 
 
-def _written(folder: Path, rel: str, data: bytes) -> dict[str, object]:
+def _written(folder: Path, rel: str, data: bytes | Taken, linked: dict[str, tuple[int, ...]] | None = None) -> dict[str, object]:
+    """The file written (a file taken from the release before: linked to it, or copied where it cannot be), and its
+    manifest entry.  ``linked``: filled with each linked file's ``_signature``, by path (``verify``)."""
     target = folder / rel
     target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_bytes(data)
-    return file_entry(rel, data)
+    if not isinstance(data, Taken):
+        target.write_bytes(data)
+        return file_entry(rel, data)
+    try:
+        os.link(data.path, target)
+    except OSError:  # (a file system without hard links: copied, and hashed again when the release is checked)
+        shutil.copyfile(data.path, target)
+    else:
+        if linked is not None and _signature(target) == data.stat:  # the file that was hashed, unchanged since
+            linked[rel] = data.stat
+    return {"path": rel, "bytes": data.size, "sha256": data.sha256}
 
 
 def _fsync_dir(folder: Path) -> None:

@@ -16,11 +16,13 @@ import operator
 import re
 from collections.abc import Callable, Iterator
 from importlib import resources
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 
 ASSETS = ("app.js", "style.css")
+#: what a script taken from the release before is given as (``curate.export.Taken``)
+T = TypeVar("T")
 #: the listing fields the preview shows (the rest stay in locations/<CODE>.json)
 SHOWN = (
     "id", "name", "kind", "description", "url", "phone", "sms", "chat_url", "email", "areas", "languages",
@@ -143,8 +145,8 @@ def iter_preview_files(
     index: list[dict[str, Any]],
     listings_by_code: dict[str, list[dict[str, Any]]],
     kept: frozenset[str] = frozenset(),
-    take: Callable[[str], bytes | None] | None = None,
-) -> Iterator[tuple[str, bytes]]:
+    take: Callable[[str], T | None] | None = None,
+) -> Iterator[tuple[str, bytes | T]]:
     """``preview_files`` one file at a time (a worldwide listing is in every location's script: at 535k listings,
     the scripts together were 1.4 GB held at once).  ``kept``: the locations whose script ``take`` gives (the
     previous release's, whose listings did not change), unless it gives None."""

@@ -443,6 +443,52 @@ def test_a_rerun_takes_the_files_of_the_locations_whose_listings_did_not_change(
     assert set(release.reused) == _location_files("WW", "NO", "NO-03", "NO-30")  # GB and IE are built again
 
 
+def test_a_file_taken_from_the_release_before_is_a_link_to_it_and_is_not_hashed_again(tmp_path, monkeypatch):
+    renamed = [dict(x, name="Two countries, renamed") if x["name"] == "Two countries" else x for x in LISTINGS]
+    before = export.publish(LISTINGS, tmp_path, NOW, 14, {})
+    hashed: list[str] = []
+    matches = export._matches
+    monkeypatch.setattr(export, "_matches", lambda path, size, sha256: hashed.append(str(path)) or matches(path, size, sha256))
+    release = export.publish(renamed, tmp_path, NOW + dt.timedelta(hours=1), 14, {})
+    assert set(release.reused) == _location_files("WW", "NO", "NO-03", "NO-30")
+    for rel in release.reused:
+        assert (release.path / rel).samefile(before.path / rel)  # one file, in both releases
+    built = json.loads((release.path / "manifest.json").read_bytes())["files"]
+    partial = tmp_path / "releases" / f"{export.PARTIAL_PREFIX}{release.release_id}"  # (where it was checked)
+    assert {e["path"] for e in built} - set(release.reused) == {str(Path(p).relative_to(partial)) for p in hashed}
+    assert _release_tree(release.path) == export.release_files(renamed, None, LISTINGS)
+
+
+def test_a_linked_file_changed_after_it_was_taken_is_hashed_again_and_fails_the_release(tmp_path):
+    release = export.publish(LISTINGS, tmp_path, NOW, 14, {})
+    man = json.loads((release.path / "manifest.json").read_bytes())
+    path = release.path / "locations" / "NO.json"
+    linked = {"locations/NO.json": export._signature(path)}
+    assert export._manifest_problems(release.path, man, linked) == []
+    path.write_bytes(path.read_bytes().replace(b"National NO", b"National N0"))  # same size, other bytes
+    os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 1_000_000))  # (a coarse clock: time moves)
+    assert export._manifest_problems(release.path, man, linked) == ["locations/NO.json does not match the manifest"]
+
+
+def test_where_a_file_cannot_be_linked_it_is_copied_and_hashed_again(tmp_path, monkeypatch):
+    renamed = [dict(x, name="Two countries, renamed") if x["name"] == "Two countries" else x for x in LISTINGS]
+    before = export.publish(LISTINGS, tmp_path, NOW, 14, {})
+
+    def no_links(src: object, dst: object) -> None:
+        raise OSError(18, "Invalid cross-device link")
+
+    monkeypatch.setattr(export.os, "link", no_links)
+    hashed: list[str] = []
+    matches = export._matches
+    monkeypatch.setattr(export, "_matches", lambda path, size, sha256: hashed.append(str(path)) or matches(path, size, sha256))
+    release = export.publish(renamed, tmp_path, NOW + dt.timedelta(hours=1), 14, {})
+    assert set(release.reused) == _location_files("WW", "NO", "NO-03", "NO-30")
+    partial = tmp_path / "releases" / f"{export.PARTIAL_PREFIX}{release.release_id}"  # (where it was checked)
+    for rel in release.reused:
+        assert not (release.path / rel).samefile(before.path / rel) and str(partial / rel) in hashed
+    assert _release_tree(release.path) == export.release_files(renamed, None, LISTINGS)
+
+
 @pytest.mark.parametrize(
     ("after", "built"),
     [
@@ -627,7 +673,7 @@ def test_with_workers_the_hsds_package_is_checked_once_written_beside_the_rest_o
     pool = _Pool(events)
     monkeypatch.setattr(table_check, "workers", contextlib.contextmanager(lambda wanted=True: iter([pool])))
     written = export._written
-    monkeypatch.setattr(export, "_written", lambda folder, rel, data: events.append(rel) or written(folder, rel, data))
+    monkeypatch.setattr(export, "_written", lambda folder, rel, data, *linked: events.append(rel) or written(folder, rel, data, *linked))
     release = export.publish(MANY, tmp_path, NOW, 14, {})
     hsds_files = [e for e in events if isinstance(e, str) and e.startswith("hsds/")]
     checks = [i for i, e in enumerate(events) if isinstance(e, tuple)]
