@@ -8,6 +8,7 @@ import io
 import json
 import os
 import tempfile
+import threading
 from dataclasses import replace
 from pathlib import Path
 
@@ -661,6 +662,22 @@ class _Pool:
         else:
             future.set_result(fn(*args))
         return future
+
+
+def test_listings_parquet_is_built_beside_the_comparison_with_the_release_before(tmp_path, monkeypatch):
+    export.publish(LISTINGS, tmp_path, NOW, 14, {})
+    started, seen = threading.Event(), []
+
+    def parquet(listings):
+        started.set()
+        return export.parquet_bytes(listings)
+
+    compare = export.previous_release
+    monkeypatch.setattr(export, "previous_release", lambda *a: seen.append(started.wait(10)) or compare(*a))
+    after = [*LISTINGS, listing("f", "Oslo too", ["NO-03"])]
+    release = export.publish(after, tmp_path, NOW + dt.timedelta(hours=1), 14, {}, writers=export.Writers(parquet=parquet))
+    assert seen == [True]  # the build had started while the release before was read
+    assert (release.path / "listings.parquet").read_bytes() == export.parquet_bytes(after)
 
 
 def test_with_workers_the_hsds_package_is_checked_once_written_beside_the_rest_of_the_release(tmp_path, monkeypatch):
