@@ -244,6 +244,8 @@ def test_a_verified_release_whose_listings_no_longer_match_its_manifest_is_not_t
     os.chmod(listings, 0o644)
     listings.write_text(listings.read_text().replace("National NO", "Tampered"))
     assert export.verified_before(tmp_path) is None
+    before, verified = export.previous_release(tmp_path)  # (hashed beside the parsing)
+    assert before is not None and "Tampered" in {x["name"] for x in before} and verified is None
 
 
 def test_a_current_release_whose_listings_cannot_be_read_is_neither_compared_nor_trusted(tmp_path):
