@@ -1230,7 +1230,6 @@ def validate_against_schemas(
     pool: Executor | None = None,
     let_go: Callable[[], None] | None = None,
     hsds_check: Future[list[str] | None] | None = None,
-    linked: Mapping[str, tuple[int, ...]] | None = None,
 ) -> list[str]:
     """Problems of a written release against its own schemas: every listing against
     ``schema/listing.schema.json`` (JSON Schema 2020-12), every CSV against ``datapackage.json`` (Frictionless),
