@@ -1101,14 +1101,17 @@ class Taken:
     hashed again when the release is checked (``verify``)."""
 
     path: Path
-    size: int
     sha256: str
     stat: tuple[int, ...]
 
+    @property
+    def size(self) -> int:
+        return self.stat[2]
+
 
 def _signature(path: Path) -> tuple[int, ...]:
-    """What changes when a file's bytes are written: its device, inode, size and modification time.  (Not its change
-    time: linking the file changes that.)"""
+    """What changes when a file's bytes are written: its device, inode, size (third) and modification time.  (Not its
+    change time: linking the file changes that.)"""
     st = path.stat()
     return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
 
@@ -1150,7 +1153,7 @@ class Reusable:
         except OSError:
             return None
         self.taken.append(rel)
-        return Taken(path, seen[2], sha256, seen)
+        return Taken(path, sha256, seen)
 
     def hsds_parts(self, keys: list[str]) -> dict[str, hsds.Part]:
         """The HSDS parts of ``keys`` that release built too (``hsds_record``), by key, each taken from its tables

@@ -440,26 +440,34 @@ def _rerun(tmp_path: Path, before: list[dict[str, object]], after: list[dict[str
     return release
 
 
+TWO_COUNTRIES_RENAMED = [dict(x, name="Two countries, renamed") if x["name"] == "Two countries" else x for x in LISTINGS]
+
+
+@pytest.fixture
+def hashed(monkeypatch) -> list[str]:
+    """The paths of the files ``verify`` hashes against the manifest, as it hashes them."""
+    paths: list[str] = []
+    matches = export._matches
+    monkeypatch.setattr(export, "_matches", lambda path, size, sha256: paths.append(str(path)) or matches(path, size, sha256))
+    return paths
+
+
 def test_a_rerun_takes_the_files_of_the_locations_whose_listings_did_not_change(tmp_path):
-    renamed = [dict(x, name="Two countries, renamed") if x["name"] == "Two countries" else x for x in LISTINGS]
-    release = _rerun(tmp_path, LISTINGS, renamed)
+    release = _rerun(tmp_path, LISTINGS, TWO_COUNTRIES_RENAMED)
     assert set(release.reused) == _location_files("WW", "NO", "NO-03", "NO-30")  # GB and IE are built again
 
 
-def test_a_file_taken_from_the_release_before_is_a_link_to_it_and_is_not_hashed_again(tmp_path, monkeypatch):
-    renamed = [dict(x, name="Two countries, renamed") if x["name"] == "Two countries" else x for x in LISTINGS]
+def test_a_file_taken_from_the_release_before_is_a_link_to_it_and_is_not_hashed_again(tmp_path, hashed):
     before = export.publish(LISTINGS, tmp_path, NOW, 14, {})
-    hashed: list[str] = []
-    matches = export._matches
-    monkeypatch.setattr(export, "_matches", lambda path, size, sha256: hashed.append(str(path)) or matches(path, size, sha256))
-    release = export.publish(renamed, tmp_path, NOW + dt.timedelta(hours=1), 14, {})
+    hashed.clear()  # (those of the first release)
+    release = export.publish(TWO_COUNTRIES_RENAMED, tmp_path, NOW + dt.timedelta(hours=1), 14, {})
     assert set(release.reused) == _location_files("WW", "NO", "NO-03", "NO-30")
     for rel in release.reused:
         assert (release.path / rel).samefile(before.path / rel)  # one file, in both releases
     built = json.loads((release.path / "manifest.json").read_bytes())["files"]
     partial = tmp_path / "releases" / f"{export.PARTIAL_PREFIX}{release.release_id}"  # (where it was checked)
     assert {e["path"] for e in built} - set(release.reused) == {str(Path(p).relative_to(partial)) for p in hashed}
-    assert _release_tree(release.path) == export.release_files(renamed, None, LISTINGS)
+    assert _release_tree(release.path) == export.release_files(TWO_COUNTRIES_RENAMED, None, LISTINGS)
 
 
 def test_a_linked_file_changed_after_it_was_taken_is_hashed_again_and_fails_the_release(tmp_path):
@@ -473,23 +481,20 @@ def test_a_linked_file_changed_after_it_was_taken_is_hashed_again_and_fails_the_
     assert export._manifest_problems(release.path, man, linked) == ["locations/NO.json does not match the manifest"]
 
 
-def test_where_a_file_cannot_be_linked_it_is_copied_and_hashed_again(tmp_path, monkeypatch):
-    renamed = [dict(x, name="Two countries, renamed") if x["name"] == "Two countries" else x for x in LISTINGS]
+def test_where_a_file_cannot_be_linked_it_is_copied_and_hashed_again(tmp_path, monkeypatch, hashed):
     before = export.publish(LISTINGS, tmp_path, NOW, 14, {})
 
     def no_links(src: object, dst: object) -> None:
         raise OSError(18, "Invalid cross-device link")
 
     monkeypatch.setattr(export.os, "link", no_links)
-    hashed: list[str] = []
-    matches = export._matches
-    monkeypatch.setattr(export, "_matches", lambda path, size, sha256: hashed.append(str(path)) or matches(path, size, sha256))
-    release = export.publish(renamed, tmp_path, NOW + dt.timedelta(hours=1), 14, {})
+    hashed.clear()  # (those of the first release)
+    release = export.publish(TWO_COUNTRIES_RENAMED, tmp_path, NOW + dt.timedelta(hours=1), 14, {})
     assert set(release.reused) == _location_files("WW", "NO", "NO-03", "NO-30")
     partial = tmp_path / "releases" / f"{export.PARTIAL_PREFIX}{release.release_id}"  # (where it was checked)
     for rel in release.reused:
         assert not (release.path / rel).samefile(before.path / rel) and str(partial / rel) in hashed
-    assert _release_tree(release.path) == export.release_files(renamed, None, LISTINGS)
+    assert _release_tree(release.path) == export.release_files(TWO_COUNTRIES_RENAMED, None, LISTINGS)
 
 
 @pytest.mark.parametrize(
