@@ -364,3 +364,67 @@ def test_the_suffix_list_is_asked_about_each_host_once_across_runs(con, monkeypa
     assert sorted(asked) == ["oslo.kalamo.example.co.uk", "third.example"]
     assert wh.run(con, "SELECT DISTINCT rules FROM host_domains") == [(er.DOMAIN_RULES,)]
     assert wh.run(con, "SELECT count(*) FROM er_hosts")[0][0] == 2
+
+
+def test_same_overrides_that_a_different_one_keeps_apart_leave_every_other_listing_whole(con):
+    # a/1 = a/2 = a/3 by "same" lines, a/1 <> a/3 by a "different" line: the chain guard finds nothing to cut
+    load(con, "a", rows("1,Alpha Line,helpline,+4722000001,,,,NO", "2,Beta Forum,forum,,,https://beta.example,,SE",
+                        "3,Gamma Chat,chat,,,https://gamma.example,,DK"))  # fmt: skip
+    load(
+        con,
+        "b",
+        rows(
+            "1,Delta Line,helpline,+4722000009,,https://delta.example,,NO", "2,Delta Line,helpline,+4722000009,,https://delta.example,,NO"
+        ),
+    )
+    text = 'same = [["a/1", "a/2"], ["a/2", "a/3"]]\ndifferent = [["a/1", "a/3"]]\n'
+    assert build(con, er.parse_overrides(text)) == {frozenset({"a/1", "a/2", "a/3"}), frozenset({"b/1", "b/2"})}
+    assert wh.run(con, "SELECT count(*), count(DISTINCT row_key) FROM er_clusters") == [(5, 5)]
+    # the other listing has each member once (kept twice before: its sources listed twice, member_count 4)
+    assert wh.run(con, "SELECT member_count, len(sources) FROM core_listings WHERE name = 'Delta Line'") == [(2, 2)]
+    assert any("the same pairs win" in str(m) for (m,) in wh.run(con, "SELECT message FROM override_problems"))
+
+
+def _guard_tables(con, seed: int, forced: float) -> None:
+    """A random graph of matches (``forced``: the share forced by "same" lines) and cannot-links, clustered as resolve
+    clusters it before the guard."""
+    rnd = random.Random(seed)
+    edges = {}
+    for _ in range(700):
+        a, b = sorted(rnd.sample(range(300), 2))
+        edges[(a, b)] = (rnd.randrange(7, 14), rnd.random() < forced)
+    wh.run(con, "CREATE OR REPLACE TEMP TABLE er_edges (a INTEGER, b INTEGER, score INTEGER, forced BOOLEAN)")
+    con.executemany("INSERT INTO er_edges VALUES (?, ?, ?, ?)", [[a, b, s, f] for (a, b), (s, f) in edges.items()])
+    wh.run(con, "CREATE OR REPLACE TEMP TABLE er_cannot (a INTEGER, b INTEGER)")
+    con.executemany("INSERT INTO er_cannot VALUES (?, ?)", [sorted(rnd.sample(range(300), 2)) for _ in range(40)])
+    wh.run(con, "CREATE OR REPLACE TEMP TABLE er_params AS SELECT 12 AS max_cluster_size")
+    cl = wh.sections("er_clusters")
+    wh.run(con, cl["guard_start"])
+    er.connected_components(con, cl)
+
+
+@pytest.mark.parametrize(("seed", "forced"), [(1, 0.05), (2, 0.05), (3, 0.5)])
+def test_the_guard_rounds_in_python_cut_and_keep_what_the_sql_rounds_do(con, monkeypatch, seed, forced):
+    results = []
+    for in_python in (-1, 10**9):  # every round in DuckDB; the rounds after the first in Python
+        monkeypatch.setattr(er, "GUARD_IN_PYTHON", in_python)
+        _guard_tables(con, seed, forced)
+        out = er.Resolution()
+        er.chain_guard(con, wh.sections("er_clusters"), er.ResolveParams(max_cluster_size=12), out)
+        wh.run(con, wh.sections("er_clusters")["guard_done"])
+        tables = [sorted(wh.run(con, f"SELECT * FROM {t}")) for t in ("er_kept", "er_split", "er_edges")]
+        results.append((out.guard_rounds, out.links_cut, out.problems, tables))
+    assert results[0] == results[1]
+    rounds, cut, problems, (kept, split, _) = results[0]
+    assert rounds > 3 and cut == len(split) > 3  # (the graph is one the guard works on for several rounds)
+    assert (problems == [er.STUCK]) == (forced > 0.2)  # half the links forced: a round finds nothing it may cut
+    assert len(kept) == len({n for n, _ in kept})  # each row kept once
+
+
+def test_components_in_python_are_the_sql_ones(con):
+    rnd = random.Random(5)
+    edges = {tuple(sorted(rnd.sample(range(500), 2))) for _ in range(400)} | {(i, i + 1) for i in range(600, 700)}
+    wh.run(con, "CREATE OR REPLACE TEMP TABLE er_cc_edges (a INTEGER, b INTEGER)")
+    con.executemany("INSERT INTO er_cc_edges VALUES (?, ?)", [list(e) for e in edges])
+    er.connected_components(con, wh.sections("er_clusters"))
+    assert er.components(edges) == dict(wh.run(con, "SELECT node, comp FROM er_cc"))

@@ -79,7 +79,8 @@ SELECT e.a, e.b FROM er_edges e JOIN er_cc c ON c.node = e.a JOIN er_bad USING (
 SELECT count(*) FROM er_cut;
 
 -- name: guard_done
-INSERT INTO er_kept SELECT * FROM er_cc;
+-- (A round that cut nothing has already kept its coherent clusters: each row is kept once.)
+INSERT INTO er_kept SELECT * FROM er_cc ANTI JOIN er_kept USING (node);
 
 -- name: finish
 -- Each row's cluster is named by the smallest row_key in it (core_listings.sql takes it from here),
