@@ -470,6 +470,37 @@ def test_a_file_taken_from_the_release_before_is_a_link_to_it_and_is_not_hashed_
     assert _release_tree(release.path) == export.release_files(TWO_COUNTRIES_RENAMED, None, LISTINGS)
 
 
+def test_the_files_a_rerun_may_take_are_hashed_ahead_by_a_thread_once_each(tmp_path, monkeypatch):
+    seen: list[tuple[str, str]] = []
+    hashed_here = export._hashed
+
+    def spy(path: Path) -> object:
+        seen.append((str(path.relative_to(path.parents[1] if path.parent.name == "locations" else path.parents[2])),
+                     threading.current_thread().name))  # fmt: skip
+        return hashed_here(path)
+
+    export.publish(LISTINGS, tmp_path, NOW, 14, {})
+    monkeypatch.setattr(export, "_hashed", spy)
+    release = export.publish(TWO_COUNTRIES_RENAMED, tmp_path, NOW + dt.timedelta(hours=1), 14, {})
+    assert sorted(rel for rel, _ in seen) == sorted(release.reused)  # each once, those of the unchanged locations
+    assert threading.main_thread().name not in {thread for _, thread in seen}
+
+
+def test_a_file_changed_after_it_was_hashed_ahead_is_built_not_taken(tmp_path, monkeypatch):
+    hashed_here = export._hashed
+
+    def then_changed(path: Path) -> object:
+        found = hashed_here(path)
+        if path.name == "NO.json" and path.parent.name == "locations":
+            path.write_bytes(path.read_bytes().replace(b"National NO", b"National N0"))  # same size, other bytes
+            os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 1_000_000))  # (a coarse clock)
+        return found
+
+    monkeypatch.setattr(export, "_hashed", then_changed)
+    release = _rerun(tmp_path, LISTINGS, TWO_COUNTRIES_RENAMED)  # (the release is a whole build's, byte for byte)
+    assert set(release.reused) == _location_files("WW", "NO", "NO-03", "NO-30") - {"locations/NO.json"}
+
+
 def test_a_linked_file_changed_after_it_was_taken_is_hashed_again_and_fails_the_release(tmp_path):
     release = export.publish(LISTINGS, tmp_path, NOW, 14, {})
     man = json.loads((release.path / "manifest.json").read_bytes())
