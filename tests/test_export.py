@@ -501,6 +501,18 @@ def test_a_file_changed_after_it_was_hashed_ahead_is_built_not_taken(tmp_path, m
     assert set(release.reused) == _location_files("WW", "NO", "NO-03", "NO-30") - {"locations/NO.json"}
 
 
+def test_a_rerun_that_builds_few_locations_has_orjson_write_their_listings_with_the_same_bytes(tmp_path, monkeypatch):
+    found: list[int] = []  # the listings whose texts were found in listings.json, at each call
+    deeper = export.deeper_texts
+    monkeypatch.setattr(export, "deeper_texts", lambda data: found.append(len(deeper(data) or [])) or deeper(data))
+    export.publish(LISTINGS, tmp_path, NOW, 14, {})
+    assert found == [len(LISTINGS)]  # a first release builds every location: from listings.json's texts
+    found.clear()
+    release = _rerun(tmp_path / "again", LISTINGS, TWO_COUNTRIES_RENAMED)  # (byte for byte a whole build)
+    assert set(release.reused) == _location_files("WW", "NO", "NO-03", "NO-30")
+    assert found == [len(LISTINGS), len(LISTINGS)]  # the first release, then the whole build compared with: not the rerun
+
+
 def test_a_linked_file_changed_after_it_was_taken_is_hashed_again_and_fails_the_release(tmp_path):
     release = export.publish(LISTINGS, tmp_path, NOW, 14, {})
     man = json.loads((release.path / "manifest.json").read_bytes())
