@@ -1400,7 +1400,7 @@ def verify(
     written_from: list[Listing] | None = None,
     let_go: Callable[[], None] | None = None,
     hsds_check: Future[list[str] | None] | None = None,
-    linked: Mapping[str, tuple[int, ...]] | None = None,
+    known: Mapping[str, tuple[int, ...]] | None = None,
 ) -> list[str]:
     """Problems of a written release: files against the manifest (sizes, checksums), counts, safe content, contents
     against its schemas (what ``verified``, the release before it, held already is not checked against the schemas
@@ -1411,20 +1411,21 @@ def verify(
     and a second copy of every listing at 53k listings), so the checks take them, and the location files are what
     ``rebuilt_differently`` would build (8 s at 535k listings), so none is compared listing by listing.  ``let_go``:
     ``validate_against_schemas``'s.  ``hsds_check``: the HSDS package's check, started while the release was written
-    (``hsds_check_early``).  ``linked``: the files linked to the release before's once their bytes were found to be
-    its manifest's (``Taken``), by path: one that still has the ``_signature`` it had then is not hashed again."""
+    (``hsds_check_early``).  ``known``: the files whose bytes this run hashed as it wrote them (their manifest entries),
+    or found to be the release before's manifest's as it linked them (``Taken``), each with the ``_signature`` it
+    had then, by path: one that still has it is not read and hashed again."""
     unchanged = unchanged_files(man, verified)
     # else the HSDS package's check (the longest) starts in a worker first, while this process reads every file
     # against the manifest (3.6-5.4 s at 535k listings); any problem found here fails the release all the same
     if hsds_check is None:
         hsds_check = hsds_check_started(hsds_check_args(folder, verified, unchanged), pool)
     if written_from is None:  # (the checks below read the files: a file that is not the manifest's is found first)
-        problems = _manifest_problems(folder, man, linked)
+        problems = _manifest_problems(folder, man, known)
         return problems or _content_problems(folder, man, verified, pool, None, let_go, hsds_check, unchanged)
     # else the files are hashed again in a thread (hashlib lets go of the GIL: 1.5 s at 534k listings) while the
     # listings this process built them from are checked; a file that is not the manifest's is the release's problem
     with ThreadPoolExecutor(1) as hashing:
-        hashed = hashing.submit(_manifest_problems, folder, man, linked)
+        hashed = hashing.submit(_manifest_problems, folder, man, known)
         try:
             problems = _content_problems(folder, man, verified, pool, written_from, let_go, hsds_check, unchanged)
         except Exception:
@@ -1434,17 +1435,17 @@ def verify(
     return hashed.result() or problems
 
 
-def _manifest_problems(folder: Path, man: dict[str, object], linked: Mapping[str, tuple[int, ...]] | None = None) -> list[str]:
+def _manifest_problems(folder: Path, man: dict[str, object], known: Mapping[str, tuple[int, ...]] | None = None) -> list[str]:
     """The files of a release that are missing or whose bytes are not those its manifest names (``verify``'s
-    ``linked``: not hashed again)."""
+    ``known``: not hashed again while they have the signature, and so the size, they had when they were hashed)."""
     problems = []
-    linked = linked or {}
+    known = known or {}
     for entry in man["files"]:  # type: ignore[attr-defined]
         path = folder / entry["path"]
         if not path.is_file():
             problems.append(f"{entry['path']} is missing")
-        elif entry["path"] in linked and _signature(path) == linked[entry["path"]]:
-            continue  # the file hashed when it was taken, as it was then (its size is the manifest's: ``_written``)
+        elif entry["path"] in known and _signature(path) == known[entry["path"]] and known[entry["path"]][2] == entry["bytes"]:
+            continue  # the file hashed as it was written or taken, as it was then
         elif not _matches(path, entry["bytes"], entry["sha256"]):
             problems.append(f"{entry['path']} does not match the manifest")
     return problems
@@ -1625,7 +1626,7 @@ def _publish(
     with table_check.workers(len(listings) >= PARALLEL_MIN) as pool:  # for the HSDS build and Frictionless's checks
         partial = releases / f"{PARTIAL_PREFIX}{release_id}"
         written: list[Future[dict[str, object]]] = []
-        linked: dict[str, tuple[int, ...]] = {}  # the files taken from the release before as links to its own
+        known: dict[str, tuple[int, ...]] = {}  # the files written or linked, hashed as they were (``_written``)
         in_hsds: list[Future[dict[str, object]]] = []  # the HSDS package's files, as they are written
         hsds_check: Future[list[str] | None] | None = None
         with ThreadPoolExecutor(1) as writer:  # hashes and writes each file while the next is built (GIL let go)
@@ -1644,7 +1645,7 @@ def _publish(
                     in_hsds.clear()
                     give_back_freed_memory()  # (the package's bytes, written: not held beside the worker checking them)
                     hsds_check = hsds_check_early(partial, verified, entries, pool)
-                written.append(writer.submit(_written, partial, rel, data, linked))
+                written.append(writer.submit(_written, partial, rel, data, known))
                 if rel.startswith("hsds/"):
                     in_hsds.append(written[-1])
         entries = [w.result() for w in written]
@@ -1662,7 +1663,7 @@ def _publish(
                 verified.listings.clear()  # (the same objects)
             give_back_freed_memory()
 
-        problems = verify(partial, man, verified, pool, listings, let_go if let_go_of_listings else None, hsds_check, linked)
+        problems = verify(partial, man, verified, pool, listings, let_go if let_go_of_listings else None, hsds_check, known)
     if problems:
         raise RuntimeError(f"release {release_id} failed its checks: {problems}")
     checkpoint("verified")
@@ -1694,21 +1695,25 @@ def _replaced(path: Path, data: bytes) -> None:
 WRITES_AHEAD = 1
 
 
-def _written(folder: Path, rel: str, data: bytes | Taken, linked: dict[str, tuple[int, ...]] | None = None) -> dict[str, object]:
+def _written(folder: Path, rel: str, data: bytes | Taken, known: dict[str, tuple[int, ...]] | None = None) -> dict[str, object]:
     """The file written (a file taken from the release before: linked to it, or copied where it cannot be), and its
-    manifest entry.  ``linked``: filled with each linked file's ``_signature``, by path (``verify``)."""
+    manifest entry.  ``known``: filled with the ``_signature`` of each file whose bytes were hashed as they are in it
+    (those written here, hashed as they were written; those linked), by path (``verify``: reading a file just
+    written reads back the bytes hashed, from the page cache: at 534k listings, 2.7 GB hashed twice)."""
     target = folder / rel
     target.parent.mkdir(parents=True, exist_ok=True)
     if not isinstance(data, Taken):
         target.write_bytes(data)
+        if known is not None:
+            known[rel] = _signature(target)
         return file_entry(rel, data)
     try:
         os.link(data.path, target)
     except OSError:  # (a file system without hard links: copied, and hashed again when the release is checked)
         shutil.copyfile(data.path, target)
     else:
-        if linked is not None and _signature(target) == data.stat:  # the file that was hashed, unchanged since
-            linked[rel] = data.stat
+        if known is not None and _signature(target) == data.stat:  # the file that was hashed, unchanged since
+            known[rel] = data.stat
     return {"path": rel, "bytes": data.size, "sha256": data.sha256}
 
 

@@ -457,17 +457,30 @@ def test_a_rerun_takes_the_files_of_the_locations_whose_listings_did_not_change(
     assert set(release.reused) == _location_files("WW", "NO", "NO-03", "NO-30")  # GB and IE are built again
 
 
-def test_a_file_taken_from_the_release_before_is_a_link_to_it_and_is_not_hashed_again(tmp_path, hashed):
+def test_a_file_taken_from_the_release_before_is_a_link_to_it_and_no_file_is_read_back_to_be_hashed_again(tmp_path, hashed):
     before = export.publish(LISTINGS, tmp_path, NOW, 14, {})
-    hashed.clear()  # (those of the first release)
+    assert hashed == []  # each file written was hashed as it was written, and has not changed since
     release = export.publish(TWO_COUNTRIES_RENAMED, tmp_path, NOW + dt.timedelta(hours=1), 14, {})
     assert set(release.reused) == _location_files("WW", "NO", "NO-03", "NO-30")
     for rel in release.reused:
         assert (release.path / rel).samefile(before.path / rel)  # one file, in both releases
-    built = json.loads((release.path / "manifest.json").read_bytes())["files"]
-    partial = tmp_path / "releases" / f"{export.PARTIAL_PREFIX}{release.release_id}"  # (where it was checked)
-    assert {e["path"] for e in built} - set(release.reused) == {str(Path(p).relative_to(partial)) for p in hashed}
+    assert hashed == []  # (nor was one taken: hashed as it was linked)
     assert _release_tree(release.path) == export.release_files(TWO_COUNTRIES_RENAMED, None, LISTINGS)
+    man = json.loads((release.path / "manifest.json").read_bytes())
+    assert export.verify(release.path, man) == [] and len(hashed) == len(man["files"])  # (a release checked alone: all)
+
+
+def test_a_file_changed_after_it_was_written_is_hashed_again_and_the_release_is_not_published(tmp_path, hashed):
+    def change_one(step: str) -> None:
+        if step == "written":  # (every file written, the manifest too; not yet checked)
+            path = next((tmp_path / "releases").glob(f"{export.PARTIAL_PREFIX}*")) / "locations" / "NO.json"
+            path.write_bytes(path.read_bytes().replace(b"National NO", b"National N0"))  # same size, other bytes
+            os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 1_000_000))  # (a coarse clock)
+
+    with pytest.raises(RuntimeError, match=r"locations/NO\.json does not match the manifest"):
+        export.publish(LISTINGS, tmp_path, NOW, 14, {}, checkpoint=change_one)
+    assert [Path(p).name for p in hashed] == ["NO.json"]  # only the file that changed was read back
+    assert not (tmp_path / "current").exists()
 
 
 def test_the_files_a_rerun_may_take_are_hashed_ahead_by_a_thread_once_each(tmp_path, monkeypatch):
