@@ -549,18 +549,32 @@ def warehouse_writers(con: duckdb.DuckDBPyConnection, table: str = "out_listings
     return Writers(functools.partial(_warehouse_records, con, table), functools.partial(_warehouse_parquet, con, table))
 
 
+#: the order of ``public_listings`` (kind, name, id, as Python's ``str`` sorts them), as SQL
+LISTING_ORDER_SQL = ", ".join(f"coalesce(CAST({n} AS VARCHAR), 'None')" for n in ("kind", "name", "id"))
+
+
 def _warehouse_records(con: duckdb.DuckDBPyConnection, table: str, listings: list[Listing]) -> list[bytes]:
+    """The records of ``listings`` from ``table``, sorted by DuckDB as ``public_listings`` sorts them, as bytes (Arrow
+    binary): when they come in the listings' order, each is the record of the listing in its place (534k records
+    1.5 s, against 2.1-3.9 s looked up by id); else by id, and those of listings that are not the table's made by
+    ``csv_records``."""
     import pyarrow as pa
 
-    by_id: dict[object, bytes] = {}
     wanted = f"wanted_{os.getpid()}_{threading.get_ident()}"  # the ids of ``listings`` (a semi-join: 0.5 s for 89k of 535k)
     con.register(wanted, pa.table({"id": pa.array([str(x["id"]) for x in listings], pa.string())}))
     try:
-        cursor = con.execute(csv_records_sql(f"{table} SEMI JOIN {wanted} USING (id)"))
-        while rows := cursor.fetchmany(FETCHED):
-            by_id.update((i, record.encode("utf-8")) for i, record in rows)
+        chosen = f"{table} SEMI JOIN {wanted} USING (id)"
+        got = con.sql(
+            f"SELECT id, encode(record) AS record FROM ({csv_records_sql(chosen)}) "
+            f"JOIN (SELECT id, row_number() OVER (ORDER BY {LISTING_ORDER_SQL}) AS place FROM {chosen}) USING (id) ORDER BY place"
+        ).to_arrow_table()
     finally:
         con.unregister(wanted)
+    ids, records = got.column("id").to_pylist(), got.column("record").to_pylist()
+    del got
+    if ids == [x["id"] for x in listings]:
+        return csv_records([]) + records
+    by_id = dict(zip(ids, records, strict=True))
     missing = [x for x in listings if x["id"] not in by_id]  # (none, when the listings are the table's)
     made = dict(zip(map(id, missing), csv_records(missing)[1:], strict=True))
     return csv_records([]) + [made[id(x)] if made and id(x) in made else by_id[x["id"]] for x in listings]
@@ -582,9 +596,8 @@ def _parquet_from(con: duckdb.DuckDBPyConnection, table: str, listings: list[Lis
     import pyarrow.parquet as pq
 
     cols = ", ".join(f"date_trunc('second', {n}) AS {n}" if BY_NAME[n].type == "timestamp" else n for n in LISTING_FIELDS)
-    order = ", ".join(f"coalesce(CAST({n} AS VARCHAR), 'None')" for n in ("kind", "name", "id"))  # as Python's str() sorts
     try:
-        got = con.sql(f"SELECT {cols} FROM {table} ORDER BY {order}").to_arrow_table(batch_size=ARROW_BATCH)
+        got = con.sql(f"SELECT {cols} FROM {table} ORDER BY {LISTING_ORDER_SQL}").to_arrow_table(batch_size=ARROW_BATCH)
         if got.column("id").to_pylist() != [x["id"] for x in listings]:
             return parquet_bytes(listings)
         columns = [got.column(n).cast(schema.field(n).type).combine_chunks() for n in LISTING_FIELDS]
