@@ -556,8 +556,8 @@ LISTING_ORDER_SQL = ", ".join(f"coalesce(CAST({n} AS VARCHAR), 'None')" for n in
 def _warehouse_records(con: duckdb.DuckDBPyConnection, table: str, listings: list[Listing]) -> list[bytes]:
     """The records of ``listings`` from ``table``, sorted by DuckDB as ``public_listings`` sorts them, as bytes (Arrow
     binary): when they come in the listings' order, each is the record of the listing in its place (534k records
-    1.5 s, against 2.1-3.9 s looked up by id); else by id, and those of listings that are not the table's made by
-    ``csv_records``."""
+    1.4-1.8 s, against 2.1-2.2 s looked up by id); else by id, and those of listings that are not the table's made
+    by ``csv_records``."""
     import pyarrow as pa
 
     wanted = f"wanted_{os.getpid()}_{threading.get_ident()}"  # the ids of ``listings`` (a semi-join: 0.5 s for 89k of 535k)
@@ -1450,8 +1450,9 @@ def verify(
     if written_from is None:  # (the checks below read the files: a file that is not the manifest's is found first)
         problems = _manifest_problems(folder, man, known)
         return problems or _content_problems(folder, man, verified, pool, None, let_go, hsds_check, unchanged)
-    # else the files are hashed again in a thread (hashlib lets go of the GIL: 1.5 s at 534k listings) while the
-    # listings this process built them from are checked; a file that is not the manifest's is the release's problem
+    # else the files not ``known`` (none, unless one changed since it was hashed or was copied) are hashed in a thread
+    # (hashlib lets go of the GIL) while the listings this process built them from are checked; a file that is not
+    # the manifest's is the release's problem
     with ThreadPoolExecutor(1) as hashing:
         hashed = hashing.submit(_manifest_problems, folder, man, known)
         try:
