@@ -1060,11 +1060,14 @@ class Verified:
         return str(self.built["builder"]) if self.built is not None and "builder" in self.built else None
 
 
-def verified_before(exports_dir: Path, listings: list[Listing] | None = None, data: bytes | None = None) -> Verified | None:
+def verified_before(
+    exports_dir: Path, listings: list[Listing] | None = None, data: bytes | None = None, by_id: bool = True
+) -> Verified | None:
     """The current release as it was verified (None when there is none, or its files no longer match its manifest).
 
     ``listings``: its ``listings.json`` as already read (``previous_release``), not to parse it again; ``data``: the
-    file's bytes, not to read them again.
+    file's bytes, not to read them again; ``by_id``: False leaves its ``listings`` empty, for a caller that puts there
+    the listings it finds equal to a new release's (``publish``: 534k listings by id took 0.15-0.18 s).
     """
     current = exports_dir / "current"
     try:
@@ -1081,7 +1084,8 @@ def verified_before(exports_dir: Path, listings: list[Listing] | None = None, da
         built = orjson.loads((exports_dir / BUILT_BY).read_bytes())
     if not isinstance(built, dict) or built.get("release") != current_release(exports_dir):
         built = None
-    return Verified(sha256, {str(x.get("id")): x for x in listings if isinstance(x, dict)}, current.resolve(), built)
+    by = {str(x.get("id")): x for x in listings if isinstance(x, dict)} if by_id else {}
+    return Verified(sha256, by, current.resolve(), built)
 
 
 #: beside ``releases/``: the current release and the code that built it (``builder``), written once it is current
@@ -1538,11 +1542,11 @@ def rebuilt_differently(folder: Path, listings: list[Listing]) -> frozenset[str]
 
 
 def previous_release(
-    exports_dir: Path, after: list[Listing] | None = None, after_data: bytes | None = None
+    exports_dir: Path, after: list[Listing] | None = None, after_data: bytes | None = None, by_id: bool = True
 ) -> tuple[list[Listing] | None, Verified | None]:
     """The listings of the current release (None when there is none, or it cannot be read), and what it verified
-    (``verified_before``), with ``listings.json`` read once.  ``after``: the new release's listings, ``after_data``
-    its ``listings.json``: the listings written as one of them are that one (``listings_against``)."""
+    (``verified_before``, its ``by_id``), with ``listings.json`` read once.  ``after``: the new release's listings,
+    ``after_data`` its ``listings.json``: the listings written as one of them are that one (``listings_against``)."""
     try:
         data = (exports_dir / "current" / "listings.json").read_bytes()
         listings = listings_from_json(data) if after is None or after_data is None else listings_against(data, after, after_data)
@@ -1550,7 +1554,7 @@ def previous_release(
         return None, None
     if not isinstance(listings, list):
         return None, None
-    return listings, verified_before(exports_dir, listings, data)
+    return listings, verified_before(exports_dir, listings, data, by_id)
 
 
 #: the steps of ``publish`` a checkpoint is called at (the SIGKILL tests stop a real run at each)
@@ -1637,7 +1641,8 @@ def _publish(
         link.unlink(missing_ok=True)  # a symlink a killed run made but never moved into place
     previous = current_release(exports_dir)
     listings_json = json_bytes(listings)  # compared with the release before's (``listings_against``), then written
-    before, verified = previous_release(exports_dir, listings, listings_json) if previous else (None, None)
+    # (what it verified holds none of its listings: those equal to one of this release's are put there below)
+    before, verified = previous_release(exports_dir, listings, listings_json, by_id=False) if previous else (None, None)
     release_id = new_release_id(releases, now)
     equal: dict[str, Listing] = {}  # the listings equal to one of ``before``, by id
     made_changes = changes_between(before, listings, equal)

@@ -252,6 +252,9 @@ def test_a_current_release_whose_listings_cannot_be_read_is_neither_compared_nor
     first = publish(tmp_path)
     before, verified = export.previous_release(tmp_path)
     assert before is not None and len(before) == len(LISTINGS) and verified is not None
+    assert set(verified.listings) == {x["id"] for x in LISTINGS}
+    _, unkeyed = export.previous_release(tmp_path, by_id=False)  # (``publish`` keys only the equal listings)
+    assert unkeyed is not None and unkeyed.listings == {} and unkeyed.sha256 == verified.sha256
     listings = tmp_path / "current" / "listings.json"
     os.chmod(listings, 0o644)
     listings.write_text("[{not json", encoding="utf-8")
@@ -736,7 +739,7 @@ def test_listings_parquet_is_built_beside_the_comparison_with_the_release_before
         return export.parquet_bytes(listings)
 
     compare = export.previous_release
-    monkeypatch.setattr(export, "previous_release", lambda *a: seen.append(started.wait(10)) or compare(*a))
+    monkeypatch.setattr(export, "previous_release", lambda *a, **k: seen.append(started.wait(10)) or compare(*a, **k))
     after = [*LISTINGS, listing("f", "Oslo too", ["NO-03"])]
     release = export.publish(after, tmp_path, NOW + dt.timedelta(hours=1), 14, {}, writers=export.Writers(parquet=parquet))
     assert seen == [True]  # the build had started while the release before was read
