@@ -742,12 +742,14 @@ def mass_removals(
         return []
     equal = equal or {}
     after_by_id = {lid: x for x in after if (lid := str(x["id"])) not in equal}
-    gone_listings = [x for x in before if (lid := str(x["id"])) not in equal and lid not in after_by_id]
+    unequal = [x for x in before if str(x["id"]) not in equal]  # (one pass over ``before``: the rest is among these)
+    gone_listings = [x for x in unequal if str(x["id"]) not in after_by_id]
     out = []
     if len(gone_listings) / len(before) > share:
         out.append(Removal("ALL", "All locations", len(before), len(gone_listings)))
     # a listing that stays but serves other areas may be gone from a location it served
-    moved = [x for x in before if (y := after_by_id.get(str(x["id"]))) is not None and set(x["areas"]) != set(y["areas"])]  # type: ignore[call-overload]
+    moved = [x for x in unequal if (y := after_by_id.get(str(x["id"]))) is not None and set(x["areas"]) != set(y["areas"])]  # type: ignore[call-overload]
+    del unequal
     if not gone_listings and not moved:
         return out
     locations = locations_of(before)
