@@ -339,6 +339,11 @@ class Location:
         return bool(areas & {self.code, "WW"}) or any(a.startswith(self.code + "-") for a in areas)
 
 
+def location_paths(code: str) -> dict[str, str]:
+    """Where a location's files are in a release (``index.json`` names them so)."""
+    return {"json": f"locations/{code}.json", "csv": f"locations/{code}.csv"}
+
+
 def location_name(code: str) -> str:
     if code == "WW":
         return "Worldwide"
@@ -909,7 +914,7 @@ def iter_release_files(
     take = reuse.take if reuse is not None else _nothing_taken
     for loc in locations:
         chosen, head = chosen_by_code[loc.code], heads[loc.code]
-        paths = {"json": f"locations/{loc.code}.json", "csv": f"locations/{loc.code}.csv"}
+        paths = location_paths(loc.code)
         data: bytes | Taken | None = take(paths["json"]) if loc.code in kept else None
         if data is None and texts is not None:
             data = location_json(head, texts.texts(places[loc.code]))
@@ -1181,14 +1186,14 @@ class Reusable:
         ``take`` asks for them, while the rest of the release is built: hashlib lets go of the GIL (at 534k listings,
         a one-country rerun takes 45 files, 1.4 GB, whose hashing took this process 1.5 s)."""
         codes = sorted(self.codes, key=lambda c: (c != "WW", c))  # (``locations_of``'s order)
-        for rel in [f"locations/{c}.{ext}" for c in codes for ext in ("json", "csv")] + [f"preview/data/{c}.js" for c in codes]:
+        for rel in [path for c in codes for path in location_paths(c).values()] + [preview.script_path(c) for c in codes]:
             self.ahead[rel] = executor.submit(_hashed, self.folder / rel)
 
     def fits(self, head: Mapping[str, object], count: int) -> bool:
         code = str(head["code"])
         if code not in self.codes:
             return False
-        return self.index.get(code) == {**head, "count": count, "json": f"locations/{code}.json", "csv": f"locations/{code}.csv"}
+        return self.index.get(code) == {**head, "count": count, **location_paths(code)}
 
     def take(self, rel: str) -> Taken | None:
         """The file in that release, when its bytes still match its manifest (read a piece at a time, not held; or

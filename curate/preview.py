@@ -137,6 +137,11 @@ def _escaped(match: re.Match[str]) -> str:
     return f"\\u{code:04x}"
 
 
+def script_path(code: str) -> str:
+    """Where a location's preview script is in a release."""
+    return f"preview/data/{code}.js"
+
+
 def preview_files(index: list[dict[str, Any]], listings_by_code: dict[str, list[dict[str, Any]]]) -> dict[str, bytes]:
     return dict(iter_preview_files(index, listings_by_code))
 
@@ -160,6 +165,6 @@ def iter_preview_files(
                 if id(x) not in shown:
                     shown[id(x)] = _shown_json(x)
     for code, chosen in listings_by_code.items():
-        rel = f"preview/data/{code}.js"
+        rel = script_path(code)
         data = take(rel) if take is not None and code in kept else None
         yield rel, data if data is not None else location_script(code, chosen, shown)
