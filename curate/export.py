@@ -84,9 +84,13 @@ def public_listings(con: duckdb.DuckDBPyConnection) -> list[Listing]:
     A column at a time: each repeating value (``REPEATING``'s fields, dates and times as ``_iso`` writes them, the
     codes in ``CODE_LISTS``' lists) is made a Python object once per batch (from DuckDB's rows, each cell was one:
     6.9 s against 2.8 s for 534k listings), then shared with the equal ones met before."""
-    cols = ", ".join(LISTING_FIELDS)
     # sorted by DuckDB (in parallel) first: sorting then finds them in order (2.4 s against 0.6 s for 535k listings)
-    reader = con.sql(f"SELECT {cols} FROM out_listings ORDER BY kind, name, id").to_arrow_reader(FETCHED)
+    return _listings_read(con, f"SELECT {', '.join(LISTING_FIELDS)} FROM out_listings ORDER BY kind, name, id")
+
+
+def _listings_read(con: duckdb.DuckDBPyConnection, query: str) -> list[Listing]:
+    """The rows ``query`` gives (``LISTING_FIELDS``' columns) as ``public_listings`` makes listings of them."""
+    reader = con.sql(query).to_arrow_reader(FETCHED)
     made = nothing_made(REPEATING)  # (its dates and times among them)
     listings: list[Listing] = []
     for batch in reader:
@@ -754,17 +758,35 @@ def mass_removals(
     equal = equal or {}
     after_by_id = {lid: x for x in after if (lid := str(x["id"])) not in equal}
     unequal = [x for x in before if str(x["id"]) not in equal]  # (one pass over ``before``: the rest is among these)
+
+    def placed() -> tuple[list[Location], dict[str, int]]:
+        locations = locations_of(before)
+        return locations, location_counts(before, locations)
+
+    return _removals(len(before), unequal, after_by_id, placed, share, minimum)
+
+
+def _removals(
+    count: int,
+    unequal: list[Listing],
+    after_by_id: dict[str, Listing],
+    placed: Callable[[], tuple[list[Location], dict[str, int]]],
+    share: float,
+    minimum: int,
+) -> list[Removal]:
+    """``mass_removals`` of a release before of ``count`` listings, ``unequal`` those of them not equal to one of the new
+    release (``after_by_id``: the new release's listings not equal to one of them, by id); ``placed``: the release
+    before's locations and how many listings each held (asked only when a listing is gone or moved)."""
     gone_listings = [x for x in unequal if str(x["id"]) not in after_by_id]
     out = []
-    if len(gone_listings) / len(before) > share:
-        out.append(Removal("ALL", "All locations", len(before), len(gone_listings)))
+    if len(gone_listings) / count > share:
+        out.append(Removal("ALL", "All locations", count, len(gone_listings)))
     # a listing that stays but serves other areas may be gone from a location it served
     moved = [x for x in unequal if (y := after_by_id.get(str(x["id"]))) is not None and set(x["areas"]) != set(y["areas"])]  # type: ignore[call-overload]
     del unequal
     if not gone_listings and not moved:
         return out
-    locations = locations_of(before)
-    was_by = location_counts(before, locations)
+    locations, was_by = placed()
     lost_by = location_counts(gone_listings, locations)
     if moved:
         lost_areas = listings_by_location(moved, locations)
@@ -1082,22 +1104,132 @@ def verified_before(
     the listings it finds equal to a new release's (``publish``: 534k listings by id took 0.15-0.18 s).
     """
     current = exports_dir / "current"
+    sha256 = _manifest_sha256(current)
+    if sha256 is None:
+        return None
     try:
-        man = orjson.loads((current / "manifest.json").read_bytes())
-        sha256 = {str(e["path"]): str(e["sha256"]) for e in man["files"]}
         data = (current / "listings.json").read_bytes() if data is None else data
         if hashlib.sha256(data).hexdigest() != sha256.get("listings.json"):
             return None
         listings = orjson.loads(data) if listings is None else listings
     except (OSError, ValueError, KeyError, TypeError):
         return None
+    by = {str(x.get("id")): x for x in listings if isinstance(x, dict)} if by_id else {}
+    return Verified(sha256, by, current.resolve(), _built(exports_dir))
+
+
+def _verified_files(exports_dir: Path) -> Verified | None:
+    """``verified_before`` without its listings, nor its ``listings.json`` read: for a new release compared with it in
+    the warehouse (``compared_in_warehouse``), which found the listings it published there."""
+    current = exports_dir / "current"
+    sha256 = _manifest_sha256(current)
+    return None if sha256 is None else Verified(sha256, {}, current.resolve(), _built(exports_dir))
+
+
+def _manifest_sha256(folder: Path) -> dict[str, str] | None:
+    """The sha256 of each file a release's manifest names, by path (None when it cannot be read)."""
+    try:
+        man = orjson.loads((folder / "manifest.json").read_bytes())
+        return {str(e["path"]): str(e["sha256"]) for e in man["files"]}
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _built(exports_dir: Path) -> dict[str, Any] | None:
+    """What ``BUILT_BY`` records of the current release (None when it names another, or cannot be read)."""
     built = None
     with contextlib.suppress(OSError, ValueError):
         built = orjson.loads((exports_dir / BUILT_BY).read_bytes())
     if not isinstance(built, dict) or built.get("release") != current_release(exports_dir):
-        built = None
-    by = {str(x.get("id")): x for x in listings if isinstance(x, dict)} if by_id else {}
-    return Verified(sha256, by, current.resolve(), built)
+        return None
+    return built
+
+
+@dataclass(frozen=True)
+class Compared:
+    """A new release's listings (``out_listings``) compared in the warehouse with the current release's
+    (``compared_in_warehouse``): only the listings that differ are made Python objects, and the release before is
+    neither read nor parsed (at 534k listings, 4 s of a rerun's release went to parsing it and comparing the two)."""
+
+    #: the current release these are compared with
+    release: str
+    #: its listings that are not in the new release, or differ from the new release's in some field
+    before: list[Listing]
+    #: the ids of the listings added, removed or changed in some field (by their digests: some may be equal)
+    different: frozenset[str]
+    #: how many listings it held
+    count: int
+    #: its locations (``index.json``), and how many listings each held
+    locations: list[Location]
+    counts: dict[str, int]
+
+
+#: what ``remember_release`` records and ``compared_in_warehouse`` compares: the listing's columns but its id, hashed
+#: together by DuckDB (a 64-bit hash: a listing changed since is taken for unchanged with a chance of 1 in 2^64)
+DIGEST_SQL = f"hash({', '.join(n for n in LISTING_FIELDS if n != 'id')})"
+
+
+def remember_release(con: duckdb.DuckDBPyConnection, release: Release) -> None:
+    """Keep in the warehouse what the release just published from ``out_listings`` held (``published_listings``:
+    its listings and their digests), and which release it is (``published_release``: its id, its listings.json's
+    sha256, this code's ``builder`` and DuckDB's version): the next run's ``compared_in_warehouse``."""
+    sha256 = (_manifest_sha256(release.path) or {}).get("listings.json")
+    con.execute("BEGIN TRANSACTION")
+    try:
+        con.execute("DELETE FROM published_release")
+        cols = ", ".join(LISTING_FIELDS)
+        con.execute(f"CREATE OR REPLACE TABLE published_listings AS SELECT {cols}, {DIGEST_SQL} AS digest FROM out_listings")
+        if sha256 is not None:
+            con.execute("INSERT INTO published_release VALUES (?, ?, ?, ?)", [release.release_id, sha256, builder(), duckdb.__version__])
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+
+
+def compared_in_warehouse(con: duckdb.DuckDBPyConnection, exports_dir: Path) -> Compared | None:
+    """``out_listings`` against the current release, when the warehouse holds that release's listings
+    (``remember_release``) as this same code and DuckDB version made them and its files still match its manifest;
+    else None (``publish`` then reads the release before and compares its listings one by one).  Listings whose
+    digests are equal are taken for equal; those that differ are compared field by field by ``publish``."""
+    current = current_release(exports_dir)
+    try:
+        remembered = con.execute("SELECT release_id, listings_sha256, builder, duckdb FROM published_release").fetchall()
+    except duckdb.Error:
+        return None
+    if current is None or len(remembered) != 1 or remembered[0][2:] != (builder(), duckdb.__version__):
+        return None
+    folder = exports_dir / "current"
+    sha256 = _manifest_sha256(folder)
+    if sha256 is None or remembered[0][:2] != (current, sha256.get("listings.json")):
+        return None
+    try:  # its locations and their counts, as its index.json (its manifest's) states them
+        data = (folder / "index.json").read_bytes()
+        if hashlib.sha256(data).hexdigest() != sha256.get("index.json"):
+            return None
+        index = orjson.loads(data)["locations"]
+        locations = [Location(str(x["code"]), str(x["name"]), str(x["type"]), x["parent"]) for x in index]
+        counts = {str(x["code"]): int(x["count"]) for x in index}
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    try:
+        ids = con.execute("SELECT count(*), count(id), count(DISTINCT id) FROM out_listings").fetchall()[0]
+        if len(set(ids)) != 1:
+            return None  # (a listing without an id, or two with one: compared one by one)
+        con.execute(f"""
+            CREATE OR REPLACE TEMP TABLE release_different AS
+            SELECT coalesce(n.id, o.id) AS id
+            FROM (SELECT id, {DIGEST_SQL} AS digest FROM out_listings) n
+            FULL JOIN (SELECT id, digest FROM published_listings) o ON n.id = o.id
+            WHERE n.id IS NULL OR o.id IS NULL OR n.digest <> o.digest""")
+        different = frozenset(str(r[0]) for r in con.execute("SELECT id FROM release_different").fetchall())
+        count = int(con.execute("SELECT count(*) FROM published_listings").fetchall()[0][0])
+        cols = ", ".join(LISTING_FIELDS)
+        differing = f"SELECT {cols} FROM published_listings SEMI JOIN release_different USING (id) ORDER BY kind, name, id"
+        before = _listings_read(con, differing)
+    except duckdb.Error:
+        return None
+    return Compared(current, before, different, count, locations, counts)
 
 
 #: beside ``releases/``: the current release and the code that built it (``builder``), written once it is current
@@ -1248,7 +1380,38 @@ def reusable(verified: Verified | None, before: list[Listing] | None, listings: 
     ``before``: the current release's listings.  A location is left out when a listing it holds, or held, is not
     among those equal ones (added, removed or changed, in any field); none is taken when the listings kept are not
     in the order they were."""
-    if verified is None or before is None or verified.built is None or verified.built_by != builder():
+    if before is None:
+        return None
+
+    def others() -> list[Listing] | None:
+        same = verified.listings if verified is not None else {}  # by id, the listings of the new release equal to one of ``before``
+        # one pass over each release's listings: the ids kept, in order, and the listings that are not (added,
+        # removed or changed), whose locations are touched (at 534k listings, 0.54-0.56 s against 0.95-1.15 s for four)
+        kept_before: list[str] = []
+        kept_after: list[str] = []
+        out: list[Listing] = []
+        for x in before:
+            lid = str(x["id"])
+            if lid in same:
+                kept_before.append(lid)
+            else:
+                out.append(x)
+        for x in listings:
+            lid = str(x["id"])
+            if same.get(lid) is x:
+                kept_after.append(lid)
+            else:
+                out.append(x)
+        # the listings kept in another order: a location's file holds them in the release's order
+        return out if kept_before == kept_after else None
+
+    return _reusable(verified, others)
+
+
+def _reusable(verified: Verified | None, others: Callable[[], list[Listing] | None]) -> Reusable | None:
+    """``reusable``, the locations touched being those serving, or served by, the listings ``others`` gives (those of
+    either release not equal to one of the other's; None: none is taken)."""
+    if verified is None or verified.built is None or verified.built_by != builder():
         return None  # (its files are taken only when ``BUILT_BY`` names it and this same code)
     try:
         data = (verified.folder / "index.json").read_bytes()
@@ -1257,28 +1420,11 @@ def reusable(verified: Verified | None, before: list[Listing] | None, listings: 
         index = {str(x["code"]): x for x in orjson.loads(data)["locations"]}
         # placed among that release's locations: a location it did not have is built (``fits``)
         served = _placing([Location(code, str(x["name"]), str(x["type"]), x["parent"]) for code, x in index.items()])
-        same = verified.listings  # by id, the listings of the new release equal to one of ``before``
-        # one pass over each release's listings: the ids kept, in order, and the listings that are not (added,
-        # removed or changed), whose locations are touched (at 534k listings, 0.54-0.56 s against 0.95-1.15 s for four)
-        kept_before: list[str] = []
-        kept_after: list[str] = []
-        others: list[Listing] = []
-        for x in before:
-            lid = str(x["id"])
-            if lid in same:
-                kept_before.append(lid)
-            else:
-                others.append(x)
-        for x in listings:
-            lid = str(x["id"])
-            if same.get(lid) is x:
-                kept_after.append(lid)
-            else:
-                others.append(x)
-        if kept_before != kept_after:
-            return None  # the listings kept are in another order (a location's file holds them in the release's order)
+        changed = others()
+        if changed is None:
+            return None
         touched: set[str] = set()
-        for x in others:
+        for x in changed:
             touched |= served(x["areas"])  # type: ignore[arg-type]
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
@@ -1626,6 +1772,7 @@ def publish(
     checkpoint: Callable[[str], None] = no_checkpoint,
     let_go_of_listings: bool = False,
     writers: Writers = Writers(),
+    compared: Compared | None = None,
 ) -> Release:
     """Write a release, check it, switch ``current`` to it atomically, and keep the newest ``keep``.
 
@@ -1634,14 +1781,16 @@ def publish(
     has no more use for them): at 535k listings, 1.4 GB is then not held beside the worker checking the HSDS files.
     ``writers``: ``iter_release_files``'; ``listings.parquet`` is built by a thread of its own from the start, beside
     the comparison with the release before (DuckDB and Arrow let go of the GIL: 1.8 s of a 534k-listing rerun); the
-    files a rerun takes from the release before are hashed by another (``Reusable.hash_ahead``).
+    files a rerun takes from the release before are hashed by another (``Reusable.hash_ahead``).  ``compared``:
+    ``listings`` compared in the warehouse with the current release's (``compared_in_warehouse``), which is then
+    not read (ignored when it is of another release).
     """
     # (a release held or failing waits for the parquet here: its connection is the caller's)
     with ThreadPoolExecutor(1) as early, ThreadPoolExecutor(1) as ahead:  # ahead: ``Reusable.hash_ahead``'s
         parquet = early.submit(writers.parquet, listings)
         try:
             return _publish(listings, exports_dir, now, keep, extra_counts, sources, guard, checkpoint, let_go_of_listings,
-                            replace(writers, parquet=lambda _: parquet.result()), ahead)  # fmt: skip
+                            replace(writers, parquet=lambda _: parquet.result()), ahead, compared)  # fmt: skip
         finally:
             ahead.shutdown(cancel_futures=True)  # (the files not taken after all are not hashed)
 
@@ -1658,6 +1807,7 @@ def _publish(
     let_go_of_listings: bool,
     writers: Writers,
     ahead: Executor,
+    compared: Compared | None = None,
 ) -> Release:
     guard = guard or Guard()
     releases = exports_dir / "releases"
@@ -1667,22 +1817,41 @@ def _publish(
     for link in exports_dir.glob(".current-*"):
         link.unlink(missing_ok=True)  # a symlink a killed run made but never moved into place
     previous = current_release(exports_dir)
-    listings_json = json_bytes(listings)  # compared with the release before's (``listings_against``), then written
-    # (what it verified holds none of its listings: those equal to one of this release's are put there below)
-    before, verified = previous_release(exports_dir, listings, listings_json, by_id=False) if previous else (None, None)
     release_id = new_release_id(releases, now)
-    equal: dict[str, Listing] = {}  # the listings equal to one of ``before``, by id
-    made_changes = changes_between(before, listings, equal)
-    removals = mass_removals(before, listings, guard.share, guard.minimum, equal)
-    if removals and not guard.allow:
-        raise ReleaseHeld(release_id, removals, previous, guard.share, guard.minimum)
-    if verified is not None:  # what passed then, as the equal listings of this release (the same objects)
-        verified = replace(verified, listings=equal)
-    reuse = reusable(verified, before, listings)
+    equal: dict[str, Listing] = {}  # the listings equal to one of the release before's, by id
+    listings_json = json_bytes(listings)  # (compared with the release before's by ``listings_against``), then written
+    if compared is not None and previous is not None and compared.release == previous:
+        # only the listings whose digests differ are compared (those of the release before made Python objects)
+        later = [x for x in listings if str(x["id"]) in compared.different]
+        made_changes = changes_between(compared.before, later, equal)
+        equal.update((lid, x) for x in listings if (lid := str(x["id"])) not in compared.different)
+        unequal = [x for x in compared.before if str(x["id"]) not in equal]
+        later_by_id = {lid: x for x in later if (lid := str(x["id"])) not in equal}
+        placed = (compared.locations, compared.counts)
+        removals = _removals(compared.count, unequal, later_by_id, lambda: placed, guard.share, guard.minimum) if compared.count else []
+        if removals and not guard.allow:
+            raise ReleaseHeld(release_id, removals, previous, guard.share, guard.minimum)
+        # (what the files list, not its listings: those equal to one of this release's are put there)
+        verified = _verified_files(exports_dir)
+        if verified is not None:
+            verified = replace(verified, listings=equal)
+        # the listings kept are in the order they were: this same code sorted them (``remember_release``'s ``builder``)
+        reuse = _reusable(verified, lambda: [*unequal, *later_by_id.values()])
+        del later, unequal, later_by_id
+    else:
+        # (what it verified holds none of its listings: those equal to one of this release's are put there below)
+        before, verified = previous_release(exports_dir, listings, listings_json, by_id=False) if previous else (None, None)
+        made_changes = changes_between(before, listings, equal)
+        removals = mass_removals(before, listings, guard.share, guard.minimum, equal)
+        if removals and not guard.allow:
+            raise ReleaseHeld(release_id, removals, previous, guard.share, guard.minimum)
+        if verified is not None:  # what passed then, as the equal listings of this release (the same objects)
+            verified = replace(verified, listings=equal)
+        reuse = reusable(verified, before, listings)
+        del before  # its listings that are not this release's (removed, changed) are not held while it is built and checked
     if reuse is not None:
         reuse.hash_ahead(ahead)
-    del before  # its listings that are not this release's (removed, changed) are not held while it is built and checked
-    give_back_freed_memory()  # nor is the heap it took (kept by the C heap otherwise, beside the worker processes)
+    give_back_freed_memory()  # the heap the comparison took (kept by the C heap otherwise, beside the worker processes)
     checkpoint("start")
     with table_check.workers(len(listings) >= PARALLEL_MIN) as pool:  # for the HSDS build and Frictionless's checks
         partial = releases / f"{PARTIAL_PREFIX}{release_id}"

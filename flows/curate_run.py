@@ -318,6 +318,7 @@ def export_release(settings: Settings, now: dt.datetime, run_id: str, sources: l
     con = wh.connect(settings.warehouse_file, settings.duckdb_memory)
     try:
         listings = export.public_listings(con)
+        compared = export.compared_in_warehouse(con, settings.exports_dir)  # (None: the release before is read instead)
         used = sorted(str(r[0]) for r in wh.run(con, "SELECT DISTINCT source_id FROM stg_listings"))
         meta = [
             export.SourceMeta(sid, options[sid].licence, options[sid].attribution, options[sid].url)
@@ -339,12 +340,14 @@ def export_release(settings: Settings, now: dt.datetime, run_id: str, sources: l
                 checkpoint,
                 let_go_of_listings=True,  # (not used here after)
                 writers=export.warehouse_writers(con),  # (from the table ``listings`` were read from)
+                compared=compared,
             )
         except export.ReleaseHeld as held:
             finished = dt.datetime.now(dt.UTC).replace(tzinfo=None)
             wh.run(con, "UPDATE runs SET finished_at = ?, outcome = 'held' WHERE run_id = ?", [finished, run_id])
             get_run_logger().error("%s", held)
             return export.Held(held.release_id, str(held))
+        export.remember_release(con, release)  # what the next run compares its listings with
         wh.run(
             con,
             "UPDATE runs SET finished_at = ?, outcome = 'published', release_id = ? WHERE run_id = ?",

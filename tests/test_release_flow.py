@@ -40,13 +40,18 @@ def cli(settings, *extra: str) -> object:
     return CliRunner().invoke(app, [*extra[:1], *args, *extra[1:]])
 
 
-def test_second_run_with_one_source_changed_writes_the_right_changes(prefect_harness, two_sources, tmp_path):
+def test_second_run_with_one_source_changed_writes_the_right_changes(prefect_harness, two_sources, tmp_path, monkeypatch):
     settings = settings_for(tmp_path, two_sources)
     first = run(settings, NOW)
     before = by_name(settings)
     text = HEADER + lines("no", "NO", 10).replace("NO Line 3,helpline", "NO Line 3,chat") + lines("no", "NO", 11, start=10)
     (two_sources / "norway.csv").write_text(text.replace("general\n", "grief\n", 1), encoding="utf-8")
+    compared = export.compared_in_warehouse
+    seen: list[object] = []
+    monkeypatch.setattr(export, "compared_in_warehouse", lambda *a: seen.append(compared(*a)) or seen[-1])
+    monkeypatch.setattr(export, "previous_release", None)  # (the warehouse remembers the first release's listings)
     second = run(settings, LATER)
+    assert len(seen) == 1 and isinstance(seen[0], export.Compared) and seen[0].release == first.release_id
     assert second.held is None and second.release_id != first.release_id
     changes = load(settings.exports_dir / "current" / "changes.json")
     after = by_name(settings)

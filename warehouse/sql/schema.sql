@@ -85,3 +85,13 @@ CREATE TABLE IF NOT EXISTS runs (
   outcome VARCHAR,
   release_id VARCHAR
 );
+
+-- The release the last run published (curate.export.remember_release): its id, its listings.json's sha256, the code
+-- that built it and DuckDB's version; published_listings (made with it) holds its listings and each one's digest.
+-- The next run compares its listings with these (compared_in_warehouse) instead of reading that release.
+CREATE TABLE IF NOT EXISTS published_release (
+  release_id VARCHAR NOT NULL,
+  listings_sha256 VARCHAR NOT NULL,
+  builder VARCHAR NOT NULL,
+  duckdb VARCHAR NOT NULL
+);

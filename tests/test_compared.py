@@ -1,0 +1,153 @@
+"""A rerun's listings compared in the warehouse with the release before (``export.compared_in_warehouse``): the same
+release, byte for byte, as when that release is read back and compared listing by listing; and the comparison is
+never used for a release it was not made for."""
+
+from __future__ import annotations
+
+import datetime as dt
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import duckdb
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from curate import export
+from curate import warehouse as wh
+from schemas.fields import LISTING_FIELDS
+from tests.test_core import load
+from tests.test_export import LISTINGS, NOW, listing
+
+LATER = NOW + dt.timedelta(hours=1)
+INSERT = f"INSERT INTO out_listings ({', '.join(LISTING_FIELDS)}) VALUES ({', '.join('?' * len(LISTING_FIELDS))})"
+
+
+@pytest.fixture(scope="module")
+def con(tmp_path_factory) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A warehouse whose ``out_listings`` has the columns a run gives it."""
+    c = wh.connect(tmp_path_factory.mktemp("warehouse") / "w.duckdb")
+    load(c, "a", "name,kind,phone,country\nOne,helpline,020 7946 0001,GB\n")
+    wh.build_core(c, NOW.replace(tzinfo=None), 24)
+    yield c
+    c.close()
+
+
+def put(con: duckdb.DuckDBPyConnection, listings: list[dict[str, object]]) -> list[dict[str, object]]:
+    """``out_listings`` holds ``listings``; returns them as a run reads them (``public_listings``)."""
+    con.execute("DELETE FROM out_listings")
+    for x in listings:
+        con.execute(INSERT, [x[name] for name in LISTING_FIELDS])
+    return export.public_listings(con)
+
+
+def tree(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+def published(con: duckdb.DuckDBPyConnection, folder: Path, listings: list[dict[str, object]]) -> export.Release:
+    release = export.publish(put(con, listings), folder, NOW, 14, {})
+    export.remember_release(con, release)
+    return release
+
+
+def edited(before: list[dict[str, object]], edits: list[tuple[int, str]]) -> list[dict[str, object]]:
+    after = list(before)
+    for n, (i, what) in enumerate(edits):
+        if what == "add":
+            after.append(listing(f"{n + 8:x}", f"Added {n}", ["NO-03"]))
+        elif i < len(after) and what == "drop":
+            after.pop(i)
+        elif i < len(after) and what == "touch":  # a field the changes do not track
+            after[i] = dict(after[i], link_checked_at=dt.datetime(2026, 11, 24, 5, 6, 7))
+        elif i < len(after):
+            after[i] = dict(after[i], **({"name": f"Renamed {n}"} if what == "rename" else {"areas": ["NO-30", "IE"]}))
+    return after
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    st.lists(st.tuples(st.sampled_from(["NO", "NO-03", "NO-30", "GB", "IE", "WW"]), st.booleans()), max_size=8),
+    st.lists(st.tuples(st.integers(0, 7), st.sampled_from(["drop", "rename", "move", "add", "touch"])), max_size=4),
+    st.booleans(),
+)
+def test_a_rerun_compared_in_the_warehouse_is_the_release_compared_listing_by_listing(con, rows, edits, allow):
+    """Both ways give the same files (manifest and changes.json among them), take the same files from the release
+    before, and hold the same mass removals; the listings compared are those that differ, and only those are read."""
+    before = [listing(f"{i:x}", f"Listing {i}", [area], kind="chat" if chat else "helpline") for i, (area, chat) in enumerate(rows)]
+    after = edited(before, edits)
+    guard = export.Guard(share=0.2, minimum=1, allow=allow)
+    with tempfile.TemporaryDirectory() as read_back, tempfile.TemporaryDirectory() as in_warehouse, pytest.MonkeyPatch.context() as mp:
+        mp.setattr(export, "HSDS_PART_EVERY", 2)  # HSDS parts of two listings or so, taken when unchanged
+        published(con, Path(read_back), before)
+        published(con, Path(in_warehouse), before)
+        listings = put(con, after)
+        compared = export.compared_in_warehouse(con, Path(in_warehouse))
+        assert compared is not None
+        changed = {str(x["id"]) for x in after if x not in before} | {str(x["id"]) for x in before if x not in after}
+        assert compared.different == changed
+        assert sorted(str(x["id"]) for x in compared.before) == sorted(str(x["id"]) for x in before if str(x["id"]) in changed)
+        outcomes = []
+        for folder, given_compared in ((read_back, None), (in_warehouse, compared)):
+            try:
+                release = export.publish(list(listings), Path(folder), LATER, 14, {}, guard=guard, compared=given_compared)
+            except export.ReleaseHeld as held:
+                outcomes.append(("held", str(held)))
+            else:
+                outcomes.append(("published", release.counts, release.reused, tree(release.path)))
+    assert outcomes[0] == outcomes[1]
+
+
+def test_a_rerun_compared_in_the_warehouse_does_not_read_the_release_before(con, tmp_path, monkeypatch):
+    published(con, tmp_path, LISTINGS)
+    renamed = [dict(x, name="Two countries, renamed") if x["name"] == "Two countries" else x for x in LISTINGS]
+    listings = put(con, renamed)
+    compared = export.compared_in_warehouse(con, tmp_path)
+    assert compared is not None and [x["name"] for x in compared.before] == ["Two countries"]
+
+    def unread(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the release before was read")
+
+    monkeypatch.setattr(export, "previous_release", unread)
+    monkeypatch.setattr(export, "listings_from_json", unread)
+    release = export.publish(listings, tmp_path, LATER, 14, {}, compared=compared)
+    assert release.counts["changed"] == 1 and set(release.reused) >= {"locations/NO.json", "locations/WW.csv"}
+    assert export.orjson.loads((release.path / "changes.json").read_bytes())["changed"] == [
+        {"id": next(str(x["id"]) for x in LISTINGS if x["name"] == "Two countries"), "fields": ["name"]}
+    ]
+
+
+OTHERWISE = ["nothing remembered", "another release", "other code", "other listings.json", "index changed", "ids twice"]
+
+
+@pytest.mark.parametrize("otherwise", OTHERWISE)
+def test_the_comparison_is_made_only_for_the_release_the_warehouse_remembers_as_this_code_built_it(con, tmp_path, monkeypatch, otherwise):
+    first = published(con, tmp_path, LISTINGS)
+    put(con, LISTINGS[1:])
+    assert export.compared_in_warehouse(con, tmp_path) is not None
+    if otherwise == "nothing remembered":
+        con.execute("DELETE FROM published_release")
+    elif otherwise == "another release":  # published by something that did not remember it
+        export.publish(LISTINGS[1:], tmp_path, LATER, 14, {}, guard=export.Guard(allow=True))
+    elif otherwise == "other code":
+        monkeypatch.setattr(export, "builder", lambda: "another builder")
+    elif otherwise == "other listings.json":
+        con.execute("UPDATE published_release SET listings_sha256 = 'f' || listings_sha256[2:]")
+    elif otherwise == "index changed":
+        index = first.path / "index.json"
+        index.write_bytes(index.read_bytes().replace(b'"count": 1', b'"count": 2', 1))
+    else:
+        con.execute(INSERT, [LISTINGS[1][name] for name in LISTING_FIELDS])
+    assert export.compared_in_warehouse(con, tmp_path) is None
+
+
+def test_a_release_compared_for_another_release_is_not_used(con, tmp_path):
+    published(con, tmp_path, LISTINGS)
+    listings = put(con, LISTINGS[1:])
+    compared = export.compared_in_warehouse(con, tmp_path)
+    assert compared is not None
+    second = export.publish(LISTINGS[2:], tmp_path, LATER, 14, {}, guard=export.Guard(allow=True))
+    third = export.publish(listings, tmp_path, LATER + dt.timedelta(hours=1), 14, {}, guard=export.Guard(allow=True), compared=compared)
+    changes = export.orjson.loads((third.path / "changes.json").read_bytes())
+    assert third.previous == second.release_id and changes["added"] == [str(LISTINGS[1]["id"])] and changes["removed"] == []
