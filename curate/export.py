@@ -1299,7 +1299,11 @@ class Reusable:
     when that release was built by this same code.  A location's files are taken only when its entry in that
     release's ``index.json`` is the one the new release gives it (name, type, parent, count), and each file only
     when its bytes still match that release's manifest; otherwise they are built.  So are the HSDS parts built from
-    the same listings (``hsds_parts``)."""
+    the same listings (``hsds_parts``).
+
+    A file whose ``_signature`` is the one ``BUILT_BY`` recorded for it once that release was checked (``signed``)
+    holds the bytes then hashed, and is not hashed again (as a file written in a run is not read back to be checked:
+    its bytes changed only if its size or modification time did, or it was replaced); any other is hashed."""
 
     folder: Path
     sha256: dict[str, str]
@@ -1312,14 +1316,28 @@ class Reusable:
     hsds_at: Mapping[str, Any] | None = None
     #: the files ``take`` may be asked for, being hashed ahead in a thread (``hash_ahead``), by path
     ahead: dict[str, Future[tuple[str, tuple[int, ...]] | None]] = field(default_factory=dict)
+    #: each file's ``_signature`` as ``BUILT_BY`` recorded it once that release was checked, by path
+    signed: Mapping[str, object] = field(default_factory=dict)
 
     def hash_ahead(self, executor: Executor) -> None:
         """Hash the files of ``codes``' locations (JSON, CSV, preview script) in ``executor`` (a thread), in the order
         ``take`` asks for them, while the rest of the release is built: hashlib lets go of the GIL (at 534k listings,
-        a one-country rerun takes 45 files, 1.4 GB, whose hashing took this process 1.5 s)."""
+        a one-country rerun takes 45 files, 1.4 GB, whose hashing took this process 1.5 s).  Not those ``signed``."""
         codes = sorted(self.codes, key=lambda c: (c != "WW", c))  # (``locations_of``'s order)
         for rel in [path for c in codes for path in location_paths(c).values()] + [preview.script_path(c) for c in codes]:
-            self.ahead[rel] = executor.submit(_hashed, self.folder / rel)
+            if self._unsigned(rel) is None:
+                self.ahead[rel] = executor.submit(_hashed, self.folder / rel)
+
+    def _unsigned(self, rel: str) -> tuple[str, tuple[int, ...]] | None:
+        """The file's sha256 (its manifest's) and ``_signature``, when it has the signature recorded for it; else None."""
+        sha256, signed = self.sha256.get(rel), self.signed.get(rel)
+        if sha256 is None or not isinstance(signed, list):
+            return None
+        try:
+            seen = _signature(self.folder / rel)
+        except OSError:
+            return None
+        return (sha256, seen) if list(seen) == signed else None
 
     def fits(self, head: Mapping[str, object], count: int) -> bool:
         code = str(head["code"])
@@ -1333,7 +1351,7 @@ class Reusable:
         path = self.folder / rel
         ahead = self.ahead.pop(rel, None)
         try:
-            hashed = ahead.result() if ahead is not None else _hashed(path)
+            hashed = ahead.result() if ahead is not None else self._unsigned(rel) or _hashed(path)
             if hashed is None or hashed[0] != self.sha256.get(rel) or _signature(path) != hashed[1]:
                 return None
         except OSError:
@@ -1358,8 +1376,11 @@ class Reusable:
                 return {}
             bodies: dict[str, dict[str, bytes]] = {key: {} for key in where}
             for t, table in enumerate(tables):
+                signed = self._unsigned(f"hsds/{table}")  # (a table with its recorded signature is not hashed)
                 data = (self.folder / "hsds" / table).read_bytes()
-                if len(data) != ends[t] or hashlib.sha256(data).hexdigest() != self.sha256.get(f"hsds/{table}"):
+                if signed is not None and self._unsigned(f"hsds/{table}") != signed:
+                    signed = None  # (changed while it was read)
+                if len(data) != ends[t] or (signed is None and hashlib.sha256(data).hexdigest() != self.sha256.get(f"hsds/{table}")):
                     return {}
                 for key, (part, starts) in where.items():
                     bodies[key][table] = data[starts[t] : starts[t] + int(part["bytes"][t])]
@@ -1429,7 +1450,8 @@ def _reusable(verified: Verified | None, others: Callable[[], list[Listing] | No
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
     at = verified.built.get("hsds") if isinstance(verified.built.get("hsds"), dict) else None
-    return Reusable(verified.folder, verified.sha256, index, frozenset(index.keys() - touched), hsds_at=at)  # type: ignore[arg-type]
+    signed = verified.built.get("signed") if isinstance(verified.built.get("signed"), dict) else {}
+    return Reusable(verified.folder, verified.sha256, index, frozenset(index.keys() - touched), hsds_at=at, signed=signed)  # type: ignore[arg-type]
 
 
 def unchanged_files(man: dict[str, object], verified: Verified | None) -> frozenset[str]:
@@ -1909,7 +1931,10 @@ def _publish(
     os.replace(tmp_link, exports_dir / "current")
     _fsync_dir(exports_dir)
     checkpoint("switched")
-    _replaced(exports_dir / BUILT_BY, orjson.dumps({"release": release_id, "builder": builder(), "hsds": hsds_made}))
+    # each file's signature as it was when the release passed its checks (``Reusable.signed``: those hashed as they
+    # were written or taken, still as they were then; renaming the folder changes none)
+    signed = {rel: list(seen) for rel, seen in sorted(known.items()) if _still(final / rel, seen)}
+    _replaced(exports_dir / BUILT_BY, orjson.dumps({"release": release_id, "builder": builder(), "hsds": hsds_made, "signed": signed}))
     prune(releases, keep, release_id)
     return Release(release_id, final, previous, counts, tuple(reuse.taken) if reuse is not None else ())
 
@@ -1945,6 +1970,13 @@ def _written(folder: Path, rel: str, data: bytes | Taken, known: dict[str, tuple
         if known is not None and _signature(target) == data.stat:  # the file that was hashed, unchanged since
             known[rel] = data.stat
     return {"path": rel, "bytes": data.size, "sha256": data.sha256}
+
+
+def _still(path: Path, seen: tuple[int, ...]) -> bool:
+    try:
+        return _signature(path) == seen
+    except OSError:
+        return False
 
 
 def _fsync_dir(folder: Path) -> None:

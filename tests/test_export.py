@@ -414,8 +414,10 @@ def test_a_publish_that_lets_go_of_its_listings_checks_them_first_and_writes_the
             assert seen and all(n == (0 if let_go else len(listings)) for n in seen)
             assert given[0] == ([] if let_go else listings)
 
-    def files(folder: Path) -> dict[str, bytes]:
-        return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+    def files(folder: Path) -> dict[str, object]:
+        out: dict[str, object] = {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+        built = json.loads(out.pop(export.BUILT_BY))  # (the files' signatures: other inodes, other times)
+        return {**out, export.BUILT_BY: {**built, "signed": sorted(built["signed"])}}
 
     assert files(tmp_path / "True") == files(tmp_path / "False")
     twice = [*LISTINGS, dict(LISTINGS[0])]  # the CSV files' primary key, checked after the listings are let go of
@@ -438,6 +440,11 @@ def _location_files(*codes: str) -> set[str]:
 def _rerun(tmp_path: Path, before: list[dict[str, object]], after: list[dict[str, object]]) -> export.Release:
     """Publish ``before``, then ``after``; check the second release is byte for byte a whole build of ``after``."""
     export.publish(before, tmp_path, NOW, 14, {})
+    return _rerun_after(tmp_path, before, after)
+
+
+def _rerun_after(tmp_path: Path, before: list[dict[str, object]], after: list[dict[str, object]]) -> export.Release:
+    """``_rerun`` of a release of ``before`` already published."""
     release = export.publish(after, tmp_path, NOW + dt.timedelta(hours=1), 14, {}, guard=export.Guard(allow=True))
     assert _release_tree(release.path) == export.release_files(after, None, before)
     return release
@@ -496,10 +503,43 @@ def test_the_files_a_rerun_may_take_are_hashed_ahead_by_a_thread_once_each(tmp_p
         return hashed_here(path)
 
     export.publish(LISTINGS, tmp_path, NOW, 14, {})
+    _unsigned(tmp_path)  # (no file's signature recorded: each is hashed)
     monkeypatch.setattr(export, "_hashed", spy)
     release = export.publish(TWO_COUNTRIES_RENAMED, tmp_path, NOW + dt.timedelta(hours=1), 14, {})
     assert sorted(rel for rel, _ in seen) == sorted(release.reused)  # each once, those of the unchanged locations
     assert threading.main_thread().name not in {thread for _, thread in seen}
+
+
+def _unsigned(exports: Path, *rels: str) -> None:
+    """``BUILT_BY`` without the signatures of ``rels`` (of every file, when none is named)."""
+    built = json.loads((exports / export.BUILT_BY).read_bytes())
+    built["signed"] = {rel: seen for rel, seen in built["signed"].items() if rels and rel not in rels}
+    (exports / export.BUILT_BY).write_bytes(json.dumps(built).encode())
+
+
+def test_a_rerun_hashes_none_of_the_files_it_takes_that_have_the_signatures_recorded_once_they_were_checked(tmp_path, monkeypatch):
+    """The files of the release before whose signatures (device, inode, size, modification time) are those
+    ``BUILT_BY`` recorded are taken unread; one that was written again since, or whose signature was not recorded,
+    is hashed, and taken only when its bytes are still its manifest's (the HSDS tables likewise:
+    ``test_a_rerun_takes_the_hsds_parts_whose_listings_did_not_change``)."""
+    export.publish(LISTINGS, tmp_path, NOW, 14, {})
+    current = (tmp_path / "current").resolve()
+    built = json.loads((tmp_path / export.BUILT_BY).read_bytes())
+    man = json.loads((current / "manifest.json").read_bytes())
+    assert sorted(built["signed"]) == sorted(e["path"] for e in man["files"])  # every file but the manifest
+    assert all(built["signed"][rel] == list(export._signature(current / rel)) for rel in built["signed"])
+    seen: list[str] = []
+    hashed_here = export._hashed
+    monkeypatch.setattr(export, "_hashed", lambda path: seen.append(str(path.relative_to(current))) or hashed_here(path))
+    rewritten = current / "locations" / "NO.json"
+    rewritten.write_bytes(rewritten.read_bytes())  # the same bytes, written again: another time
+    os.utime(rewritten, ns=(rewritten.stat().st_atime_ns, rewritten.stat().st_mtime_ns + 1_000_000))  # (a coarse clock)
+    damaged = current / "locations" / "NO-03.csv"
+    damaged.write_bytes(damaged.read_bytes().replace(b"Oslo only", b"Oslo ONLY"))
+    _unsigned(tmp_path, "locations/WW.json")
+    release = _rerun_after(tmp_path, LISTINGS, TWO_COUNTRIES_RENAMED)
+    assert sorted(seen) == ["locations/NO-03.csv", "locations/NO.json", "locations/WW.json"]
+    assert set(release.reused) == _location_files("WW", "NO", "NO-03", "NO-30") - {"locations/NO-03.csv"}
 
 
 def test_a_file_changed_after_it_was_hashed_ahead_is_built_not_taken(tmp_path, monkeypatch):
@@ -513,7 +553,9 @@ def test_a_file_changed_after_it_was_hashed_ahead_is_built_not_taken(tmp_path, m
         return found
 
     monkeypatch.setattr(export, "_hashed", then_changed)
-    release = _rerun(tmp_path, LISTINGS, TWO_COUNTRIES_RENAMED)  # (the release is a whole build's, byte for byte)
+    export.publish(LISTINGS, tmp_path, NOW, 14, {})
+    _unsigned(tmp_path)  # (no file's signature recorded: each is hashed ahead)
+    release = _rerun_after(tmp_path, LISTINGS, TWO_COUNTRIES_RENAMED)  # (the release is a whole build's, byte for byte)
     assert set(release.reused) == _location_files("WW", "NO", "NO-03", "NO-30") - {"locations/NO.json"}
 
 
@@ -669,6 +711,7 @@ def test_a_rerun_takes_the_hsds_parts_whose_listings_did_not_change(tmp_path, mo
         if damage == "table":  # a table's bytes, the same length
             services = (folder / "current" / "hsds" / "services.csv").resolve()
             services.write_bytes(services.read_bytes().replace(b"Listing 05", b"Listing 5X"))
+            os.utime(services, ns=(services.stat().st_atime_ns, services.stat().st_mtime_ns + 1_000_000))  # (a coarse clock)
         else:  # the first part's bytes and the second's swapped in the record, their lengths too
             built_by = json.loads((folder / export.BUILT_BY).read_bytes())
             parts = built_by["hsds"]["parts"]
