@@ -887,7 +887,8 @@ def iter_release_files(
     names = {loc.code: loc.name for loc in locations}
     licences = sorted({s.licence for s in sources if s.licence})
     pieces = hsds_pieces(listings)  # the HSDS rows' parts, joined in order
-    keys = part_keys(pieces, names)
+    listings_json = json_bytes(listings) if listings_json is None else listings_json
+    keys = part_keys(pieces, names, listings_json)
     ready = reuse.hsds_parts(keys) if reuse is not None else {}  # those the release before built from the same
     todo = [i for i, key in enumerate(keys) if key not in ready]
     # a worker gets its part as JSON (listings are JSON values): orjson writes it in a tenth of pickle's time; each
@@ -907,7 +908,6 @@ def iter_release_files(
         if pool is not None and all(f is None or f.done() for f in building.values()):
             yield from hsds_files  # (nothing, once given)
 
-    listings_json = json_bytes(listings) if listings_json is None else listings_json
     yield "listings.json", listings_json
     yield "listings.parquet", writers.parquet(listings)
     yield from hsds_if_built()
@@ -993,11 +993,38 @@ def _part_args(piece: list[Listing], names: dict[str, str]) -> tuple[object, ...
     return orjson.dumps(piece), names, csv_cell
 
 
-def part_keys(pieces: list[list[Listing]], names: dict[str, str]) -> list[str]:
-    """What each HSDS part is built from (its listings and the locations' names), as a sha256.  (A part to build is
-    written as JSON again when sent to a worker: all parts' JSON held at once would be 0.3 GB at 535k listings.)"""
+def part_keys(pieces: list[list[Listing]], names: dict[str, str], listings_json: bytes | None = None) -> list[str]:
+    """What each HSDS part is built from (its listings and the locations' names), as a sha256: of the names, then of
+    the part's listings as ``json_bytes`` writes them in a list (``piece_texts``).  ``listings_json``: the
+    ``json_bytes`` of the listings the pieces were cut from, where their texts are found (at 534k listings, writing
+    each part's listings again took 1 s of a rerun)."""
     named = orjson.dumps(names, option=orjson.OPT_SORT_KEYS)
-    return [hashlib.sha256(orjson.dumps(piece) + named).hexdigest() for piece in pieces]
+    texts: list[bytes] | list[memoryview] | None = piece_texts(pieces, listings_json) if listings_json is not None else None
+    if texts is None:
+        texts = [json_bytes(piece)[len(OPENS) - 1 : -len(CLOSES) + 4] if piece else b"" for piece in pieces]
+    return [hashlib.sha256(named + text).hexdigest() for text in texts]
+
+
+def piece_texts(pieces: list[list[Listing]], data: bytes) -> list[memoryview] | None:
+    """Each piece's listings as ``data`` (``json_bytes`` of the pieces' listings, in order) holds them: from the
+    first's opening brace to the last's closing one (the text ``json_bytes(piece)`` gives between its list's
+    brackets and their line breaks).  A piece ends with its last listing's object, the first that follows its id's
+    line (``"id"`` is a listing's key four spaces in; strings hold no line break).  None when ``data`` is not so."""
+    if not data.startswith(OPENS) or not data.endswith(CLOSES):
+        return None
+    view, out, at, last_end = memoryview(data), [], len(OPENS) - 1, len(data) - len(CLOSES) + 4
+    for piece in pieces:
+        if not piece:
+            out.append(view[at:at])
+            continue
+        found = data.find(b'\n    "id": ' + orjson.dumps(piece[-1].get("id")) + b",", at)
+        if found < 0:
+            return None
+        cut = data.find(BETWEEN, found)
+        end = cut + 4 if cut >= 0 else last_end  # after the object's closing brace
+        out.append(view[at:end])
+        at = end + len(BETWEEN) - 5  # the next one's opening brace
+    return out if at >= last_end else None
 
 
 def hsds_record(keys: list[str], parts: list[hsds.Part], files: dict[str, bytes]) -> dict[str, object]:

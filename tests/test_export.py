@@ -688,6 +688,38 @@ def test_hsds_parts_end_where_the_listings_say_so_an_added_or_removed_one_moving
     assert export.hsds_pieces([]) == [[]]
 
 
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.text(max_size=12), st.text(max_size=30), st.sampled_from(["NO", "GB", "WW"])),
+        max_size=12,
+        unique_by=lambda t: t[0],
+    ),
+    st.integers(1, 4),
+)
+def test_hsds_part_keys_from_listings_json_are_those_of_each_part_written_alone(rows, every):
+    """Each part's listings found in listings.json (``piece_texts``) are the text its own list gives them, whatever
+    the ids and the other fields hold (line breaks, quotes, an id's line written into a description)."""
+    tricky = ['\n    "id": "', '",\n  },\n  {', "\u2028", '"']
+    listings = [
+        listing("0", name, [area], description=description + tricky[i % len(tricky)]) | {"id": lid}
+        for i, (lid, description, area) in enumerate(rows)
+        for name in [f"Listing {i}"]
+    ]
+    listings.sort(key=lambda x: (str(x["kind"]), str(x["name"]), str(x["id"])))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(export, "HSDS_PART_EVERY", every)
+        pieces = export.hsds_pieces(listings)
+    data = export.json_bytes(listings)
+    texts = export.piece_texts(pieces, data)
+    assert (texts is None) == (not listings)
+    if texts is not None:
+        assert [bytes(t) for t in texts] == [export.json_bytes(piece)[4:-3] for piece in pieces]
+        assert b",\n  ".join(texts) == data[4:-3]
+    names = {"NO": "Norway"}
+    assert export.part_keys(pieces, names, data) == export.part_keys(pieces, names)
+
+
 def test_a_rerun_takes_the_hsds_parts_whose_listings_did_not_change(tmp_path, monkeypatch):
     """Only the part holding the renamed listing is built; the package is byte for byte a whole build, and a part
     whose table no longer matches the manifest, or whose bytes no longer match its record, is built again."""
