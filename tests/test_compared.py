@@ -151,3 +151,39 @@ def test_a_release_compared_for_another_release_is_not_used(con, tmp_path):
     third = export.publish(listings, tmp_path, LATER + dt.timedelta(hours=1), 14, {}, guard=export.Guard(allow=True), compared=compared)
     changes = export.orjson.loads((third.path / "changes.json").read_bytes())
     assert third.previous == second.release_id and changes["added"] == [str(LISTINGS[1]["id"])] and changes["removed"] == []
+
+
+@pytest.mark.parametrize(
+    ("change", "problem"),
+    [
+        ({"description": "<b>Bold</b> claims"}, "description is not plain text"),
+        ({"description": "d" * 1001}, "longer than 1000 characters"),
+    ],
+)
+def test_a_rerun_compared_in_the_warehouse_checks_the_listings_that_differ_and_only_those(con, tmp_path, monkeypatch, change, problem):
+    """The listings whose digests differ are checked for safe content and against the listing schema; the others
+    passed both when the release before was checked, under the same code and schema."""
+    published(con, tmp_path, LISTINGS)
+    listings = put(con, [dict(x, **change) if x["name"] == "Oslo only" else x for x in LISTINGS])
+    compared = export.compared_in_warehouse(con, tmp_path)
+    assert compared is not None
+    looked_at: list[list[str]] = []
+    content = export.content_problems
+    monkeypatch.setattr(export, "content_problems", lambda xs: looked_at.append([str(x["name"]) for x in xs]) or content(xs))
+    with pytest.raises(RuntimeError, match=problem) as fast:
+        export.publish(listings, tmp_path, LATER, 14, {}, compared=compared)
+    assert looked_at == [["Oslo only"]]
+    with pytest.raises(RuntimeError) as slow:  # (the release before read and compared listing by listing)
+        export.publish(listings, tmp_path, LATER, 14, {})
+    assert str(fast.value) == str(slow.value)
+
+
+def test_duckdb_orders_the_listings_as_python_sorts_them(con):
+    """``public_listings`` takes DuckDB's order (kind, name, id) as it is: the order Python's sort gives, a code
+    point at a time, None as "None", whatever the names' scripts and planes."""
+    names = ["Zeta", "alpha", "Émile", "émile", "😀 Smile", "\uffff", "None", "", "Ωmega", "a\u0300", "à", "Nonf", "A b", "A\tb", "ß", "ss"]
+    rows = [listing(f"{i:x}", name, ["NO"], kind="chat" if i % 3 else "helpline") for i, name in enumerate(names)]
+    rows += [listing("f", "Ünnamed", ["NO"]) | {"name": None}, listing("e", "Same", ["NO"]) | {"id": "lst_Z"}]
+    got = put(con, rows)
+    assert [x["id"] for x in got] == [x["id"] for x in sorted(got, key=lambda x: (str(x["kind"]), str(x["name"]), str(x["id"])))]
+    assert {x["id"] for x in got} == {x["id"] for x in rows}
