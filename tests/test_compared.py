@@ -18,7 +18,7 @@ from curate import export
 from curate import warehouse as wh
 from schemas.fields import LISTING_FIELDS
 from tests.test_core import load
-from tests.test_export import LISTINGS, NOW, listing
+from tests.test_export import LISTINGS, NOW, edited, listing
 
 LATER = NOW + dt.timedelta(hours=1)
 INSERT = f"INSERT INTO out_listings ({', '.join(LISTING_FIELDS)}) VALUES ({', '.join('?' * len(LISTING_FIELDS))})"
@@ -50,20 +50,6 @@ def published(con: duckdb.DuckDBPyConnection, folder: Path, listings: list[dict[
     release = export.publish(put(con, listings), folder, NOW, 14, {})
     export.remember_release(con, release)
     return release
-
-
-def edited(before: list[dict[str, object]], edits: list[tuple[int, str]]) -> list[dict[str, object]]:
-    after = list(before)
-    for n, (i, what) in enumerate(edits):
-        if what == "add":
-            after.append(listing(f"{n + 8:x}", f"Added {n}", ["NO-03"]))
-        elif i < len(after) and what == "drop":
-            after.pop(i)
-        elif i < len(after) and what == "touch":  # a field the changes do not track
-            after[i] = dict(after[i], link_checked_at=dt.datetime(2026, 11, 24, 5, 6, 7))
-        elif i < len(after):
-            after[i] = dict(after[i], **({"name": f"Renamed {n}"} if what == "rename" else {"areas": ["NO-30", "IE"]}))
-    return after
 
 
 @settings(max_examples=25, deadline=None)

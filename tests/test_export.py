@@ -648,6 +648,21 @@ def test_a_file_that_no_longer_matches_its_manifest_or_a_location_named_otherwis
     assert _release_tree(release.path) == export.release_files(after, None, LISTINGS)
 
 
+def edited(before: list[dict[str, object]], edits: list[tuple[int, str]]) -> list[dict[str, object]]:
+    """``before`` with each edit made: (place, what) drops, renames, moves or touches the listing there, or adds one."""
+    after = list(before)
+    for n, (i, what) in enumerate(edits):
+        if what == "add":
+            after.append(listing(f"{n + 8:x}", f"Added {n}", ["NO-03"]))
+        elif i < len(after) and what == "drop":
+            after.pop(i)
+        elif i < len(after) and what == "touch":  # a field the changes do not track
+            after[i] = dict(after[i], link_checked_at=dt.datetime(2026, 11, 24, 5, 6, 7))
+        elif i < len(after):
+            after[i] = dict(after[i], **({"name": f"Renamed {n}"} if what == "rename" else {"areas": ["NO-30", "IE"]}))
+    return after
+
+
 @settings(max_examples=20, deadline=None)
 @given(
     st.lists(st.tuples(st.sampled_from(["NO", "NO-03", "NO-30", "GB", "IE", "WW"]), st.booleans()), max_size=8),
@@ -656,14 +671,7 @@ def test_a_file_that_no_longer_matches_its_manifest_or_a_location_named_otherwis
 def test_a_rerun_gives_the_bytes_of_a_whole_build_whatever_changed(rows, edits):
     before = [listing(f"{i:x}", f"Listing {i}", [area], kind="chat" if chat else "helpline") for i, (area, chat) in enumerate(rows)]
     before.sort(key=lambda x: (str(x["kind"]), str(x["name"]), str(x["id"])))
-    after = list(before)
-    for n, (i, what) in enumerate(edits):
-        if what == "add":
-            after.append(listing(f"{n + 8:x}", f"Added {n}", ["NO-03"]))
-        elif i < len(after) and what == "drop":
-            after.pop(i)
-        elif i < len(after):
-            after[i] = dict(after[i], **({"name": f"Renamed {n}"} if what == "rename" else {"areas": ["NO-30", "IE"]}))
+    after = edited(before, edits)
     after.sort(key=lambda x: (str(x["kind"]), str(x["name"]), str(x["id"])))
     with tempfile.TemporaryDirectory() as folder, pytest.MonkeyPatch.context() as mp:
         mp.setattr(export, "HSDS_PART_EVERY", 2)  # HSDS parts of two listings or so, taken when unchanged
