@@ -344,6 +344,11 @@ class Location:
         return bool(areas & {self.code, "WW"}) or any(a.startswith(self.code + "-") for a in areas)
 
 
+def indexed(entry: Mapping[str, Any]) -> Location:
+    """The location an entry of a release's ``index.json`` names."""
+    return Location(str(entry["code"]), str(entry["name"]), str(entry["type"]), entry["parent"])
+
+
 def location_paths(code: str) -> dict[str, str]:
     """Where a location's files are in a release (``index.json`` names them so)."""
     return {"json": f"locations/{code}.json", "csv": f"locations/{code}.csv"}
@@ -1239,7 +1244,7 @@ def compared_in_warehouse(con: duckdb.DuckDBPyConnection, exports_dir: Path) -> 
         if hashlib.sha256(data).hexdigest() != sha256.get("index.json"):
             return None
         index = orjson.loads(data)["locations"]
-        locations = [Location(str(x["code"]), str(x["name"]), str(x["type"]), x["parent"]) for x in index]
+        locations = [indexed(x) for x in index]
         counts = {str(x["code"]): int(x["count"]) for x in index}
     except (OSError, ValueError, KeyError, TypeError):
         return None
@@ -1471,7 +1476,7 @@ def _reusable(verified: Verified | None, others: Callable[[], list[Listing] | No
             return None
         index = {str(x["code"]): x for x in orjson.loads(data)["locations"]}
         # placed among that release's locations: a location it did not have is built (``fits``)
-        served = _placing([Location(code, str(x["name"]), str(x["type"]), x["parent"]) for code, x in index.items()])
+        served = _placing([indexed(x) for x in index.values()])
         changed = others()
         if changed is None:
             return None
@@ -1755,7 +1760,7 @@ def rebuilt_differently(folder: Path, listings: list[Listing]) -> frozenset[str]
     these are read and compared listing by listing.  None (compare them all) when index.json cannot be read."""
     try:
         index = orjson.loads((folder / "index.json").read_bytes())["locations"]
-        locations = [Location(str(x["code"]), str(x["name"]), str(x["type"]), x["parent"]) for x in index]
+        locations = [indexed(x) for x in index]
         paths = {str(x["code"]): str(x["json"]) for x in index}
     except (OSError, ValueError, KeyError, TypeError):
         return None

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field, replace
 from itertools import islice
 from typing import Any
 
+import duckdb
 import pandas as pd
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_table_artifact
@@ -347,7 +348,10 @@ def export_release(settings: Settings, now: dt.datetime, run_id: str, sources: l
             wh.run(con, "UPDATE runs SET finished_at = ?, outcome = 'held' WHERE run_id = ?", [finished, run_id])
             get_run_logger().error("%s", held)
             return export.Held(held.release_id, str(held))
-        export.remember_release(con, release)  # what the next run compares its listings with
+        try:
+            export.remember_release(con, release)  # what the next run compares its listings with
+        except duckdb.Error as exc:  # (the release stands: the next run reads it instead)
+            get_run_logger().warning("the warehouse could not keep release %s's listings: %s", release.release_id, exc)
         wh.run(
             con,
             "UPDATE runs SET finished_at = ?, outcome = 'published', release_id = ? WHERE run_id = ?",

@@ -107,3 +107,34 @@ def test_losing_a_whole_small_country_is_not_a_mass_removal(prefect_harness, tmp
     assert summary.held is None
     assert len(json.loads((settings.exports_dir / "current" / "changes.json").read_text())["removed"]) == 4
     assert not (settings.exports_dir / "current" / "locations" / "IS.json").exists()
+
+
+def test_a_release_the_warehouse_could_not_keep_stands_and_the_next_run_reads_it(prefect_harness, two_sources, tmp_path, monkeypatch):
+    """``remember_release`` failing (DuckDB) leaves the published release current and the run published; the next
+    run compares its listings with that release's read back, and writes the right changes."""
+    import duckdb
+
+    settings = settings_for(tmp_path, two_sources)
+    run(settings, NOW)
+    before = by_name(settings)
+
+    def fails(con: object, release: object) -> None:
+        raise duckdb.IOException("disk full")
+
+    monkeypatch.setattr(export, "remember_release", fails)
+    (two_sources / "norway.csv").write_text(
+        HEADER + lines("no", "NO", 10).replace("NO Line 3,helpline", "NO Line 3,chat"), encoding="utf-8"
+    )
+    second = run(settings, LATER)
+    assert second.held is None and (settings.exports_dir / "current").resolve().name == second.release_id
+    monkeypatch.undo()
+    compared = export.compared_in_warehouse
+    seen: list[object] = []
+    monkeypatch.setattr(export, "compared_in_warehouse", lambda *a: seen.append(compared(*a)) or seen[-1])
+    (two_sources / "sweden.csv").write_text(
+        HEADER + lines("se", "SE", 12).replace("SE Line 0,helpline", "SE Line 0,forum"), encoding="utf-8"
+    )
+    third = run(settings, LATER + (LATER - NOW))
+    assert seen == [None]  # (the warehouse remembers the first release, not the second)
+    changes = load(settings.exports_dir / "current" / "changes.json")
+    assert third.release_id != second.release_id and changes["changed"] == [{"id": before["SE Line 0"]["id"], "fields": ["kind"]}]
