@@ -1200,23 +1200,25 @@ class Compared:
     counts: dict[str, int]
 
 
-#: what ``remember_release`` records and ``compared_in_warehouse`` compares: the listing's columns but its id, hashed
-#: together by DuckDB (a 64-bit hash: a listing changed since is taken for unchanged with a chance of 1 in 2^64)
+#: what ``compared_in_warehouse`` compares: the listing's columns but its id, hashed together by DuckDB (a 64-bit
+#: hash: a listing changed since is taken for unchanged with a chance of 1 in 2^64)
 DIGEST_SQL = f"hash({', '.join(n for n in LISTING_FIELDS if n != 'id')})"
 
 
 def remember_release(con: duckdb.DuckDBPyConnection, release: Release) -> None:
-    """Keep in the warehouse what the release just published from ``out_listings`` held (``published_listings``:
-    its listings and their digests), and which release it is (``published_release``: its id, its listings.json's
-    sha256, this code's ``builder`` and DuckDB's version): the next run's ``compared_in_warehouse``."""
+    """Record in the warehouse which release was just published from ``out_listings`` (``published_release``: its
+    id, its listings.json's sha256, this code's ``builder`` and DuckDB's version, and that ``out_listings`` holds its
+    listings until the next build keeps them as ``published_listings``): the next run's ``compared_in_warehouse``."""
     sha256 = (_manifest_sha256(release.path) or {}).get("listings.json")
     con.execute("BEGIN TRANSACTION")
     try:
         con.execute("DELETE FROM published_release")
-        cols = ", ".join(LISTING_FIELDS)
-        con.execute(f"CREATE OR REPLACE TABLE published_listings AS SELECT {cols}, {DIGEST_SQL} AS digest FROM out_listings")
+        con.execute("DROP TABLE IF EXISTS published_listings")  # (the release before's)
         if sha256 is not None:
-            con.execute("INSERT INTO published_release VALUES (?, ?, ?, ?)", [release.release_id, sha256, builder(), duckdb.__version__])
+            con.execute(
+                "INSERT INTO published_release (release_id, listings_sha256, builder, duckdb, listed) VALUES (?, ?, ?, ?, true)",
+                [release.release_id, sha256, builder(), duckdb.__version__],
+            )
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")
@@ -1230,11 +1232,12 @@ def compared_in_warehouse(con: duckdb.DuckDBPyConnection, exports_dir: Path) -> 
     digests are equal are taken for equal; those that differ are compared field by field by ``publish``."""
     current = current_release(exports_dir)
     try:
-        remembered = con.execute("SELECT release_id, listings_sha256, builder, duckdb FROM published_release").fetchall()
+        remembered = con.execute("SELECT release_id, listings_sha256, builder, duckdb, listed FROM published_release").fetchall()
     except duckdb.Error:
         return None
-    if current is None or len(remembered) != 1 or remembered[0][2:] != (builder(), duckdb.__version__):
+    if current is None or len(remembered) != 1 or remembered[0][2:4] != (builder(), duckdb.__version__):
         return None
+    published = "out_listings" if remembered[0][4] else "published_listings"  # (no build since: the same listings)
     folder = exports_dir / "current"
     sha256 = _manifest_sha256(folder)
     if sha256 is None or remembered[0][:2] != (current, sha256.get("listings.json")):
@@ -1256,12 +1259,12 @@ def compared_in_warehouse(con: duckdb.DuckDBPyConnection, exports_dir: Path) -> 
             CREATE OR REPLACE TEMP TABLE release_different AS
             SELECT coalesce(n.id, o.id) AS id
             FROM (SELECT id, {DIGEST_SQL} AS digest FROM out_listings) n
-            FULL JOIN (SELECT id, digest FROM published_listings) o ON n.id = o.id
+            FULL JOIN (SELECT id, {DIGEST_SQL} AS digest FROM {published}) o ON n.id = o.id
             WHERE n.id IS NULL OR o.id IS NULL OR n.digest <> o.digest""")
         different = frozenset(str(r[0]) for r in con.execute("SELECT id FROM release_different").fetchall())
-        count = int(con.execute("SELECT count(*) FROM published_listings").fetchall()[0][0])
+        count = int(con.execute(f"SELECT count(*) FROM {published}").fetchall()[0][0])
         cols = ", ".join(LISTING_FIELDS)
-        differing = f"SELECT {cols} FROM published_listings SEMI JOIN release_different USING (id) ORDER BY kind, name, id"
+        differing = f"SELECT {cols} FROM {published} SEMI JOIN release_different USING (id) ORDER BY kind, name, id"
         before = _listings_read(con, differing)
     except duckdb.Error:
         return None

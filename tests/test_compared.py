@@ -30,13 +30,16 @@ def con(tmp_path_factory) -> Iterator[duckdb.DuckDBPyConnection]:
     c = wh.connect(tmp_path_factory.mktemp("warehouse") / "w.duckdb")
     load(c, "a", "name,kind,phone,country\nOne,helpline,020 7946 0001,GB\n")
     wh.build_core(c, NOW.replace(tzinfo=None), 24)
+    c.execute("CREATE TABLE out_template AS SELECT * FROM out_listings LIMIT 0")
     yield c
     c.close()
 
 
 def put(con: duckdb.DuckDBPyConnection, listings: list[dict[str, object]]) -> list[dict[str, object]]:
-    """``out_listings`` holds ``listings``; returns them as a run reads them (``public_listings``)."""
-    con.execute("DELETE FROM out_listings")
+    """``out_listings`` made again holding ``listings`` (as ``build_core`` makes it: the release last published keeps
+    the table it was published from); returns them as a run reads them (``public_listings``)."""
+    wh.keep_published_listings(con)
+    con.execute("CREATE OR REPLACE TABLE out_listings AS SELECT * FROM out_template")
     for x in listings:
         con.execute(INSERT, [x[name] for name in LISTING_FIELDS])
     return export.public_listings(con)
@@ -173,3 +176,17 @@ def test_duckdb_orders_the_listings_as_python_sorts_them(con):
     got = put(con, rows)
     assert [x["id"] for x in got] == [x["id"] for x in sorted(got, key=lambda x: (str(x["kind"]), str(x["name"]), str(x["id"])))]
     assert {x["id"] for x in got} == {x["id"] for x in rows}
+
+
+def test_the_listings_published_are_kept_by_the_next_build_and_until_a_release_is_published_again(con, tmp_path):
+    """Right after a publish, ``out_listings`` is the release's own (nothing differs); the next build keeps it as
+    ``published_listings``, and a release held (not published) leaves that release the one compared with."""
+    published(con, tmp_path, LISTINGS)
+    same = export.compared_in_warehouse(con, tmp_path)
+    assert same is not None and same.different == frozenset() and same.before == [] and same.count == len(LISTINGS)
+    listings = put(con, LISTINGS[:1])  # four of five gone: held
+    with pytest.raises(export.ReleaseHeld):
+        export.publish(listings, tmp_path, LATER, 14, {}, compared=export.compared_in_warehouse(con, tmp_path))
+    put(con, LISTINGS[1:])
+    compared = export.compared_in_warehouse(con, tmp_path)
+    assert compared is not None and compared.different == {str(LISTINGS[0]["id"])} and compared.count == len(LISTINGS)

@@ -87,11 +87,13 @@ CREATE TABLE IF NOT EXISTS runs (
 );
 
 -- The release the last run published (curate.export.remember_release): its id, its listings.json's sha256, the code
--- that built it and DuckDB's version; published_listings (made with it) holds its listings and each one's digest.
--- The next run compares its listings with these (compared_in_warehouse) instead of reading that release.
+-- that built it and DuckDB's version. Its listings are out_listings while listed, else published_listings: the
+-- next build renames out_listings so before it makes the table again (warehouse.keep_published_listings). The
+-- next run compares its listings with these (compared_in_warehouse) instead of reading that release.
 CREATE TABLE IF NOT EXISTS published_release (
   release_id VARCHAR NOT NULL,
   listings_sha256 VARCHAR NOT NULL,
   builder VARCHAR NOT NULL,
   duckdb VARCHAR NOT NULL
 );
+ALTER TABLE published_release ADD COLUMN IF NOT EXISTS listed BOOLEAN DEFAULT false;
