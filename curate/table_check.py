@@ -751,11 +751,17 @@ def clean_by_columns(folder: Path, files: dict[str, _File], examined: set[str] |
                 if name == f.name:
                     references[name, field] = distinct[field]
             del table, distinct
+        # each foreign key's values but its missing ones, looked up with those of every key referencing the same
+        # field at once (a lookup builds its set of the referenced values: the HSDS package's 31 keys, each on its
+        # own, took 1.65 s at 534k listings)
+        referencing: dict[tuple[str, str], list[Any]] = {}
         for values, unset, name, field in links:
-            found = pc.or_(
-                pc.is_in(values, value_set=references[name, field]), pc.is_in(values, value_set=pa.array(sorted(unset), pa.string()))
-            )
-            if len(values) and not pc.all(found).as_py():  # (``all`` of nothing is null)
+            if unset:
+                values = pc.filter(values, pc.invert(pc.is_in(values, value_set=pa.array(sorted(unset), pa.string()))))
+            referencing.setdefault((name, field), []).append(values)
+        for (name, field), parts in referencing.items():
+            values = pa.chunked_array(parts, pa.string())
+            if len(values) and not pc.all(pc.is_in(values, value_set=references[name, field])).as_py():  # (``all`` of nothing is null)
                 return False
     except Exception:  # unreadable, or read otherwise: row by row
         return False
