@@ -225,6 +225,8 @@ def _parsed_whole(data: bytes, made: Made) -> object:
 
 #: how ``json_bytes`` opens and closes a list of objects (``BETWEEN`` parts them)
 OPENS, CLOSES = b"[\n  {", b"\n  }\n]\n"
+#: how each object of such a list ends (``BETWEEN`` and ``CLOSES`` begin with it)
+CLOSED = b"\n  }"
 
 
 @collection_paused()
@@ -1007,7 +1009,7 @@ def part_keys(pieces: list[list[Listing]], names: dict[str, str], listings_json:
     named = orjson.dumps(names, option=orjson.OPT_SORT_KEYS)
     texts: list[bytes] | list[memoryview] | None = piece_texts(pieces, listings_json) if listings_json is not None else None
     if texts is None:
-        texts = [json_bytes(piece)[len(OPENS) - 1 : -len(CLOSES) + 4] if piece else b"" for piece in pieces]
+        texts = [json_bytes(piece)[len(OPENS) - 1 : len(CLOSED) - len(CLOSES)] if piece else b"" for piece in pieces]
     return [hashlib.sha256(named + text).hexdigest() for text in texts]
 
 
@@ -1018,7 +1020,7 @@ def piece_texts(pieces: list[list[Listing]], data: bytes) -> list[memoryview] | 
     line (``"id"`` is a listing's key four spaces in; strings hold no line break).  None when ``data`` is not so."""
     if not data.startswith(OPENS) or not data.endswith(CLOSES):
         return None
-    view, out, at, last_end = memoryview(data), [], len(OPENS) - 1, len(data) - len(CLOSES) + 4
+    view, out, at, last_end = memoryview(data), [], len(OPENS) - 1, len(data) - len(CLOSES) + len(CLOSED)
     for piece in pieces:
         if not piece:
             out.append(view[at:at])
@@ -1027,9 +1029,9 @@ def piece_texts(pieces: list[list[Listing]], data: bytes) -> list[memoryview] | 
         if found < 0:
             return None
         cut = data.find(BETWEEN, found)
-        end = cut + 4 if cut >= 0 else last_end  # after the object's closing brace
+        end = cut + len(CLOSED) if cut >= 0 else last_end  # after the object's closing brace
         out.append(view[at:end])
-        at = end + len(BETWEEN) - 5  # the next one's opening brace
+        at = cut + len(BETWEEN) - 1 if cut >= 0 else len(data)  # the next one's opening brace (none after the last)
     return out if at >= last_end else None
 
 
@@ -1364,10 +1366,10 @@ class Reusable:
         a one-country rerun takes 45 files, 1.4 GB, whose hashing took this process 1.5 s).  Not those ``signed``."""
         codes = sorted(self.codes, key=lambda c: (c != "WW", c))  # (``locations_of``'s order)
         for rel in [path for c in codes for path in location_paths(c).values()] + [preview.script_path(c) for c in codes]:
-            if self._unsigned(rel) is None:
+            if self._signed_hash(rel) is None:
                 self.ahead[rel] = executor.submit(_hashed, self.folder / rel)
 
-    def _unsigned(self, rel: str) -> tuple[str, tuple[int, ...]] | None:
+    def _signed_hash(self, rel: str) -> tuple[str, tuple[int, ...]] | None:
         """The file's sha256 (its manifest's) and ``_signature``, when it has the signature recorded for it; else None."""
         sha256, signed = self.sha256.get(rel), self.signed.get(rel)
         if sha256 is None or not isinstance(signed, list):
@@ -1390,7 +1392,7 @@ class Reusable:
         path = self.folder / rel
         ahead = self.ahead.pop(rel, None)
         try:
-            hashed = ahead.result() if ahead is not None else self._unsigned(rel) or _hashed(path)
+            hashed = ahead.result() if ahead is not None else self._signed_hash(rel) or _hashed(path)
             if hashed is None or hashed[0] != self.sha256.get(rel) or _signature(path) != hashed[1]:
                 return None
         except OSError:
@@ -1415,9 +1417,9 @@ class Reusable:
                 return {}
             bodies: dict[str, dict[str, bytes]] = {key: {} for key in where}
             for t, table in enumerate(tables):
-                signed = self._unsigned(f"hsds/{table}")  # (a table with its recorded signature is not hashed)
+                signed = self._signed_hash(f"hsds/{table}")  # (a table with its recorded signature is not hashed)
                 data = (self.folder / "hsds" / table).read_bytes()
-                if signed is not None and self._unsigned(f"hsds/{table}") != signed:
+                if signed is not None and self._signed_hash(f"hsds/{table}") != signed:
                     signed = None  # (changed while it was read)
                 if len(data) != ends[t] or (signed is None and hashlib.sha256(data).hexdigest() != self.sha256.get(f"hsds/{table}")):
                     return {}
@@ -1889,9 +1891,13 @@ def _publish(
     listings_json = json_bytes(listings)  # (compared with the release before's by ``listings_against``), then written
     if compared is not None and previous is not None and compared.release == previous:
         # only the listings whose digests differ are compared (those of the release before made Python objects)
-        later = [x for x in listings if str(x["id"]) in compared.different]
+        later: list[Listing] = []
+        for x in listings:  # (one pass: the others are equal)
+            if (lid := str(x["id"])) in compared.different:
+                later.append(x)
+            else:
+                equal[lid] = x
         made_changes = changes_between(compared.before, later, equal)
-        equal.update((lid, x) for x in listings if (lid := str(x["id"])) not in compared.different)
         unequal = [x for x in compared.before if str(x["id"]) not in equal]
         later_by_id = {lid: x for x in later if (lid := str(x["id"])) not in equal}
         placed = (compared.locations, compared.counts)
