@@ -202,8 +202,9 @@ def hsds_files(
     return joined_files([part_bodies(listings, location_names, cell)], cell, licences, sources)
 
 
-#: one part of the listings' HSDS rows: each table's CSV records without its header, and the terms used
-Part = tuple[dict[str, bytes], dict[str, set[str]]]
+#: one part of the listings' HSDS rows: each table's CSV records without its header (views of the release before's tables when
+#: taken from it), and the terms used
+Part = tuple[dict[str, bytes] | dict[str, memoryview], dict[str, set[str]]]
 
 
 @collection_paused()

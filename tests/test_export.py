@@ -744,6 +744,9 @@ def test_a_rerun_takes_the_hsds_parts_whose_listings_did_not_change(tmp_path, mo
     assert built[len(pieces)] == next([str(x["name"]) for x in p] for p in pieces if "Listing 17, renamed" in str(p))
     record = json.loads((tmp_path / "a" / export.BUILT_BY).read_bytes())["hsds"]
     assert [p["key"] for p in record["parts"]] == export.part_keys(pieces, {c.code: c.name for c in export.locations_of(renamed)})
+    export.publish(renamed, tmp_path / "whole", NOW, 14, {})  # the record of the parts taken (their sha256 not made again)
+    assert record == json.loads((tmp_path / "whole" / export.BUILT_BY).read_bytes())["hsds"]
+    built.clear()
 
     for damage in ("table", "record"):
         folder = tmp_path / damage
