@@ -95,8 +95,9 @@ def listing_records(
         record[s["id"]], record[s["organization_id"]], record[s["status"]] = sid, oid, active
         record[s["url"]] = cell(text(get("url") or get("chat_url")))
         record[s["application_process"]] = cell(_how_to_reach(x))
-        if get("cost") and x["cost"] != "unknown":
-            record[s["fees_description"]] = cell(v.COSTS[x["cost"]].description)
+        cost = v.COSTS.get(get("cost")) if get("cost") != "unknown" else None
+        if cost is not None:  # (a cost that is no term gives none: the listing's schema check words it)
+            record[s["fees_description"]] = cell(cost.description)
         if get("audience"):
             record[s["eligibility_description"]] = cell("For: " + ", ".join(a.replace("_", " ") for a in x["audience"]) + ".")
         services.append(record)
