@@ -95,7 +95,7 @@ def listing_records(
         record[s["id"]], record[s["organization_id"]], record[s["status"]] = sid, oid, active
         record[s["url"]] = cell(text(get("url") or get("chat_url")))
         record[s["application_process"]] = cell(_how_to_reach(x))
-        cost = v.COSTS.get(get("cost")) if get("cost") != "unknown" else None
+        cost = v.COSTS.get(str(get("cost"))) if get("cost") != "unknown" else None
         if cost is not None:  # (a cost that is no term gives none: the listing's schema check words it)
             record[s["fees_description"]] = cell(cost.description)
         if get("audience"):

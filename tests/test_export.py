@@ -168,15 +168,21 @@ def test_verify_catches_a_changed_file(tmp_path):
 
 @pytest.mark.parametrize(
     ("field", "value"),
-    [("kind", "not_a_kind"), ("cost", "not_a_cost"), ("moderation", "not_a_moderation"), ("link_status", "not_a_status"),
-     ("topics", ["not_a_topic"]), ("audience", ["not_an_audience"])],  # fmt: skip
+    [
+        ("kind", "not_a_kind"),
+        ("cost", "not_a_cost"),
+        ("moderation", "not_a_moderation"),
+        ("link_status", "not_a_status"),
+        ("topics", ["not_a_topic"]),
+        ("audience", ["not_an_audience"]),
+    ],
 )
 def test_a_release_that_breaks_its_own_json_schema_is_never_published(tmp_path, field, value):
     """A value of no vocabulary fails the release's checks, which name it (the HSDS package is built first: its
     rows are made of the terms, and a term it does not know is no error there)."""
     good = publish(tmp_path)
     bad = [*LISTINGS, listing("9", "Bad value", ["NO"], **{field: value})]
-    with pytest.raises(RuntimeError, match="failed its checks.*lst_9999.*not_a"):
+    with pytest.raises(RuntimeError, match=r"failed its checks.*lst_9999.*not_a"):
         publish(tmp_path, listings=bad, now=NOW + dt.timedelta(hours=1))
     assert export.current_release(tmp_path) == good.release_id
 
