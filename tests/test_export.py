@@ -9,6 +9,7 @@ import json
 import os
 import tempfile
 import threading
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
@@ -127,6 +128,35 @@ def test_a_run_killed_mid_write_never_moves_current(tmp_path, monkeypatch):
     recovered = publish(tmp_path, now=NOW + dt.timedelta(hours=2))
     assert export.current_release(tmp_path) == recovered.release_id
     assert not list((tmp_path / "releases").glob(".partial-*"))  # cleaned up by the next run
+
+
+def test_each_file_is_flushed_to_disk_as_it_is_written_and_every_file_again_before_the_switch(tmp_path, monkeypatch):
+    """A file written is handed to a thread that flushes it beside the rest of the build (``_flush_soon``); the
+    release is still flushed whole, file by file, by the publishing thread before ``current`` moves to it."""
+    flushed: list[tuple[str, str, bool]] = []  # (file, thread, whether current had moved)
+    fsync_file = export._fsync_file
+
+    def recorded(path: Path) -> None:
+        flushed.append((str(path), threading.current_thread().name, export.current_release(tmp_path) is not None))
+        fsync_file(path)
+
+    monkeypatch.setattr(export, "_fsync_file", recorded)
+    release = publish(tmp_path)
+    files = {p for p in release.path.rglob("*") if p.is_file()}
+    main = threading.current_thread().name
+    before_switch = [name for name, thread, moved in flushed if thread == main and not moved]
+    assert len(before_switch) == len(files)  # every file, the manifest included, by the publishing thread
+
+    with ThreadPoolExecutor(1) as flushing:  # a file written is flushed in the thread; a write that failed, or came
+        calls: list[Path] = []  # after the release failed (the thread shut down), is not
+        monkeypatch.setattr(export, "_fsync_file", calls.append)
+        done, failed = Future(), Future()
+        done.set_result({})
+        failed.set_exception(OSError("disk full"))
+        export._flush_soon(flushing, tmp_path / "a", done)
+        export._flush_soon(flushing, tmp_path / "b", failed)
+    export._flush_soon(flushing, tmp_path / "c", done)
+    assert calls == [tmp_path / "a"]
 
 
 def test_a_release_failing_its_checks_is_not_published(tmp_path, monkeypatch):
