@@ -7,6 +7,7 @@ publishes.  ``source_files`` keeps every version of every source by sha256.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import re
@@ -74,7 +75,8 @@ def sections(name: str) -> dict[str, str]:
 def connect(path: Path, memory_limit: str = "") -> duckdb.DuckDBPyConnection:
     """Open (creating if needed) the warehouse file with every persistent table in place.
 
-    ``memory_limit``: DuckDB's (``Settings.duckdb_memory``; empty: DuckDB's default), past which it spills to disk."""
+    ``memory_limit``: DuckDB's (``Settings.duckdb_memory``; empty: DuckDB's default), past which it spills to disk.
+    Its checkpoints compact the tables edited in place only when one holds too many deleted rows (``compaction``)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     con = duckdb.connect(str(path))
     if memory_limit:
@@ -82,7 +84,37 @@ def connect(path: Path, memory_limit: str = "") -> duckdb.DuckDBPyConnection:
     run(con, sql("schema"))
     run(con, sql("link_schema"))
     run(con, STG_DDL)
+    compaction(con)
     return con
+
+
+#: the persistent tables a run edits in place (deleting some rows, adding others): a rerun replaces one source's rows
+EDITED_IN_PLACE = ("stg_listings", "problems", "er_row_cache", "host_domains")
+#: the share of a table's stored rows that may be deleted ones before a checkpoint compacts it
+DELETED_SHARE_MAX = 0.1
+#: DuckDB's ``max_vacuum_tasks`` when a checkpoint compacts (its default); 0 when none does
+VACUUM_TASKS = 100
+
+
+def deleted_share(con: duckdb.DuckDBPyConnection, table: str) -> float:
+    """The share of ``table``'s stored rows that were deleted and are still stored (0 for a missing or empty table)."""
+    if not run(con, "SELECT 1 FROM duckdb_tables() WHERE table_name = ? AND NOT temporary", [table]):
+        return 0.0
+    stored = run(con, "SELECT sum(count) FROM pragma_storage_info(?) WHERE column_id = 0 AND column_path = '[0]'", [table])[0][0]
+    live = run(con, f'SELECT count(*) FROM "{table}"')[0][0]
+    return 1 - int(live) / int(stored) if stored else 0.0  # type: ignore[call-overload]
+
+
+def compaction(con: duckdb.DuckDBPyConnection, tables: tuple[str, ...] = EDITED_IN_PLACE) -> bool:
+    """Whether this connection's checkpoints compact tables (DuckDB's checkpoint vacuum), set so: only when one of
+    ``tables`` holds more than ``DELETED_SHARE_MAX`` of deleted rows.  Compacting moves the rows of each row group
+    with deleted rows, and remaps their keys in the table's index: replacing one source of 100 in the staged rows
+    of 1M, the checkpoint took 1.0-1.1 s compacting, 0.02 s not; the rows deleted over ten such reruns are then
+    compacted at once, in 0.8 s.  Nothing else changes: a deleted row is never read, only stored until then."""
+    due = any(deleted_share(con, t) > DELETED_SHARE_MAX for t in tables)
+    with contextlib.suppress(duckdb.Error):  # (a DuckDB without the setting compacts as it does)
+        run(con, f"SET max_vacuum_tasks = {VACUUM_TASKS if due else 0}")
+    return due
 
 
 def sha256(data: bytes) -> str:

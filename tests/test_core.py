@@ -37,6 +37,44 @@ def listings(con) -> dict[str, dict]:
     return {r[1]: dict(zip(cols, r, strict=True)) for r in rows}
 
 
+def _table_of(path, rows: int) -> None:
+    c = duckdb.connect(str(path))
+    c.execute("CREATE TABLE t (k VARCHAR, v INTEGER)")
+    c.execute("INSERT INTO t SELECT 'k' || i, i FROM range(?) r(i)", [rows])
+    c.close()
+
+
+def _share_after(path, delete: str, policy: bool) -> float:
+    """``t``'s deleted share once ``delete`` ran on a connection (``policy``: with ``wh.compaction``) and closed."""
+    c = duckdb.connect(str(path))
+    if policy:
+        wh.compaction(c, ("t",))
+    c.execute(delete)
+    c.close()
+    c = duckdb.connect(str(path))
+    try:
+        return wh.deleted_share(c, "t")
+    finally:
+        c.close()
+
+
+def test_checkpoints_compact_a_table_edited_in_place_only_once_a_tenth_of_its_rows_are_deleted_ones(tmp_path):
+    """Rows deleted are kept stored (a checkpoint does not compact the table) while they are at most a tenth of the
+    table's; past that, the next connection's checkpoints compact it as DuckDB does by default."""
+    _table_of(tmp_path / "small.duckdb", 400)
+    assert _share_after(tmp_path / "small.duckdb", "DELETE FROM t WHERE v < 20", policy=True) == pytest.approx(0.05)
+    for policy in (True, False):  # three row groups of 123k rows, most of whose rows go: DuckDB compacts them into two
+        _table_of(tmp_path / f"{policy}.duckdb", 250_000)
+        share = _share_after(tmp_path / f"{policy}.duckdb", "DELETE FROM t WHERE v % 5 < 3", policy)
+        assert share == (pytest.approx(0.6) if policy else 0.0)
+    c = duckdb.connect(str(tmp_path / "True.duckdb"))
+    assert wh.compaction(c, ("t",)) and c.execute("SELECT current_setting('max_vacuum_tasks')").fetchone() == (wh.VACUUM_TASKS,)
+    c.close()
+    fresh = wh.connect(tmp_path / "w.duckdb")  # (nothing deleted yet)
+    assert fresh.execute("SELECT current_setting('max_vacuum_tasks')").fetchone() == (0,)
+    fresh.close()
+
+
 def test_rows_sharing_an_e164_phone_or_url_merge_transitively(con):
     load(con, "a", "name,kind,phone,url,country\nOne Line,helpline,020 7946 0001,,GB\nOne Line,chat,,https://two.example,GB\n")
     load(con, "b", "name,kind,phone,url,country\nOne Line Ltd,helpline,+44 20 7946 0001,http://www.two.example/,GB\n")
