@@ -91,13 +91,15 @@ SELECT r.row_key, min(r.row_key) OVER (PARTITION BY coalesce(c.comp, r.rid)) AS 
 FROM er_rows r LEFT JOIN er_kept c ON c.node = r.rid;
 
 CREATE OR REPLACE TABLE possible_duplicates AS
-WITH cl AS (SELECT r.rid, c.cluster FROM er_rows r JOIN er_clusters c USING (row_key)),
-queue AS (
+WITH queue AS (
   SELECT p.*, 'below the threshold' AS why FROM er_pairs p, er_params m
   WHERE p.score >= m.review_floor AND p.score < m.match_threshold AND p.override IS NULL
   UNION ALL
   SELECT p.*, 'kept apart by the chain guard' FROM er_pairs p JOIN er_split s USING (a, b) WHERE p.override IS NULL
-)
+),
+-- the clusters of the queue's rows only (of every row: 0.34-0.41 s at 1M rows, against 0.23-0.30 s)
+ends AS (SELECT DISTINCT rid FROM (SELECT a AS rid FROM queue UNION ALL SELECT b FROM queue)),
+cl AS (SELECT r.rid, c.cluster FROM ends JOIN er_rows r USING (rid) JOIN er_clusters c USING (row_key))
 SELECT q.score, q.why, q.name_cmp, q.phone_cmp, q.url_cmp, q.email_cmp, q.kind_cmp, q.country_cmp,
        x.source_id AS a_source, x.record_id AS a_record, y.source_id AS b_source, y.record_id AS b_record,
        sx.name AS a_name, sy.name AS b_name, sx.kind AS a_kind, sy.kind AS b_kind, sx.country AS a_country, sy.country AS b_country,
