@@ -852,6 +852,11 @@ def release_files(
     return cast(dict[str, bytes], dict(iter_release_files(listings, sources, previous, pool)))  # (nothing is taken: no ``reuse``)
 
 
+#: HSDS parts to build that are built in this process, not sent to workers (``iter_release_files``): a part of 4k
+#: listings took it 0.07 s, where a worker just started gave it back after 0.6 s (on an idle machine), and the
+#: package, then its check, waited for it
+PARTS_BUILT_HERE = 2
+
 #: listings in a part of the HSDS rows, on average (built apart, by worker processes when there are): a part ends
 #: after a listing whose id's CRC-32 is a multiple of this, so a listing added or removed moves no other part's
 #: bounds, and a rerun takes the parts whose listings did not change from the release before (``Reusable``)
@@ -900,11 +905,14 @@ def iter_release_files(
     ready = reuse.hsds_parts(keys) if reuse is not None else {}  # those the release before built from the same
     todo = [i for i, key in enumerate(keys) if key not in ready]
     # a worker gets its part as JSON (listings are JSON values): orjson writes it in a tenth of pickle's time; each
-    # part is written when a worker is about to be free (all parts at once held 0.3 GB at 535k listings)
-    building = dict(
+    # part is written when a worker is about to be free (all parts at once held 0.3 GB at 535k listings); a rerun's
+    # few parts are built here (``_hsds_files``), sooner than a worker starts
+    sent = todo if len(todo) > PARTS_BUILT_HERE else []
+    building: dict[int, Future[hsds.Part] | None] = dict.fromkeys(todo)
+    building.update(
         zip(
-            todo,
-            table_check.submitted_in_turn(pool, hsds.part_bodies_of_json, [functools.partial(_part_args, pieces[i], names) for i in todo]),
+            sent,
+            table_check.submitted_in_turn(pool, hsds.part_bodies_of_json, [functools.partial(_part_args, pieces[i], names) for i in sent]),
             strict=True,
         )
     )
@@ -918,6 +926,8 @@ def iter_release_files(
             yield from hsds_files  # (nothing, once given)
 
     yield "listings.json", listings_json
+    yield from hsds_if_built()  # (before ``listings.parquet``, which may still be being built: the package's check,
+    # the longest, then starts in a worker that much sooner)
     yield "listings.parquet", writers.parquet(listings)
     yield from hsds_if_built()
     yield "changes.json", json_bytes(changes if changes is not None else changes_between(previous, listings))
@@ -1910,7 +1920,9 @@ def _publish(
     release_id = new_release_id(releases, now)
     equal: dict[str, Listing] = {}  # the listings equal to one of the release before's, by id
     listings_json = json_bytes(listings)  # (compared with the release before's by ``listings_against``), then written
-    if compared is not None and previous is not None and compared.release == previous:
+    compared_here = compared is not None and previous is not None and compared.release == previous
+    if compared_here:
+        assert compared is not None
         # only the listings whose digests differ are compared (those of the release before made Python objects)
         later: list[Listing] = []
         for x in listings:  # (one pass: the others are equal)
@@ -1948,6 +1960,7 @@ def _publish(
     give_back_freed_memory()  # the heap the comparison took (kept by the C heap otherwise, beside the worker processes)
     checkpoint("start")
     with table_check.workers(len(listings) >= PARALLEL_MIN) as pool:  # for the HSDS build and Frictionless's checks
+        table_check.warmed(pool)  # (a rerun builds its few HSDS parts here: the first work a worker gets is a check)
         partial = releases / f"{PARTIAL_PREFIX}{release_id}"
         written: list[Future[dict[str, object]]] = []
         known: dict[str, tuple[int, ...]] = {}  # the files written or linked, hashed as they were (``_written``)
@@ -1990,7 +2003,17 @@ def _publish(
                 verified.listings.clear()  # (the same objects)
             give_back_freed_memory()
 
-        problems = verify(partial, man, verified, pool, listings, let_go if let_go_of_listings else None, hsds_check, known)
+        def let_go_beside() -> None:  # (joined once the checks are done)
+            letting_go.append(threading.Thread(target=let_go, name="publish-let-go"))
+            letting_go[-1].start()
+
+        # a rerun compared in the warehouse checks few files once its listings are let go of: they are let go of
+        # beside those checks (at 534k listings, 0.5-0.7 s of freeing); a first release checks every file after
+        letting_go: list[threading.Thread] = []
+        letting = let_go_beside if compared_here else let_go
+        problems = verify(partial, man, verified, pool, listings, letting if let_go_of_listings else None, hsds_check, known)
+    for thread in letting_go:
+        thread.join()
     if problems:
         raise RuntimeError(f"release {release_id} failed its checks: {problems}")
     checkpoint("verified")

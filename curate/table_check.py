@@ -446,6 +446,17 @@ def _sure_plain_faults(read: CellReader, missing: frozenset[str], sure: re.Patte
     return [v for v in values if v in missing or (accepted(v) is None and read(v)[1] is not None)]
 
 
+def ready_to_check() -> None:
+    """Import what a package's check needs (a worker given it at once, ``warmed``, is ready when the check comes)."""
+    import frictionless  # noqa: F401
+    import pyarrow.csv  # noqa: F401
+
+
+def warmed(pool: Executor | None) -> Future[Any] | None:
+    """A worker of ``pool`` started and ready to check a package (``ready_to_check``), while its caller builds it."""
+    return submitted(pool, ready_to_check)
+
+
 def submitted(pool: Executor | None, fn: Callable[..., Any], *args: Any) -> Future[Any] | None:
     """``pool.submit(fn, *args)``, or None (do it here) when there is no pool or it cannot take work (a broken
     pool, or a daemonic process, which may not start children)."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -105,6 +106,24 @@ def test_a_rerun_compared_in_the_warehouse_does_not_read_the_release_before(con,
     assert export.orjson.loads((release.path / "changes.json").read_bytes())["changed"] == [
         {"id": next(str(x["id"]) for x in LISTINGS if x["name"] == "Two countries"), "fields": ["name"]}
     ]
+
+
+def test_a_rerun_compared_in_the_warehouse_lets_go_of_its_listings_beside_its_last_checks(con, tmp_path, monkeypatch):
+    """Its listings (and the equal ones of the release before) are emptied by a thread of their own while the files
+    are checked, and are empty once ``publish`` returns; a publish not compared so lets go of them itself, first."""
+    freed_by: list[str] = []
+    monkeypatch.setattr(export, "give_back_freed_memory", lambda: freed_by.append(threading.current_thread().name))
+    published(con, tmp_path / "a", LISTINGS)
+    renamed = [dict(x, name="Two countries, renamed") if x["name"] == "Two countries" else x for x in LISTINGS]
+    listings = put(con, renamed)
+    compared = export.compared_in_warehouse(con, tmp_path / "a")
+    freed_by.clear()
+    export.publish(listings, tmp_path / "a", LATER, 14, {}, let_go_of_listings=True, compared=compared)
+    assert listings == [] and "publish-let-go" in freed_by
+    freed_by.clear()
+    listings = put(con, LISTINGS)
+    export.publish(listings, tmp_path / "b", LATER, 14, {}, let_go_of_listings=True)
+    assert listings == [] and "publish-let-go" not in freed_by and freed_by
 
 
 OTHERWISE = ["nothing remembered", "another release", "other code", "other listings.json", "index changed", "ids twice"]

@@ -809,6 +809,33 @@ def test_a_rerun_takes_the_hsds_parts_whose_listings_did_not_change(tmp_path, mo
         assert _release_tree(release.path) == export.release_files(renamed, None, MANY)
 
 
+def test_a_rerun_builds_its_few_hsds_parts_here_and_gives_the_package_right_after_listings_json(tmp_path, monkeypatch):
+    """With worker processes (here threads), a first release's parts are sent to them; a rerun that takes all its
+    parts but one or two builds those here, and gives the HSDS package at once after ``listings.json`` (its check
+    then starts that much sooner), not after ``listings.parquet``.  The files are the same either way."""
+    monkeypatch.setattr(export, "HSDS_PART_EVERY", 4)
+    sent: list[int] = []
+    submitted_in_turn = table_check.submitted_in_turn
+    monkeypatch.setattr(table_check, "submitted_in_turn", lambda pool, fn, a: sent.append(len(a)) or submitted_in_turn(pool, fn, a))
+    export.publish(MANY, tmp_path, NOW, 14, {})
+    verified = export._verified_files(tmp_path)
+    renamed = [dict(x, name="Listing 17, renamed") if x["name"] == "Listing 17" else x for x in MANY]
+    reuse = export._reusable(verified, lambda: [x for x in MANY if x["name"] == "Listing 17"])
+    assert reuse is not None
+    with ThreadPoolExecutor(2) as pool:
+        sent.clear()
+        whole = list(export.iter_release_files(MANY, pool=pool))
+        assert sent == [len(export.hsds_pieces(MANY))]
+        sent.clear()
+        rerun = list(export.iter_release_files(renamed, pool=pool, reuse=reuse))
+        assert sent == [0]
+    rels = [rel for rel, _ in rerun]
+    assert rels[0] == "listings.json" and rels[1].startswith("hsds/") and rels.index("listings.parquet") > rels.index("hsds/services.csv")
+    again = dict(export.iter_release_files(renamed))  # (no workers, nothing taken)
+    assert sorted(rels) == sorted(again) == sorted(rel for rel, _ in whole)
+    assert all(again[rel] == data for rel, data in rerun if not isinstance(data, export.Taken))
+
+
 def test_a_location_that_lost_a_listing_is_neither_among_the_reusable_nor_fits_its_old_count(tmp_path):
     """Two guards, each enough alone: the listings removed or changed touch the locations that held them, and a
     location's count must be the one the release before it gave."""

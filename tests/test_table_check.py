@@ -790,3 +790,16 @@ def test_a_rerun_tells_clean_a_column_at_a_time_only_the_files_that_changed_and_
     _write(folder / "locations/SE.csv", _set(_rows(folder / "locations/SE.csv"), 1, "kind", "not_a_kind"))
     (problem,) = table_check.check_package(folder / "datapackage.json", "", unchanged, release, sha)
     assert problem.startswith("locations/SE.csv: row 2, field kind")
+
+
+def test_a_worker_warmed_for_a_check_has_imported_what_the_check_needs(monkeypatch):
+    """``warmed`` hands a worker the imports of a package's check (none without a pool); they import here too."""
+    import sys
+    from concurrent.futures import ThreadPoolExecutor
+
+    assert table_check.warmed(None) is None
+    monkeypatch.delitem(sys.modules, "pyarrow.csv", raising=False)
+    with ThreadPoolExecutor(1) as pool:
+        warm = table_check.warmed(pool)
+        assert warm is not None and warm.result() is None
+    assert "frictionless" in sys.modules and "pyarrow.csv" in sys.modules
