@@ -1920,9 +1920,9 @@ def _publish(
     release_id = new_release_id(releases, now)
     equal: dict[str, Listing] = {}  # the listings equal to one of the release before's, by id
     listings_json = json_bytes(listings)  # (compared with the release before's by ``listings_against``), then written
-    compared_here = compared is not None and previous is not None and compared.release == previous
-    if compared_here:
-        assert compared is not None
+    compared_here = False  # (whether this release was compared in the warehouse, below)
+    if compared is not None and previous is not None and compared.release == previous:
+        compared_here = True
         # only the listings whose digests differ are compared (those of the release before made Python objects)
         later: list[Listing] = []
         for x in listings:  # (one pass: the others are equal)
@@ -2003,17 +2003,13 @@ def _publish(
                 verified.listings.clear()  # (the same objects)
             give_back_freed_memory()
 
-        def let_go_beside() -> None:  # (joined once the checks are done)
-            letting_go.append(threading.Thread(target=let_go, name="publish-let-go"))
-            letting_go[-1].start()
-
         # a rerun compared in the warehouse checks few files once its listings are let go of: they are let go of
         # beside those checks (at 534k listings, 0.5-0.7 s of freeing); a first release checks every file after
-        letting_go: list[threading.Thread] = []
-        letting = let_go_beside if compared_here else let_go
+        beside = threading.Thread(target=let_go, name="publish-let-go")
+        letting = beside.start if compared_here else let_go
         problems = verify(partial, man, verified, pool, listings, letting if let_go_of_listings else None, hsds_check, known)
-    for thread in letting_go:
-        thread.join()
+    if beside.ident is not None:  # (started)
+        beside.join()
     if problems:
         raise RuntimeError(f"release {release_id} failed its checks: {problems}")
     checkpoint("verified")
