@@ -374,15 +374,16 @@ def locations_of(listings: Iterable[Listing]) -> list[Location]:
             codes.add(area)
             if "-" in area:
                 codes.add(area.split("-", 1)[0])
-    out = []
-    for code in sorted(codes, key=lambda c: (c != "WW", c)):
-        if code == "WW":
-            out.append(Location(code, location_name(code), "worldwide", None))
-        elif "-" in code:
-            out.append(Location(code, location_name(code), "region", code.split("-", 1)[0]))
-        else:
-            out.append(Location(code, location_name(code), "country", None))
-    return out
+    return [location(code) for code in sorted(codes, key=lambda c: (c != "WW", c))]
+
+
+def location(code: str) -> Location:
+    """The location of a code (``WW``, a country's or a region's)."""
+    if code == "WW":
+        return Location(code, location_name(code), "worldwide", None)
+    if "-" in code:
+        return Location(code, location_name(code), "region", code.split("-", 1)[0])
+    return Location(code, location_name(code), "country", None)
 
 
 def listings_by_location(listings: list[Listing], locations: list[Location]) -> dict[str, list[Listing]]:
@@ -1910,14 +1911,7 @@ def _publish(
     flushing: Executor | None = None,
 ) -> Release:
     guard = guard or Guard()
-    releases = exports_dir / "releases"
-    releases.mkdir(parents=True, exist_ok=True)
-    for stale in releases.glob(PARTIAL_PREFIX + "*"):
-        shutil.rmtree(stale, ignore_errors=True)  # left by a run that was killed mid-write
-    for link in exports_dir.glob(".current-*"):
-        link.unlink(missing_ok=True)  # a symlink a killed run made but never moved into place
-    previous = current_release(exports_dir)
-    release_id = new_release_id(releases, now)
+    releases, previous, release_id = _begun(exports_dir, now)
     equal: dict[str, Listing] = {}  # the listings equal to one of the release before's, by id
     listings_json = json_bytes(listings)  # (compared with the release before's by ``listings_against``), then written
     compared_here = False  # (whether this release was compared in the warehouse, below)
@@ -2012,6 +2006,107 @@ def _publish(
         beside.join()
     if problems:
         raise RuntimeError(f"release {release_id} failed its checks: {problems}")
+    final = _switched(exports_dir, partial, known, hsds_made, keep, checkpoint)
+    return Release(release_id, final, previous, counts, tuple(reuse.taken) if reuse is not None else ())
+
+
+def publish_unchanged(
+    exports_dir: Path,
+    now: dt.datetime,
+    keep: int,
+    extra_counts: dict[str, int],
+    compared: Compared | None,
+    sources: list[SourceMeta] | None = None,
+    checkpoint: Callable[[str], None] = no_checkpoint,
+) -> Release | None:
+    """``publish`` for a rerun whose listings are every one the current release's (``compared``: none added, removed
+    or changed): a release of that release's files, each taken as it is (linked), but ``changes.json`` (nothing
+    changed) and its manifest.  Nothing is built, and nothing is checked again but the files against the manifest:
+    each file taken is byte for byte one that passed its checks, against the same schema files, when that release
+    was published, and it was built by this same code (``BUILT_BY``).  At 534k listings such a release took 10 s
+    built as ``publish`` builds it (the listings read, every file written or taken, and checked).
+
+    The files that hold more than the listings are made again and must be that release's: ``index.json`` (the
+    locations' names), ``datapackage.json`` and ``hsds/datapackage.json`` (the sources' licences and attributions).
+    None, with nothing written, when any of this is not so, or a file no longer matches that release's manifest:
+    the release is then built by ``publish``."""
+    previous = current_release(exports_dir)
+    verified = _verified_files(exports_dir)
+    if compared is None or compared.different or compared.release != previous or verified is None or verified.built is None:
+        return None  # (``compared`` None: the listings were not compared in the warehouse)
+    if previous is None or verified.built_by != builder():
+        return None
+    try:
+        folder = verified.folder
+        counted = orjson.loads((folder / "manifest.json").read_bytes())["counts"]
+        index = orjson.loads((folder / "index.json").read_bytes())["locations"]
+        # each location as this code names it (a country renamed since: its files are built again)
+        places = [location(str(x["code"])) for x in index]
+        again = [{"code": loc.code, "name": loc.name, "type": loc.type, "parent": loc.parent, "count": int(x["count"]),
+                  **location_paths(loc.code)} for loc, x in zip(places, index, strict=True)]  # fmt: skip
+        if counted["listings"] != compared.count:
+            return None
+        licences = sorted({s.licence for s in sources or [] if s.licence})
+        made = {
+            "index.json": json_bytes({"schema_version": SCHEMA_VERSION, "locations": again}),
+            "datapackage.json": json_bytes(datapackage(sorted(str(x["csv"]) for x in again), sources or [])),
+            "hsds/datapackage.json": hsds.descriptor_bytes(licences, source_entries(sources or [])),
+        }
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+    if any(hashlib.sha256(data).hexdigest() != verified.sha256.get(rel) for rel, data in made.items()):
+        return None  # (a location renamed, a source's licence or attribution changed: built and checked as ``publish`` does)
+    signed = verified.built.get("signed")
+    reuse = Reusable(folder, verified.sha256, {}, frozenset(), signed=signed if isinstance(signed, dict) else {})
+    changes = json_bytes(changes_between([], []))
+    releases, _, release_id = _begun(exports_dir, now)
+    partial = releases / f"{PARTIAL_PREFIX}{release_id}"
+    checkpoint("start")
+    known: dict[str, tuple[int, ...]] = {}
+    written = [_written(partial, "changes.json", changes, known)]
+    rels = sorted(rel for rel in verified.sha256 if rel != "changes.json")
+    for n, rel in enumerate(rels):
+        if n == len(rels) // 2:
+            checkpoint("writing")
+        taken = reuse.take(rel)
+        if taken is None:  # (it changed since that release was published: built by ``publish``)
+            shutil.rmtree(partial, ignore_errors=True)
+            return None
+        written.append(_written(partial, rel, taken, known))
+    counts = {"listings": compared.count, "locations": len(again), **extra_counts, "added": 0, "removed": 0, "changed": 0}
+    man = manifest(written, release_id, now, previous, counts)
+    (partial / "manifest.json").write_bytes(json_bytes(man))
+    checkpoint("written")
+    problems = _manifest_problems(partial, man, known)
+    if problems:
+        raise RuntimeError(f"release {release_id} failed its checks: {problems}")
+    final = _switched(exports_dir, partial, known, verified.built.get("hsds"), keep, checkpoint)
+    return Release(release_id, final, previous, counts, tuple(reuse.taken))
+
+
+def _begun(exports_dir: Path, now: dt.datetime) -> tuple[Path, str | None, str]:
+    """The releases' folder, cleared of what a killed run left there; the current release; the new release's id."""
+    releases = exports_dir / "releases"
+    releases.mkdir(parents=True, exist_ok=True)
+    for stale in releases.glob(PARTIAL_PREFIX + "*"):
+        shutil.rmtree(stale, ignore_errors=True)  # left by a run that was killed mid-write
+    for link in exports_dir.glob(".current-*"):
+        link.unlink(missing_ok=True)  # a symlink a killed run made but never moved into place
+    return releases, current_release(exports_dir), new_release_id(releases, now)
+
+
+def _switched(
+    exports_dir: Path,
+    partial: Path,
+    known: dict[str, tuple[int, ...]],
+    hsds_made: object,
+    keep: int,
+    checkpoint: Callable[[str], None],
+) -> Path:
+    """A release written to ``partial`` and checked: flushed to disk, renamed to its id, made ``current`` atomically,
+    recorded in ``BUILT_BY`` (``hsds_made``: where its HSDS parts are; ``known``: the files hashed as they were
+    written or taken, with their signatures then), and the oldest releases but ``keep`` pruned; returns its folder."""
+    releases, release_id = partial.parent, partial.name.removeprefix(PARTIAL_PREFIX)
     checkpoint("verified")
     _fsync_tree(partial)
     final = releases / release_id
@@ -2030,7 +2125,7 @@ def _publish(
     signed = {rel: list(seen) for rel, seen in sorted(known.items()) if _still(final / rel, seen)}
     _replaced(exports_dir / BUILT_BY, orjson.dumps({"release": release_id, "builder": builder(), "hsds": hsds_made, "signed": signed}))
     prune(releases, keep, release_id)
-    return Release(release_id, final, previous, counts, tuple(reuse.taken) if reuse is not None else ())
+    return final
 
 
 def _replaced(path: Path, data: bytes) -> None:

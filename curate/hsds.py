@@ -229,8 +229,6 @@ def joined_files(
     parts: list[Part], cell: Callable[[object], str], licences: list[str], sources: list[dict[str, object]]
 ) -> dict[str, bytes]:
     """``hsds_files`` from the parts of the listings, in order."""
-    import json
-
     used: dict[str, set[str]] = {name: set() for name in m.TAXONOMIES}
     for _, terms in parts:
         for name, values in terms.items():
@@ -241,5 +239,12 @@ def joined_files(
     for path, cols in m.table_columns().items():
         head = table_csv(taxonomies.get(path, []), cols, cell)
         files[f"hsds/{path}"] = b"".join([head, *(bodies[path] for bodies, _ in parts)])  # (one copy of the table: 125 MB at 535k listings)
-    files["hsds/datapackage.json"] = (json.dumps(hsds_descriptor(licences, sources), ensure_ascii=False, indent=2) + "\n").encode()
+    files["hsds/datapackage.json"] = descriptor_bytes(licences, sources)
     return files
+
+
+def descriptor_bytes(licences: list[str], sources: list[dict[str, object]]) -> bytes:
+    """``hsds/datapackage.json``'s bytes (``hsds_descriptor``)."""
+    import json
+
+    return (json.dumps(hsds_descriptor(licences, sources), ensure_ascii=False, indent=2) + "\n").encode()

@@ -318,7 +318,6 @@ def export_release(settings: Settings, now: dt.datetime, run_id: str, sources: l
     options = {s.source_id: s.options for s in sources}
     con = wh.connect(settings.warehouse_file, settings.duckdb_memory)
     try:
-        listings = export.public_listings(con)
         compared = export.compared_in_warehouse(con, settings.exports_dir)  # (None: the release before is read instead)
         used = sorted(str(r[0]) for r in wh.run(con, "SELECT DISTINCT source_id FROM stg_listings"))
         meta = [
@@ -329,20 +328,25 @@ def export_release(settings: Settings, now: dt.datetime, run_id: str, sources: l
         ]
         guard = export.Guard(settings.mass_removal_share, settings.mass_removal_min, settings.allow_mass_removal)
         checkpoint = export.pause_at(settings.pause_at, settings.exports_dir) if settings.pause_at else export.no_checkpoint
+        # a run that changed no listing publishes the current release's files again, taken as they are (not read)
+        release = export.publish_unchanged(
+            settings.exports_dir, now, settings.keep_releases, {"sources": len(used)}, compared, meta, checkpoint
+        )
         try:
-            release = export.publish(
-                listings,
-                settings.exports_dir,
-                now,
-                settings.keep_releases,
-                {"sources": len(used)},
-                meta,
-                guard,
-                checkpoint,
-                let_go_of_listings=True,  # (not used here after)
-                writers=export.warehouse_writers(con),  # (from the table ``listings`` were read from)
-                compared=compared,
-            )
+            if release is None:
+                release = export.publish(
+                    export.public_listings(con),
+                    settings.exports_dir,
+                    now,
+                    settings.keep_releases,
+                    {"sources": len(used)},
+                    meta,
+                    guard,
+                    checkpoint,
+                    let_go_of_listings=True,  # (not used here after)
+                    writers=export.warehouse_writers(con),  # (from the table ``listings`` were read from)
+                    compared=compared,
+                )
         except export.ReleaseHeld as held:
             finished = dt.datetime.now(dt.UTC).replace(tzinfo=None)
             wh.run(con, "UPDATE runs SET finished_at = ?, outcome = 'held' WHERE run_id = ?", [finished, run_id])

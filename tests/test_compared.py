@@ -209,3 +209,78 @@ def test_the_listings_published_are_kept_by_the_next_build_and_until_a_release_i
     put(con, LISTINGS[1:])
     compared = export.compared_in_warehouse(con, tmp_path)
     assert compared is not None and compared.different == {str(LISTINGS[0]["id"])} and compared.count == len(LISTINGS)
+
+
+def test_a_rerun_that_changed_no_listing_takes_every_file_and_is_the_release_publish_builds(con, tmp_path):
+    """Every file but ``changes.json`` and the manifest is linked from the release before, none read or built; the
+    release is byte for byte the one ``publish`` builds of the same listings (its manifest too), and passes every
+    check ``verify`` makes of a release read back from disk."""
+    sources = [export.SourceMeta("a", "CC-BY-4.0", "Source A", "https://a.example/data.csv")]
+    for folder in ("built", "taken"):
+        before = export.publish(put(con, LISTINGS), tmp_path / folder, NOW, 14, {}, sources)
+        export.remember_release(con, before)
+    listings = put(con, LISTINGS)
+    built = export.publish(listings, tmp_path / "built", LATER, 14, {"sources": 1}, sources)
+    compared = export.compared_in_warehouse(con, tmp_path / "taken")
+    assert compared is not None and not compared.different
+    taken = export.publish_unchanged(tmp_path / "taken", LATER, 14, {"sources": 1}, compared, sources)
+    assert taken is not None and taken.release_id == built.release_id and taken.counts == built.counts
+    assert tree(taken.path) == tree(built.path)
+    files = {e["path"] for e in export.orjson.loads((taken.path / "manifest.json").read_bytes())["files"]}
+    assert set(taken.reused) == files - {"changes.json"} and {"listings.json", "hsds/services.csv", "index.html"} <= set(taken.reused)
+    for rel in taken.reused:
+        assert (taken.path / rel).stat().st_ino == (before.path / rel).stat().st_ino, rel
+    assert export.current_release(tmp_path / "taken") == taken.release_id
+    man = export.orjson.loads((taken.path / "manifest.json").read_bytes())
+    assert export.verify(taken.path, man) == []
+    # and the next run takes them again, from this release
+    again = export.publish_unchanged(
+        tmp_path / "taken", LATER + dt.timedelta(hours=1), 14, {"sources": 1}, compared_again(con, tmp_path / "taken"), sources
+    )
+    assert (
+        again is not None
+        and again.previous == taken.release_id
+        and (again.path / "listings.json").stat().st_ino == (before.path / "listings.json").stat().st_ino
+    )
+
+
+def compared_again(con: duckdb.DuckDBPyConnection, folder: Path) -> export.Compared | None:
+    """The comparison a run after the last one makes when its listings are the same (its build kept the table)."""
+    release = export.Release(export.current_release(folder) or "", folder / "current", None, {})
+    export.remember_release(con, release)
+    put(con, LISTINGS)
+    return export.compared_in_warehouse(con, folder)
+
+
+SAME_OTHERWISE = ["a listing changed", "a licence changed", "a file changed since", "a location renamed", "other code", "not compared"]
+
+
+@pytest.mark.parametrize("otherwise", SAME_OTHERWISE)
+def test_a_rerun_publishes_the_release_before_again_only_when_every_file_would_be_the_same(con, tmp_path, monkeypatch, otherwise):
+    """When a listing differs, a file holding more than the listings would differ (a source's licence, a location's
+    name), a file of the release before no longer matches its manifest, or that release was built by other code,
+    nothing is written: the release is built and checked by ``publish``."""
+    sources = [export.SourceMeta("a", "CC-BY-4.0")]
+    first = export.publish(put(con, LISTINGS), tmp_path, NOW, 14, {}, sources)
+    export.remember_release(con, first)
+    listings = LISTINGS
+    if otherwise == "a listing changed":
+        listings = [dict(x, name="Renamed") if x["name"] == "Two countries" else x for x in LISTINGS]
+    elif otherwise == "a licence changed":
+        sources = [export.SourceMeta("a", "CC-BY-SA-4.0")]
+    elif otherwise == "a file changed since":
+        path = first.path / "listings.json"  # (as many bytes as before)
+        data = path.read_bytes()
+        path.write_bytes(data.replace(b'"id"', b'"Id"'))
+        assert path.read_bytes() != data
+    elif otherwise == "a location renamed":
+        monkeypatch.setattr(export, "location_name", lambda code: "Somewhere else")
+    put(con, listings)
+    compared = None if otherwise == "not compared" else export.compared_in_warehouse(con, tmp_path)
+    assert compared is not None or otherwise == "not compared"
+    if otherwise == "other code":  # (once compared: the comparison is made only for this code's releases too)
+        monkeypatch.setattr(export, "builder", lambda: "other code")
+    before = sorted(p.name for p in (tmp_path / "releases").iterdir())
+    assert export.publish_unchanged(tmp_path, LATER, 14, {}, compared, sources) is None
+    assert sorted(p.name for p in (tmp_path / "releases").iterdir()) == before
+    assert export.current_release(tmp_path) == first.release_id

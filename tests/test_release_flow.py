@@ -75,6 +75,34 @@ def test_second_run_with_one_source_changed_writes_the_right_changes(prefect_har
     assert len(built_by["hsds"]["parts"]) == len(export.hsds_pieces(published))  # type: ignore[arg-type]
 
 
+def test_a_run_that_changed_no_listing_publishes_the_files_of_the_release_before(prefect_harness, two_sources, tmp_path, monkeypatch):
+    """A rerun whose listings are all the current release's takes every file of it (linked), none built nor read;
+    when a source's licence changed (the data packages name it), the release is built again and names it."""
+    settings = settings_for(tmp_path, two_sources)
+    first = run(settings, NOW)
+    monkeypatch.setattr(export, "public_listings", None)  # (the listings are not read)
+    second = run(settings, LATER)
+    monkeypatch.undo()
+    assert second.held is None and second.changes == {"added": 0, "removed": 0, "changed": 0}
+    releases = settings.exports_dir / "releases"
+    manifest = load(releases / second.release_id / "manifest.json")
+    assert manifest["previous_release"] == first.release_id and manifest["counts"]["listings"] == second.public_listings == 22
+    for entry in manifest["files"]:
+        rel = entry["path"]
+        if rel != "changes.json":
+            assert (releases / second.release_id / rel).stat().st_ino == (releases / first.release_id / rel).stat().st_ino, rel
+    assert load(releases / second.release_id / "changes.json") == {"added": [], "removed": [], "changed": []}
+    (two_sources / "sources.toml").write_text('[sources.norway]\nlicence = "CC-BY-4.0"\n', encoding="utf-8")
+    third = run(settings, LATER + (LATER - NOW))
+    assert third.held is None and third.changes == {"added": 0, "removed": 0, "changed": 0}
+    package = load(releases / third.release_id / "datapackage.json")
+    assert package["licenses"] == [{"name": "CC-BY-4.0"}]
+    assert load(releases / third.release_id / "hsds" / "datapackage.json")["licenses"] == [{"name": "CC-BY-4.0"}]
+    listings = releases / third.release_id / "listings.json"
+    assert listings.read_bytes() == (releases / first.release_id / "listings.json").read_bytes()
+    assert listings.stat().st_ino != (releases / first.release_id / "listings.json").stat().st_ino  # (written again)
+
+
 def test_a_source_that_lost_half_its_rows_holds_the_release(prefect_harness, two_sources, tmp_path):
     settings = settings_for(tmp_path, two_sources)
     first = run(settings, NOW)

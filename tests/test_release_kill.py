@@ -63,13 +63,18 @@ def published(prefect_harness, fixture_sources, tmp_path):
     return settings, first.release_id
 
 
-def test_killed_at_every_step_of_publishing_current_stays_whole_and_the_next_run_recovers(published):
+@pytest.mark.parametrize("how", ["built", "taken"])
+def test_killed_at_every_step_of_publishing_current_stays_whole_and_the_next_run_recovers(published, how):
+    """``how``: each release built (``publish``), or, its listings being the current release's, made of that release's
+    files (``publish_unchanged``; not when ``BUILT_BY`` is gone)."""
     settings, first = published
     exports = settings.exports_dir
     steps = ["writing", "written", "verified", "renamed", "linked", "switched"]
     seen = {first}
     for n, step in enumerate(steps):
         command = "run" if n == 0 else "export"  # a whole pipeline run too, not only export
+        if how == "built":
+            (exports / export.BUILT_BY).unlink(missing_ok=True)
         proc = spawn(settings, command, CURATE_PAUSE_AT=step)
         marker = exports / f".paused-{step}"
         wait_for(marker.exists, proc)
@@ -78,6 +83,8 @@ def test_killed_at_every_step_of_publishing_current_stays_whole_and_the_next_run
         now_current = current_is_complete(exports)
         if step == "switched":
             assert now_current not in seen  # the switch had happened: the new, complete release is current
+            inodes = {(exports / "releases" / rid / "listings.json").stat().st_ino for rid in (first, now_current)}
+            assert len(inodes) == (1 if how == "taken" else 2)
         else:
             assert now_current in seen, step  # the switch had not happened: still a release that was already current
         seen.add(now_current)
@@ -94,6 +101,7 @@ def test_killed_at_every_step_of_publishing_current_stays_whole_and_the_next_run
 def test_killed_at_an_unannounced_moment_while_writing(published):
     settings, first = published
     exports = settings.exports_dir
+    (exports / export.BUILT_BY).unlink()  # (a release built whole: one taken from the release before is too quick to catch)
     proc = spawn(settings, "export")
     wait_for(lambda: any((exports / "releases").glob(export.PARTIAL_PREFIX + "*")), proc)  # as soon as writing starts
     kill(proc)
