@@ -381,6 +381,18 @@ class Resolution:
     problems: list[str] = field(default_factory=list)
 
 
+#: er_score_cache's rows, as a multiple of the pairs met this resolution, past which it keeps only those
+SCORE_CACHE_MAX = 2
+
+
+def _prune_score_cache(con: duckdb.DuckDBPyConnection) -> None:
+    """er_score_cache (er_pairs.sql) made again of this resolution's pairs when it holds more than ``SCORE_CACHE_MAX``
+    times as many rows (the pairs of rows changed or gone since), so it never grows without end."""
+    held, met = run(con, "SELECT (SELECT count(*) FROM er_score_cache), (SELECT count(*) FROM er_todo_printed)")[0]
+    if int(held) > SCORE_CACHE_MAX * max(int(met), 1000):  # type: ignore[call-overload]
+        run(con, "CREATE OR REPLACE TABLE er_score_cache AS SELECT c.* FROM er_score_cache c SEMI JOIN er_todo_printed t USING (pa, pb)")
+
+
 def resolve(
     con: duckdb.DuckDBPyConnection,
     overrides: Overrides | None = None,
@@ -397,10 +409,11 @@ def resolve(
     params = params or ResolveParams()
     overrides = overrides or Overrides()
     _register_functions(con)
-    made_by = sql_sha256("er_rows", DOMAIN_RULES)
+    made_by = sql_sha256("er_rows", sql("er_pairs"), DOMAIN_RULES)
     run(con, "CREATE TABLE IF NOT EXISTS er_cache_made_by (made_by VARCHAR NOT NULL)")
     if not reuse or not run(con, "SELECT 1 FROM er_cache_made_by WHERE made_by = ?", [made_by]):
         run(con, "DROP TABLE IF EXISTS er_row_cache")  # (features worked out by other rules)
+        run(con, "DROP TABLE IF EXISTS er_score_cache")  # (scores given by other weights, or of other features)
         run(con, "DELETE FROM er_cache_made_by")
         run(con, "INSERT INTO er_cache_made_by VALUES (?)", [made_by])
     run(con, f"CREATE OR REPLACE TEMP VIEW er_input AS SELECT * FROM {input_table}")
@@ -411,6 +424,7 @@ def resolve(
         con.executemany("INSERT INTO er_override_refs VALUES (?, ?, ?, ?)", [[o.kind, o.a, o.b, i] for i, o in enumerate(overrides.pairs)])
     run(con, sql("er_rows"))
     run(con, sql("er_pairs"))
+    _prune_score_cache(con)
     out = Resolution(problems=list(overrides.problems))
     for o in overrides.pairs:
         found = run(

@@ -89,7 +89,7 @@ def connect(path: Path, memory_limit: str = "") -> duckdb.DuckDBPyConnection:
 
 
 #: the persistent tables a run edits in place (deleting some rows, adding others): a rerun replaces one source's rows
-EDITED_IN_PLACE = ("stg_listings", "problems", "er_row_cache", "host_domains")
+EDITED_IN_PLACE = ("stg_listings", "problems", "er_row_cache", "host_domains", "core_listings", "listing_members")
 #: the share of a table's stored rows that may be deleted ones before a checkpoint compacts it
 DELETED_SHARE_MAX = 0.1
 #: DuckDB's ``max_vacuum_tasks`` when a checkpoint compacts (its default); 0 when none does
@@ -392,7 +392,7 @@ def build_core(
     made_by = sql_sha256("core_listings")
     keep = reuse and bool(run(con, "SELECT 1 FROM core_build WHERE sql_sha256 = ?", [made_by]))
     run(con, "DELETE FROM core_build")  # (until this build ends, no build's listings can be kept)
-    for section in ("prints", "keep" if keep else "keep_nothing", "build", *(["keep_after"] if keep else [])):
+    for section in ("prints", "keep" if keep else "keep_nothing", "build", "patch" if keep else "replace"):
         run(con, core[section])
     run(con, sql("link_health"))
     keep_published_listings(con)

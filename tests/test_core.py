@@ -376,6 +376,7 @@ def _core_state(con) -> dict[str, list[tuple]]:
         "listing_members": wh.run(con, "SELECT * FROM listing_members ORDER BY row_key"),
         "listing_state": wh.run(con, "SELECT * FROM listing_state ORDER BY id"),
         "er_rows": wh.run(con, "SELECT * FROM er_rows ORDER BY rid"),  # (the features entity resolution compared)
+        "er_pairs": wh.run(con, "SELECT * FROM er_pairs ORDER BY a, b"),  # (their scores, known or worked out)
         "possible_duplicates": wh.run(con, "SELECT * FROM possible_duplicates"),
     }
 
@@ -427,6 +428,33 @@ def test_listings_kept_from_the_last_build_are_those_merging_every_row_again_giv
             merged.close()
 
     check()
+
+
+def test_a_rerun_scores_only_the_pairs_of_rows_that_changed(con):
+    """A pair's comparisons and score are kept by its rows' prints (er_score_cache): after one row changed, only its
+    pair is scored again, and the pairs are those scoring every pair gives.  The cache is emptied with the row
+    cache (other rules), and made again of the pairs met once it holds more than twice as many."""
+    text = "record_id,name,kind,phone,country\n" + "".join(f"{n},Line {n},helpline,020 7946 {n:04d},GB\n" for n in range(1, 21))
+    load(con, "a", text)
+    load(con, "b", text.replace("Line", "Other"))  # (each row of b shares its number with one of a: 20 pairs)
+    wh.build_core(con, NOW, 24)
+    pairs = wh.run(con, "SELECT count(*) FROM er_pairs")[0][0]
+    assert wh.run(con, "SELECT count(*) FROM er_known") == [(0,)] and wh.run(con, "SELECT count(*) FROM er_new_scores") == [(pairs,)]
+    load(con, "a", text.replace("Line 7,", "Line Seven,"))
+    wh.build_core(con, NOW + dt.timedelta(days=1), 24)
+    new = wh.run(con, "SELECT x.row_key, y.row_key FROM er_new_scores s JOIN er_rows x ON x.rid = s.a JOIN er_rows y ON y.rid = s.b")
+    assert ("a/7", "b/7") in new and all("a/7" in pair for pair in new)  # (its pairs, and only those)
+    assert wh.run(con, "SELECT count(*) FROM er_known") == [(pairs - len(new),)] and pairs > len(new)
+    taken = wh.run(con, "SELECT * FROM er_pairs ORDER BY a, b")
+    wh.build_core(con, NOW + dt.timedelta(days=1), 24, reuse=False)  # (every pair scored)
+    assert wh.run(con, "SELECT count(*) FROM er_new_scores") == [(pairs,)]
+    assert wh.run(con, "SELECT * FROM er_pairs ORDER BY a, b") == taken
+    wh.run(con, "INSERT INTO er_score_cache SELECT range, range, NULL, NULL, NULL, NULL, NULL, NULL, 0 FROM range(5000)")
+    wh.build_core(con, NOW + dt.timedelta(days=2), 24)
+    assert wh.run(con, "SELECT count(*) FROM er_score_cache") == wh.run(con, "SELECT count(*) FROM er_known") == [(pairs,)]
+    wh.run(con, "UPDATE er_cache_made_by SET made_by = 'another'")
+    wh.build_core(con, NOW + dt.timedelta(days=3), 24)
+    assert wh.run(con, "SELECT count(*) FROM er_new_scores") == [(pairs,)]
 
 
 def test_a_rerun_merges_again_only_the_listings_whose_rows_changed(con):

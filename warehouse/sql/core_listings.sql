@@ -2,7 +2,7 @@
 -- Expects the temp table run_params(now TIMESTAMP), the table stg_listings and the temp table
 -- er_clusters (entity resolution: which staged rows are one service).  Run by curate/warehouse.py
 -- (build_core) a section at a time: prints, then keep (when the last build was by this same file
--- and ended: the table core_build) or keep_nothing, then build, then (after keep) keep_after.
+-- and ended: the table core_build) or keep_nothing, then build, then patch (after keep) or replace.
 
 -- name: prints
 -- 1-2. Which rows are one service: er_clusters(row_key, cluster), from entity resolution
@@ -16,7 +16,8 @@ SELECT row_key, hash(s) AS print FROM (SELECT * EXCLUDE (source_sha256) FROM stg
 --      A cluster whose rows are exactly the members of one listing of the last build, each row unchanged
 --      (the same print), is that listing again: steps 3-6 would give it the same id, fields and dates
 --      (no other cluster holds a member of it to claim its id), so its row of core_listings is kept as it
---      was.  A removed member, a new one or a changed one sends the cluster through steps 3-6.
+--      was (section patch: the table is edited in place, not copied).  A removed member, a new one or a
+--      changed one sends the cluster through steps 3-6.
 CREATE OR REPLACE TEMP TABLE kept_clusters AS
 WITH whole AS (
   SELECT c.cluster, min(m.listing_id) AS id, count(*) AS n
@@ -26,12 +27,6 @@ WITH whole AS (
   HAVING count(m.listing_id) = count(*) AND min(m.listing_id) = max(m.listing_id)
 )
 SELECT w.cluster, w.id FROM whole w JOIN core_listings k ON k.id = w.id AND k.member_count = w.n;
-
---      Their rows, taken before core_listings is replaced (their link status is judged again by
---      link_health.sql, as every listing's is).
-CREATE OR REPLACE TEMP TABLE kept_listings AS
-SELECT c.* REPLACE ('unknown' AS link_status, CAST(NULL AS TIMESTAMP) AS link_checked_at)
-FROM core_listings c SEMI JOIN kept_clusters k USING (id);
 
 -- name: keep_nothing
 CREATE OR REPLACE TEMP TABLE kept_clusters (cluster VARCHAR, id VARCHAR);
@@ -137,23 +132,11 @@ ON CONFLICT (id) DO UPDATE SET
   updated_at = CASE WHEN listing_state.content_hash <> excluded.content_hash THEN excluded.updated_at ELSE listing_state.updated_at END,
   content_hash = excluded.content_hash;
 
--- The kept listings' members as they were, and the others'.  Replaced, not emptied: DELETE of every row of a
--- table with a primary key took 3.4 s at 100k rows.  No key index: row_key is stg_listings' primary key, and
--- keeping the index took 1.3 of the 1.6 s of filling this table at 1M rows.  (The same definition as in schema.sql.)
-CREATE OR REPLACE TEMP TABLE kept_members AS
-SELECT m.* FROM listing_members m SEMI JOIN kept_clusters k ON k.id = m.listing_id;  -- (a kept listing's rows are its cluster's)
-CREATE OR REPLACE TABLE listing_members (
-  row_key VARCHAR NOT NULL,
-  listing_id VARCHAR NOT NULL,
-  print UBIGINT
-);
-INSERT INTO listing_members
-SELECT row_key, listing_id, print FROM kept_members
-UNION ALL
-SELECT m.row_key, m.id, p.print FROM (SELECT unnest(row_keys) AS row_key, id FROM hashed) m JOIN row_prints p USING (row_key);
+-- 7. The listings merged in steps 3-6, and their rows (section replace or patch).
+CREATE OR REPLACE TEMP VIEW merged_members AS
+SELECT m.row_key, m.id AS listing_id, p.print FROM (SELECT unnest(row_keys) AS row_key, id FROM hashed) m JOIN row_prints p USING (row_key);
 
--- 7. The core table: the listings merged in steps 3-6, then (keep_after) the kept ones.
-CREATE OR REPLACE TABLE core_listings AS
+CREATE OR REPLACE TEMP VIEW merged_listings AS
 SELECT h.id, h.name, h.kind, h.description, h.url, h.phone, h.sms, h.chat_url, h.email, h.areas,
        h.languages, h.topics, h.audience, coalesce(h.moderation, 'unknown') AS moderation,
        coalesce(h.cost, 'unknown') AS cost, h.hours, coalesce(h.hours = '24/7', false) AS always_open,
@@ -161,5 +144,27 @@ SELECT h.id, h.name, h.kind, h.description, h.url, h.phone, h.sms, h.chat_url, h
        st.first_seen, st.updated_at, len(h.sources) AS member_count
 FROM hashed h JOIN listing_state st USING (id);
 
--- name: keep_after
-INSERT INTO core_listings SELECT * FROM kept_listings;
+-- name: replace
+-- 8. The core table and the members, made again (nothing kept).  Replaced, not emptied: DELETE of every row of a
+--    table with a primary key took 3.4 s at 100k rows.  No key index on listing_members: row_key is stg_listings'
+--    primary key, and keeping the index took 1.3 of the 1.6 s of filling it at 1M rows.  (The same definition as
+--    in schema.sql.)
+CREATE OR REPLACE TABLE listing_members (
+  row_key VARCHAR NOT NULL,
+  listing_id VARCHAR NOT NULL,
+  print UBIGINT
+);
+INSERT INTO listing_members SELECT * FROM merged_members;
+CREATE OR REPLACE TABLE core_listings AS SELECT * FROM merged_listings;
+
+-- name: patch
+-- 8. The kept listings stay where they are, with their members; the others go, and the ones merged in steps 3-6
+--    come in (at 1M rows, copying the 534k kept listings and their 1M members into new tables took 1.3 s of a
+--    rerun).  The kept listings' link status is judged again by link_health.sql, as every listing's is.  The
+--    deleted rows are compacted once there are many (curate/warehouse.py, compaction).
+DELETE FROM listing_members WHERE listing_id NOT IN (SELECT id FROM kept_clusters);
+INSERT INTO listing_members SELECT * FROM merged_members;
+DELETE FROM core_listings WHERE id NOT IN (SELECT id FROM kept_clusters);
+UPDATE core_listings SET link_status = 'unknown', link_checked_at = NULL
+WHERE link_status <> 'unknown' OR link_checked_at IS NOT NULL;
+INSERT INTO core_listings SELECT * FROM merged_listings;

@@ -103,7 +103,7 @@ WITH refs AS (
 SELECT DISTINCT x.kind, x.line, least(x.rid, y.rid) AS a, greatest(x.rid, y.rid) AS b
 FROM rows_of x JOIN rows_of y ON x.line = y.line AND x.side = 'a' AND y.side = 'b' AND x.rid <> y.rid;
 
--- 4. Scores, by the weights above, for every pair in er_todo (also reused by er_clusters.sql).
+-- 4. Scores, by the weights above, for every pair in er_todo (also reused by er_clusters.sql), but those known.
 CREATE OR REPLACE TEMP VIEW er_scored AS
 WITH cmp AS (
   SELECT t.a, t.b,
@@ -139,8 +139,28 @@ SELECT a, b, name_cmp, phone_cmp, url_cmp, email_cmp, kind_cmp, country_cmp,
  + CASE country_cmp WHEN 'same' THEN 1 WHEN 'differ_online' THEN -1 WHEN 'differ' THEN -4 ELSE 0 END)::INTEGER AS score
 FROM cmp;
 
+-- A pair's comparisons and score are those of its two rows' features, which are those of the rows' prints
+-- (er_rows.sql): er_score_cache, a table of the warehouse, keeps them by the pair's prints, and only the pairs it
+-- does not hold are scored (at 1M rows a rerun scored 1.7M pairs again: 1.0-1.4 s).  curate/resolve.py empties it
+-- with er_row_cache (when this file, er_rows.sql or the suffix list's rules changed) and when it holds twice the
+-- pairs met.
+CREATE TABLE IF NOT EXISTS er_score_cache (
+  pa UBIGINT NOT NULL, pb UBIGINT NOT NULL, name_cmp VARCHAR, phone_cmp VARCHAR, url_cmp VARCHAR, email_cmp VARCHAR,
+  kind_cmp VARCHAR, country_cmp VARCHAR, score INTEGER NOT NULL
+);
+CREATE OR REPLACE TEMP TABLE er_todo_printed AS
+SELECT t.a, t.b, x.print AS pa, y.print AS pb FROM er_todo t JOIN er_rows x ON x.rid = t.a JOIN er_rows y ON y.rid = t.b;
+CREATE OR REPLACE TEMP TABLE er_known AS
+SELECT t.a, t.b, c.name_cmp, c.phone_cmp, c.url_cmp, c.email_cmp, c.kind_cmp, c.country_cmp, c.score
+FROM er_todo_printed t JOIN er_score_cache c ON c.pa = t.pa AND c.pb = t.pb;
+CREATE OR REPLACE TEMP TABLE er_todo AS SELECT a, b FROM er_todo_printed ANTI JOIN er_known USING (a, b);
+CREATE OR REPLACE TEMP TABLE er_new_scores AS SELECT * FROM er_scored;
+INSERT INTO er_score_cache
+SELECT t.pa, t.pb, s.name_cmp, s.phone_cmp, s.url_cmp, s.email_cmp, s.kind_cmp, s.country_cmp, s.score
+FROM er_new_scores s JOIN er_todo_printed t USING (a, b);
+
 CREATE OR REPLACE TEMP TABLE er_pairs AS
-SELECT s.*, o.kind AS override FROM er_scored s
+SELECT s.*, o.kind AS override FROM (SELECT * FROM er_known UNION ALL SELECT * FROM er_new_scores) s
 LEFT JOIN (SELECT a, b, min(kind) AS kind FROM er_override_rows GROUP BY ALL) o USING (a, b);
 
 -- 5. Edges (pairs that match, and "same" overrides) and cannot-links (hard conflicts, "different" overrides).

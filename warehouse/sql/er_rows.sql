@@ -126,7 +126,7 @@ WITH base AS (
          [x FOR x IN [s.phone, s.sms] IF x IS NOT NULL] AS numbers
   FROM er_input s JOIN (SELECT * FROM er_cached UNION ALL BY NAME SELECT * FROM er_fresh) f USING (row_key)
 )
-SELECT k.rid, b.row_key, b.source_id, b.record_id, b.name, b.kind, b.country, b.areas, b.email,
+SELECT k.rid, k.print, b.row_key, b.source_id, b.record_id, b.name, b.kind, b.country, b.areas, b.email,
        list_distinct([er_phone_key(x, b.country) FOR x IN b.numbers]) AS phone_keys,
        list_distinct([x FOR x IN b.numbers IF x NOT LIKE '+%']) AS short_numbers,
        er_phone_key(b.phone, b.country) AS phone_key, er_phone_key(b.sms, b.country) AS sms_key,
@@ -143,4 +143,4 @@ SELECT k.rid, b.row_key, b.source_id, b.record_id, b.name, b.kind, b.country, b.
        b.name_cmp, b.name_tokens,
        len(b.name_tokens) = 0 AS generic_name
 FROM base b
-JOIN (SELECT row_key, row_number() OVER (ORDER BY row_key)::INTEGER AS rid FROM er_prints) k USING (row_key);
+JOIN (SELECT row_key, print, row_number() OVER (ORDER BY row_key)::INTEGER AS rid FROM er_prints) k USING (row_key);
