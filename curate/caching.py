@@ -23,6 +23,7 @@ from typing import Any
 from prefect.serializers import Serializer
 from pydantic import Field
 
+from curate import ingest
 from curate.collector import collection_paused
 from curate.sources import report_path
 
@@ -89,8 +90,10 @@ def ingest_cache_key(context: Any, inputs: dict[str, Any]) -> str | None:
     except OSError:
         return None  # let the task itself report the unreadable file
     report = report_path(settings.reports_dir, source.source_id).is_file()
+    # (the code that reads, stages and validates: a result parsed by other code is not taken after an upgrade, which
+    # ``previous.fingerprint`` does not tell when a run of other code parsed the same bytes after the same run)
     parts = [source.source_id, str(source.path.resolve()), digest, repr(source.options), str(inputs["today"]), str(previous.fingerprint),
-             str(report), str(settings.max_source_bytes)]  # fmt: skip
+             str(report), str(settings.max_source_bytes), ingest.CODE_VERSION]  # fmt: skip
     return "ingest-" + hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
 
 

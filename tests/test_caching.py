@@ -10,7 +10,9 @@ import os
 import time
 from pathlib import Path
 
-from curate import caching
+import pytest
+
+from curate import caching, ingest
 from curate.ingest import Previous
 from curate.settings import Settings
 from curate.sources import discover
@@ -64,6 +66,9 @@ def test_cache_key_depends_on_content_not_on_the_file_time(fixture_sources: Path
     assert caching.ingest_cache_key(None, inputs) == key
     assert caching.ingest_cache_key(None, {**inputs, "settings": dataclasses.replace(settings, max_source_bytes=10)}) != key
     assert caching.ingest_cache_key(None, {**inputs, "source": dataclasses.replace(source, path=None)}) is None  # URL source
+    with pytest.MonkeyPatch.context() as mp:  # other code: a result it parsed is not taken (its fingerprint is its own)
+        mp.setattr(ingest, "CODE_VERSION", "other code")
+        assert caching.ingest_cache_key(None, inputs) != key
     copy = tmp_path / "elsewhere" / "alpha_lines.csv"  # the same bytes in another folder are another source
     copy.parent.mkdir()
     copy.write_bytes(source.path.read_bytes())  # type: ignore[union-attr]
