@@ -1156,6 +1156,12 @@ class Verified:
         """The code that built and checked it (``builder``), when recorded."""
         return str(self.built["builder"]) if self.built is not None and "builder" in self.built else None
 
+    @property
+    def signed(self) -> Mapping[str, object]:
+        """Each file's ``_signature`` as ``BUILT_BY`` recorded it once the release was checked, by path (``Reusable``)."""
+        signed = self.built.get("signed") if self.built is not None else None
+        return signed if isinstance(signed, dict) else {}
+
 
 def verified_before(
     exports_dir: Path, listings: list[Listing] | None = None, data: bytes | None = None, by_id: bool = True
@@ -1520,8 +1526,7 @@ def _reusable(verified: Verified | None, others: Callable[[], list[Listing] | No
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
     at = verified.built.get("hsds") if isinstance(verified.built.get("hsds"), dict) else None
-    signed = verified.built.get("signed") if isinstance(verified.built.get("signed"), dict) else {}
-    return Reusable(verified.folder, verified.sha256, index, frozenset(index.keys() - touched), hsds_at=at, signed=signed)  # type: ignore[arg-type]
+    return Reusable(verified.folder, verified.sha256, index, frozenset(index.keys() - touched), hsds_at=at, signed=verified.signed)  # type: ignore[arg-type]
 
 
 def unchanged_files(man: dict[str, object], verified: Verified | None) -> frozenset[str]:
@@ -2037,27 +2042,22 @@ def publish_unchanged(
     if previous is None or verified.built_by != builder():
         return None
     try:
-        folder = verified.folder
-        counted = orjson.loads((folder / "manifest.json").read_bytes())["counts"]
-        index = orjson.loads((folder / "index.json").read_bytes())["locations"]
-        # each location as this code names it (a country renamed since: its files are built again)
-        places = [location(str(x["code"])) for x in index]
-        again = [{"code": loc.code, "name": loc.name, "type": loc.type, "parent": loc.parent, "count": int(x["count"]),
-                  **location_paths(loc.code)} for loc, x in zip(places, index, strict=True)]  # fmt: skip
-        if counted["listings"] != compared.count:
-            return None
+        # each location of that release's index.json (``compared``'s, as it read them) as this code names it (a
+        # country renamed since: its files are built again)
+        places = [location(loc.code) for loc in compared.locations]
+        again = [{"code": loc.code, "name": loc.name, "type": loc.type, "parent": loc.parent, "count": compared.counts[loc.code],
+                  **location_paths(loc.code)} for loc in places]  # fmt: skip
         licences = sorted({s.licence for s in sources or [] if s.licence})
         made = {
             "index.json": json_bytes({"schema_version": SCHEMA_VERSION, "locations": again}),
             "datapackage.json": json_bytes(datapackage(sorted(str(x["csv"]) for x in again), sources or [])),
             "hsds/datapackage.json": hsds.descriptor_bytes(licences, source_entries(sources or [])),
         }
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+    except (ValueError, KeyError, TypeError, AttributeError):
         return None
     if any(hashlib.sha256(data).hexdigest() != verified.sha256.get(rel) for rel, data in made.items()):
         return None  # (a location renamed, a source's licence or attribution changed: built and checked as ``publish`` does)
-    signed = verified.built.get("signed")
-    reuse = Reusable(folder, verified.sha256, {}, frozenset(), signed=signed if isinstance(signed, dict) else {})
+    reuse = Reusable(verified.folder, verified.sha256, {}, frozenset(), signed=verified.signed)
     changes = json_bytes(changes_between([], []))
     releases, _, release_id = _begun(exports_dir, now)
     partial = releases / f"{PARTIAL_PREFIX}{release_id}"
