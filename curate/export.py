@@ -616,17 +616,27 @@ def _warehouse_parquet(con: duckdb.DuckDBPyConnection, table: str, listings: lis
 
 def _parquet_from(con: duckdb.DuckDBPyConnection, table: str, listings: list[Listing], schema: Any) -> bytes:
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
-    cols = ", ".join(f"date_trunc('second', {n}) AS {n}" if BY_NAME[n].type == "timestamp" else n for n in LISTING_FIELDS)
     try:
-        got = con.sql(f"SELECT {cols} FROM {table} ORDER BY {LISTING_ORDER_SQL}").to_arrow_table(batch_size=ARROW_BATCH)
+        got = con.sql(f"SELECT {PARQUET_COLUMNS_SQL} FROM {table} ORDER BY {LISTING_ORDER_SQL}").to_arrow_table(batch_size=ARROW_BATCH)
         if got.column("id").to_pylist() != [x["id"] for x in listings]:
             return parquet_bytes(listings)
         columns = [got.column(n).cast(schema.field(n).type).combine_chunks() for n in LISTING_FIELDS]
     except (duckdb.Error, pa.ArrowException):
         return parquet_bytes(listings)
     del got
+    return parquet_written(columns, schema)
+
+
+#: the columns of ``listings.parquet`` as SQL of ``out_listings``' (times cut to whole seconds, as ``_iso`` cuts them)
+PARQUET_COLUMNS_SQL = ", ".join(f"date_trunc('second', {n}) AS {n}" if BY_NAME[n].type == "timestamp" else n for n in LISTING_FIELDS)
+
+
+def parquet_written(columns: list[Any], schema: Any) -> bytes:
+    """``listings.parquet`` of the Arrow arrays of its columns (``LISTING_FIELDS``', each of ``schema``'s type)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     sink = io.BytesIO()
     pq.write_table(
         pa.Table.from_arrays(columns, schema=schema),
@@ -1050,14 +1060,20 @@ def piece_texts(pieces: list[list[Listing]], data: bytes) -> list[memoryview] | 
 
 
 def hsds_record(
-    keys: list[str], parts: list[hsds.Part], files: dict[str, bytes], known: Mapping[str, str] | None = None
+    keys: list[str],
+    parts: list[hsds.Part],
+    files: Mapping[str, bytes],
+    known: Mapping[str, str] | None = None,
+    heads: list[int] | None = None,
 ) -> dict[str, object]:
     """Where each HSDS part is in the package's tables (``hsds/<table>``): the bytes of each table's head (header
     and taxonomy rows), then each part's key (``part_keys``), the bytes it gives each table, their sha256 taken
-    together (``known``: those of parts just found to have it, by key, not hashed again), and the terms it uses."""
+    together (``known``: those of parts just found to have it, by key, not hashed again), and the terms it uses.
+    ``heads``: the sizes of the tables' heads, when ``files`` does not hold the tables."""
     known = known or {}
     tables = list(hsds_tables())
-    heads = [len(files[f"hsds/{t}"]) - sum(len(bodies[t]) for bodies, _ in parts) for t in tables]
+    if heads is None:
+        heads = [len(files[f"hsds/{t}"]) - sum(len(bodies[t]) for bodies, _ in parts) for t in tables]
     return {
         "tables": tables,
         "heads": heads,
@@ -1307,7 +1323,10 @@ def compared_in_warehouse(con: duckdb.DuckDBPyConnection, exports_dir: Path) -> 
 #: beside ``releases/``: the current release and the code that built it (``builder``), written once it is current
 BUILT_BY = ".built-by.json"
 #: the modules whose code shapes a location's files (JSON, CSV, preview script) and the HSDS parts
-BUILDERS = ("curate.export", "curate.preview", "curate.hsds", "schemas.fields", "schemas.generate", "schemas.hsds", "schemas.vocabularies")
+BUILDERS = (
+    "curate.export", "curate.patched", "curate.preview", "curate.hsds", "schemas.fields", "schemas.generate", "schemas.hsds",
+    "schemas.vocabularies",
+)  # fmt: skip
 
 
 @functools.cache

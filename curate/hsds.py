@@ -229,18 +229,23 @@ def joined_files(
     parts: list[Part], cell: Callable[[object], str], licences: list[str], sources: list[dict[str, object]]
 ) -> dict[str, bytes]:
     """``hsds_files`` from the parts of the listings, in order."""
-    used: dict[str, set[str]] = {name: set() for name in m.TAXONOMIES}
-    for _, terms in parts:
-        for name, values in terms.items():
-            used[name] |= values
-    taxonomies: dict[str, list[Row]] = {"taxonomies.csv": [], "taxonomy_terms.csv": []}
-    taxonomy_rows(taxonomies, used)
     files = {}
-    for path, cols in m.table_columns().items():
-        head = table_csv(taxonomies.get(path, []), cols, cell)
+    for path, head in table_heads([terms for _, terms in parts], cell).items():
         files[f"hsds/{path}"] = b"".join([head, *(bodies[path] for bodies, _ in parts)])  # (one copy of the table: 125 MB at 535k listings)
     files["hsds/datapackage.json"] = descriptor_bytes(licences, sources)
     return files
+
+
+def table_heads(terms: list[dict[str, set[str]]], cell: Callable[[object], str]) -> dict[str, bytes]:
+    """What each table of the package holds before the parts' rows, by file name: its header, and the rows of the
+    taxonomies and of their terms the parts use (``terms``: each part's)."""
+    used: dict[str, set[str]] = {name: set() for name in m.TAXONOMIES}
+    for part_terms in terms:
+        for name, values in part_terms.items():
+            used[name] |= values
+    taxonomies: dict[str, list[Row]] = {"taxonomies.csv": [], "taxonomy_terms.csv": []}
+    taxonomy_rows(taxonomies, used)
+    return {path: table_csv(taxonomies.get(path, []), cols, cell) for path, cols in m.table_columns().items()}
 
 
 def descriptor_bytes(licences: list[str], sources: list[dict[str, object]]) -> bytes:

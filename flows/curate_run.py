@@ -28,7 +28,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.task_runners import ThreadPoolTaskRunner
 from prefect.utilities.annotations import quote
 
-from curate import artifacts, caching, export, fetch, links, links_report, report, resolve
+from curate import artifacts, caching, export, fetch, links, links_report, patched, report, resolve
 from curate import warehouse as wh
 from curate.checking import checked_at_most, checked_in_processes
 from curate.collector import give_back_freed_memory
@@ -333,6 +333,10 @@ def export_release(settings: Settings, now: dt.datetime, run_id: str, sources: l
             settings.exports_dir, now, settings.keep_releases, {"sources": len(used)}, compared, meta, checkpoint
         )
         try:
+            if release is None:  # a run that changed a few listings patches them into the current release's files
+                release = patched.publish_patched(
+                    con, settings.exports_dir, now, settings.keep_releases, {"sources": len(used)}, compared, meta, guard, checkpoint
+                )
             if release is None:
                 release = export.publish(
                     export.public_listings(con),

@@ -103,6 +103,33 @@ def test_a_run_that_changed_no_listing_publishes_the_files_of_the_release_before
     assert listings.stat().st_ino != (releases / first.release_id / "listings.json").stat().st_ino  # (written again)
 
 
+def test_a_run_that_changed_a_listing_patches_the_release_before(prefect_harness, two_sources, tmp_path, monkeypatch):
+    """A rerun that renamed one listing and added one patches the current release's files (``curate.patched``): no
+    listing read but those, Norway's files and listings.json written, Sweden's taken; the release is the one a whole
+    build gives, byte for byte."""
+    settings = settings_for(tmp_path, two_sources)
+    first = run(settings, NOW)
+    norway = two_sources / "norway.csv"
+    norway.write_text(HEADER + lines("no", "NO", 11).replace("NO Line 3,", "NO Line 3 renamed,"), encoding="utf-8")
+    monkeypatch.setattr(export, "public_listings", None)  # (the listings are not read)
+    second = run(settings, LATER)
+    monkeypatch.undo()
+    assert second.held is None and second.changes == {"added": 1, "removed": 0, "changed": 1}
+    releases = settings.exports_dir / "releases"
+    new, old = releases / second.release_id, releases / first.release_id
+    same = {rel for rel in ("listings.json", "locations/NO.json", "locations/SE.json", "locations/SE.csv", "preview/data/SE.js")
+            if (new / rel).stat().st_ino == (old / rel).stat().st_ino}  # fmt: skip
+    assert same == {"locations/SE.json", "locations/SE.csv", "preview/data/SE.js"}
+    names = [x["name"] for x in load(new / "locations" / "NO.json")["listings"]]
+    assert "NO Line 3 renamed" in names and "NO Line 10" in names and "NO Line 3" not in names
+    whole = tmp_path / "whole"  # the same listings built whole
+    release = export.publish(load(new / "listings.json"), whole, LATER, 14, {}, [export.SourceMeta(s) for s in ("norway", "sweden")])
+    for path in new.rglob("*"):
+        rel = str(path.relative_to(new))
+        if path.is_file() and rel not in ("manifest.json", "changes.json"):
+            assert path.read_bytes() == (release.path / rel).read_bytes(), rel
+
+
 def test_a_source_that_lost_half_its_rows_holds_the_release(prefect_harness, two_sources, tmp_path):
     settings = settings_for(tmp_path, two_sources)
     first = run(settings, NOW)

@@ -63,18 +63,24 @@ def published(prefect_harness, fixture_sources, tmp_path):
     return settings, first.release_id
 
 
-@pytest.mark.parametrize("how", ["built", "taken"])
+@pytest.mark.parametrize("how", ["built", "taken", "patched"])
 def test_killed_at_every_step_of_publishing_current_stays_whole_and_the_next_run_recovers(published, how):
     """``how``: each release built (``publish``), or, its listings being the current release's, made of that release's
-    files (``publish_unchanged``; not when ``BUILT_BY`` is gone)."""
+    files (``publish_unchanged``; not when ``BUILT_BY`` is gone), or, one listing renamed in a source each time, that
+    release's files patched (``patched.publish_patched``)."""
     settings, first = published
     exports = settings.exports_dir
     steps = ["writing", "written", "verified", "renamed", "linked", "switched"]
     seen = {first}
     for n, step in enumerate(steps):
-        command = "run" if n == 0 else "export"  # a whole pipeline run too, not only export
+        command = "run" if n == 0 or how == "patched" else "export"  # a whole pipeline run too, not only export
         if how == "built":
             (exports / export.BUILT_BY).unlink(missing_ok=True)
+        if how == "patched":
+            source = settings.sources_dir / "alpha_lines.csv"
+            source.write_text(
+                source.read_text(encoding="utf-8").replace("Harbour Listening Line", f"Harbour Listening Line {n}", 1), encoding="utf-8"
+            )
         proc = spawn(settings, command, CURATE_PAUSE_AT=step)
         marker = exports / f".paused-{step}"
         wait_for(marker.exists, proc)
@@ -85,6 +91,8 @@ def test_killed_at_every_step_of_publishing_current_stays_whole_and_the_next_run
             assert now_current not in seen  # the switch had happened: the new, complete release is current
             inodes = {(exports / "releases" / rid / "listings.json").stat().st_ino for rid in (first, now_current)}
             assert len(inodes) == (1 if how == "taken" else 2)
+            tables = {(exports / "releases" / rid / "hsds" / "taxonomies.csv").stat().st_ino for rid in (first, now_current)}
+            assert len(tables) == (2 if how == "built" else 1)  # (a table patched is taken when its bytes did not change)
         else:
             assert now_current in seen, step  # the switch had not happened: still a release that was already current
         seen.add(now_current)
