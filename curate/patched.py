@@ -18,7 +18,6 @@ then builds the release.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import functools
 import hashlib
@@ -49,6 +48,7 @@ from curate.export import (
     json_bytes,
 )
 from schemas.fields import LISTING_FIELDS
+from schemas.generate import to_table_schema
 
 #: listings added, removed or changed up to which a release is patched (above, ``publish`` builds it: each listing
 #: costs a few bisections of every file it is in, and its HSDS part built again in this process)
@@ -516,29 +516,22 @@ def publish_patched(
     if removals and not guard.allow:
         raise ReleaseHeld(release_id, removals, previous, guard.share, guard.minimum)
     partial = releases / f"{export.PARTIAL_PREFIX}{release_id}"
-    # beside this process's work: ``listings.parquet`` patched by Arrow (which lets go of the GIL), each file hashed and
-    # written by a thread, and the HSDS package checked by a worker process (at 534k listings, 3.6 s for its two
-    # tables that changed, and those referencing them)
-    with (
-        ThreadPoolExecutor(1) as early,
-        ThreadPoolExecutor(1) as writer,
-        ThreadPoolExecutor(1) as flushing,
-        table_check.workers(compared.count >= export.PARALLEL_MIN) as pool,
-    ):
+    # beside this process's work: ``listings.parquet`` patched by Arrow (which lets go of the GIL), and each file hashed
+    # and written by a thread
+    with ThreadPoolExecutor(1) as early, ThreadPoolExecutor(1) as writer, ThreadPoolExecutor(1) as flushing:
         reuse = export.Reusable(verified.folder, verified.sha256, {}, frozenset(), signed=verified.signed)
         parquet = early.submit(_parquet, con, functools.partial(_read, reuse, previous, "listings.parquet"), sorted(compared.different))
-        table_check.warmed(pool)
-        checked_apart = partial.with_name(partial.name + ".hsds-parts")  # (cleared by ``export._begun`` after a kill)
+        apart = partial.with_name(partial.name + ".checked-apart")  # (cleared by ``export._begun`` after a kill)
         try:
-            checked_apart.mkdir()
+            apart.mkdir()
             return _published(exports_dir, partial, now, keep, extra_counts, compared, sources or [], checkpoint,
-                              verified, gone, new, changes, parquet.result, writer, flushing, pool, checked_apart)  # fmt: skip
+                              verified, gone, new, changes, parquet.result, writer, flushing, apart)  # fmt: skip
         except (NotPatched, OSError, ValueError, KeyError, TypeError, IndexError):
             writer.shutdown(cancel_futures=True)
             shutil.rmtree(partial, ignore_errors=True)
             return None
         finally:
-            shutil.rmtree(checked_apart, ignore_errors=True)
+            shutil.rmtree(apart, ignore_errors=True)
 
 
 def _read(reuse: export.Reusable, release: str, rel: str) -> bytes:
@@ -566,8 +559,7 @@ def _published(
     parquet: Callable[[], bytes | None],
     writer: Executor,
     flushing: Executor,
-    pool: Executor | None,
-    checked_apart: Path,
+    apart: Path,
 ) -> Release | None:
     folder, previous = verified.folder, compared.release
     for loc in compared.locations:
@@ -587,7 +579,6 @@ def _published(
         return got
 
     written: list[Future[dict[str, object]]] = []
-    order: list[str] = []  # (the file each is written to)
     known: dict[str, tuple[int, ...]] = {}
     done: set[str] = set()
 
@@ -595,7 +586,6 @@ def _published(
         if rel in done:
             raise NotPatched(f"{rel} made twice")
         done.add(rel)
-        order.append(rel)
         written.append(writer.submit(export._written, partial, rel, data, known))
         written[-1].add_done_callback(functools.partial(export._flush_soon, flushing, partial / rel))  # (``_switched``
         # then finds the release's bytes on disk)
@@ -643,18 +633,16 @@ def _published(
         raise NotPatched("the HSDS package's licences or sources changed")
     hsds_files["hsds/datapackage.json"] = None
     del parts, ready, built
-    # the parts built anew are checked as a package of their own, with the tables' heads (the taxonomies), by a worker
-    # beside the rest: every id of a part is made from its listing's id, and every reference is to a row of the same
+    # the parts built anew are checked as a package of their own (in ``apart``), with the tables' heads (the
+    # taxonomies): every id of a part is made from its listing's id, and every reference is to a row of the same
     # listing or to a taxonomy term, so the parts taken (checked when the release before was published) and these
-    # hold no key twice and refer to nothing outside (at 534k listings, checking the two tables whose bytes changed
-    # took 3.6 s)
+    # hold no key twice and refer to nothing outside (at 534k listings, checking the two tables whose bytes changed,
+    # whole, took 3.6 s)
+    (apart / "hsds").mkdir()
     for table in tables:
-        (checked_apart / table).write_bytes(b"".join([heads[table], *(fresh[k][0][table] for k in keys if k in fresh)]))
-    (checked_apart / "datapackage.json").write_bytes(descriptor)
+        (apart / "hsds" / table).write_bytes(b"".join([heads[table], *(fresh[k][0][table] for k in keys if k in fresh)]))
+    (apart / "hsds" / "datapackage.json").write_bytes(descriptor)
     del fresh
-    hsds_check = table_check.submitted(
-        pool, table_check.checked_apart, checked_apart / "datapackage.json", "hsds/", frozenset(), None, None
-    )
     put("listings.json", listed.spliced(data[: listed.first], cut, put_in))  # (written first: the largest)
     del data, listed
     checkpoint("writing")
@@ -690,10 +678,15 @@ def _published(
     put("datapackage.json", package)
     for rel, body in _fixed_files(index).items():
         put(rel, body)
-    # the location files and their schema, once written, are checked in a worker
-    entries = [w.result() for rel, w in zip(order, written, strict=True) if not rel.startswith(("hsds/", "listings."))]
-    csv_check = table_check.submitted(pool, table_check.checked_apart, partial / "datapackage.json", "",
-                                      _unchanged(entries, verified), verified.folder, verified.sha256)  # fmt: skip
+    # the location files' new records are checked as a package of their own too (each listing's id is one only it
+    # has, and each file holds it once: its record before was cut out)
+    for rel in ("datapackage.json", export.TABLE_SCHEMA_PATH):
+        (apart / "release" / rel).parent.mkdir(parents=True, exist_ok=True)
+        (apart / "release" / rel).write_bytes(package if rel == "datapackage.json" else json_bytes(to_table_schema()))
+    (apart / "release" / "locations").mkdir()
+    for entry in index:
+        records = export.csv_records(touched[str(entry["code"])].new if str(entry["code"]) in touched else [])
+        (apart / "release" / str(entry["csv"])).write_bytes(b"".join(records))
     put("index.json", json_bytes({"schema_version": export.SCHEMA_VERSION, "locations": index}))
     put("changes.json", json_bytes(changes))
     parquet_data = parquet()
@@ -707,7 +700,7 @@ def _published(
     man = export.manifest([w.result() for w in written], partial.name.removeprefix(export.PARTIAL_PREFIX), now, previous, counts)
     (partial / "manifest.json").write_bytes(json_bytes(man))
     checkpoint("written")
-    problems = _problems(partial, man, known, verified, new, hsds_check, csv_check, checked_apart)
+    problems = _problems(partial, man, known, new, apart)
     if problems:
         raise NotPatched(f"the patched release failed its checks: {problems[:5]}")
     final = export._switched(exports_dir, partial, known, hsds_made, keep, checkpoint)
@@ -716,7 +709,7 @@ def _published(
 
 def _fixed_files(index: list[dict[str, Any]]) -> dict[str, bytes]:
     """The files that hold no listing: the schemas, the preview's page and assets."""
-    from schemas.generate import to_json_schema, to_table_schema
+    from schemas.generate import to_json_schema
 
     out = {
         "schema/listing.schema.json": json_bytes(to_json_schema()),
@@ -727,33 +720,14 @@ def _fixed_files(index: list[dict[str, Any]]) -> dict[str, bytes]:
     return out
 
 
-def _problems(
-    folder: Path,
-    man: dict[str, object],
-    known: dict[str, tuple[int, ...]],
-    verified: export.Verified,
-    new: list[Listing],
-    hsds_check: Future[list[str] | None] | None,
-    csv_check: Future[list[str] | None] | None,
-    checked_apart: Path,
-) -> list[str]:
-    """``export.verify``'s checks of a patched release: what is not the release before's (``verified``) is checked
-    (``hsds_check``: the HSDS parts built anew, a package of their own in ``checked_apart``; ``csv_check``: the location
-    CSV files'; each started in a worker once written)."""
+def _problems(folder: Path, man: dict[str, object], known: dict[str, tuple[int, ...]], new: list[Listing], apart: Path) -> list[str]:
+    """``export.verify``'s checks of a patched release, of what is not the release before's: every file against the
+    manifest, the listings that differ (``new``) for safe content and against the listing schema, and the CSV records
+    and HSDS rows made of them with Frictionless, as packages of their own in ``apart`` (a problem found fails the
+    patch: ``publish`` then builds the release, checks it whole, and names the rows of its files)."""
     problems = export._manifest_problems(folder, man, known)
     if problems:
         return problems
     problems = export.content_problems(new) + schema_problems(folder, new)
-    unchanged = export.unchanged_files(man, verified)
-    for check, args in ((csv_check, (folder / "datapackage.json", "", unchanged, verified.folder, verified.sha256)),
-                        (hsds_check, (checked_apart / "datapackage.json", "hsds/", frozenset(), None, None))):  # fmt: skip
-        found = None
-        with contextlib.suppress(Exception):  # (the worker died: checked here; a bug in the check raises again here)
-            found = check.result() if check is not None else None
-        problems += found if found is not None else table_check.check_package(*args)
-    return problems
-
-
-def _unchanged(entries: list[dict[str, object]], verified: export.Verified) -> frozenset[str]:
-    """The files written (their manifest entries) that are byte for byte the release before's."""
-    return frozenset(str(e["path"]) for e in entries if verified.sha256.get(str(e["path"])) == e["sha256"])
+    problems += table_check.check_package(apart / "release" / "datapackage.json", "")
+    return problems + table_check.check_package(apart / "hsds" / "datapackage.json", "hsds/")

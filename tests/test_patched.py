@@ -210,3 +210,17 @@ def test_an_hsds_part_built_wrong_is_not_patched(con, tmp_path, monkeypatch):  #
     _not_patched(con, tmp_path, compared)
     monkeypatch.setattr(patched.hsds, "part_bodies", built)
     assert patched.publish_patched(con, tmp_path, LATER, 14, {}, compared) is not None
+
+
+def test_a_csv_record_written_wrong_is_not_patched(con, tmp_path, monkeypatch):  # noqa: F811
+    """The location files' new records are checked (a package of their own): a record whose kind is none of the
+    vocabulary's fails, and nothing is written."""
+    compared = _release_before(con, tmp_path)
+    records = export.csv_records
+
+    def wrong(listings):
+        out = records(listings)
+        return [r.replace(b",helpline,", b",hotline,") if b"Renamed" in r else r for r in out]
+
+    monkeypatch.setattr(patched.export, "csv_records", wrong)
+    _not_patched(con, tmp_path, compared)
