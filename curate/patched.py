@@ -421,25 +421,32 @@ def parquet_patched(old: bytes, fresh: Any, gone: Iterable[str]) -> bytes:
     from schemas.generate import to_arrow_schema
 
     schema: Any = to_arrow_schema()
-    kept = pq.read_table(pa.BufferReader(old))
-    kept = kept.filter(pc.invert(pc.is_in(kept.column("id"), value_set=pa.array(sorted(gone), pa.string()))))
-    kept, fresh = (
-        pa.Table.from_arrays([t.column(n).cast(schema.field(n).type) for n in LISTING_FIELDS], schema=schema) for t in (kept, fresh)
+    table = pq.read_table(pa.BufferReader(old))
+    table, fresh = (
+        pa.Table.from_arrays([t.column(n).cast(schema.field(n).type) for n in LISTING_FIELDS], schema=schema) for t in (table, fresh)
     )
-    # each new listing's place among those kept (in the release's order): how many of them come before it
-    columns = [pc.fill_null(kept.column(name), "None") for name in ORDER]  # (as ``order_key``)
-    rows = sorted(((order_key(x), i) for i, x in enumerate(fresh.select(list(ORDER)).to_pylist())))
-    pieces, start = [], 0
-    for key, i in rows:
+    # the rows cut (those of the ids ``gone``), and each new listing's place among the rows (in the release's order):
+    # how many come before it; the table is then sliced around them, not copied but once, when it is written
+    cut = pc.indices_nonzero(pc.is_in(table.column("id"), value_set=pa.array(sorted(gone), pa.string()))).to_pylist()
+    columns = [pc.fill_null(table.column(name), "None") for name in ORDER]  # (as ``order_key``)
+    events: list[tuple[int, int, tuple[str, ...], int]] = [(at, 1, (), 0) for at in cut]
+    for i, x in enumerate(fresh.select(list(ORDER)).to_pylist()):
+        key = order_key(x)
         before = pc.less(columns[0], key[0])
         same = pc.equal(columns[0], key[0])
         for column, value in zip(columns[1:], key[1:], strict=True):
             before = pc.or_(before, pc.and_(same, pc.less(column, value)))
             same = pc.and_(same, pc.equal(column, value))
-        at = pc.sum(before).as_py() or 0
-        pieces += [kept.slice(start, at - start), fresh.slice(i, 1)]
-        start = at
-    both = pa.concat_tables([*pieces, kept.slice(start)])
+        events.append((pc.sum(before).as_py() or 0, 0, key, i))
+    pieces, start = [], 0
+    for at, kind, _, i in sorted(events):  # (a new listing before the row cut at its place: its version before)
+        pieces.append(table.slice(start, at - start))
+        if kind == 0:
+            pieces.append(fresh.slice(i, 1))
+            start = at
+        else:
+            start = at + 1
+    both = pa.concat_tables([*pieces, table.slice(start)])
     return export.parquet_written([both.column(n).combine_chunks() for n in LISTING_FIELDS], schema)
 
 
@@ -455,12 +462,11 @@ def _parquet(con: duckdb.DuckDBPyConnection, old: Callable[[], bytes], gone: lis
         return None
 
 
-def schema_problems(folder: Path, listings: list[Listing]) -> list[str]:
-    """``listings`` against the release's ``schema/listing.schema.json`` (``export.validate_against_schemas``')."""
+def schema_problems(schema: bytes, listings: list[Listing]) -> list[str]:
+    """``listings`` against ``schema`` (``schema/listing.schema.json``'s bytes; ``export.validate_against_schemas``')."""
     import jsonschema_rs
 
-    schema = orjson.loads((folder / "schema" / "listing.schema.json").read_bytes())
-    validator = jsonschema_rs.Draft202012Validator(schema, validate_formats=True)
+    validator = jsonschema_rs.Draft202012Validator(orjson.loads(schema), validate_formats=True)
     return [f"listings.json: {x.get('id')}: {error.message}" for x in listings for error in validator.iter_errors(x)]
 
 
@@ -676,7 +682,8 @@ def _published(
     if hashlib.sha256(package).hexdigest() != verified.sha256.get("datapackage.json"):
         raise NotPatched("the data package's licences or sources changed")
     put("datapackage.json", package)
-    for rel, body in _fixed_files(index).items():
+    fixed = _fixed_files(index)
+    for rel, body in fixed.items():
         put(rel, body)
     # the location files' new records are checked as a package of their own too (each listing's id is one only it
     # has, and each file holds it once: its record before was cut out)
@@ -687,6 +694,10 @@ def _published(
     for entry in index:
         records = export.csv_records(touched[str(entry["code"])].new if str(entry["code"]) in touched else [])
         (apart / "release" / str(entry["csv"])).write_bytes(b"".join(records))
+    # checked while the files are being written
+    problems = _problems(new, fixed["schema/listing.schema.json"], apart)
+    if problems:
+        raise NotPatched(f"the patched release failed its checks: {problems[:5]}")
     put("index.json", json_bytes({"schema_version": export.SCHEMA_VERSION, "locations": index}))
     put("changes.json", json_bytes(changes))
     parquet_data = parquet()
@@ -700,7 +711,7 @@ def _published(
     man = export.manifest([w.result() for w in written], partial.name.removeprefix(export.PARTIAL_PREFIX), now, previous, counts)
     (partial / "manifest.json").write_bytes(json_bytes(man))
     checkpoint("written")
-    problems = _problems(partial, man, known, new, apart)
+    problems = export._manifest_problems(partial, man, known)
     if problems:
         raise NotPatched(f"the patched release failed its checks: {problems[:5]}")
     final = export._switched(exports_dir, partial, known, hsds_made, keep, checkpoint)
@@ -720,14 +731,12 @@ def _fixed_files(index: list[dict[str, Any]]) -> dict[str, bytes]:
     return out
 
 
-def _problems(folder: Path, man: dict[str, object], known: dict[str, tuple[int, ...]], new: list[Listing], apart: Path) -> list[str]:
-    """``export.verify``'s checks of a patched release, of what is not the release before's: every file against the
-    manifest, the listings that differ (``new``) for safe content and against the listing schema, and the CSV records
-    and HSDS rows made of them with Frictionless, as packages of their own in ``apart`` (a problem found fails the
-    patch: ``publish`` then builds the release, checks it whole, and names the rows of its files)."""
-    problems = export._manifest_problems(folder, man, known)
-    if problems:
-        return problems
-    problems = export.content_problems(new) + schema_problems(folder, new)
+def _problems(new: list[Listing], schema: bytes, apart: Path) -> list[str]:
+    """``export.verify``'s checks of a patched release, of what is not the release before's (its files are checked
+    against the manifest once written): the listings that differ (``new``) for safe content and against the listing
+    schema (``schema``), the CSV records and HSDS rows made of them with Frictionless, as packages of their own in
+    ``apart`` (a problem found fails the patch: ``publish`` then builds the release, checks it whole, and names the
+    rows of its files)."""
+    problems = export.content_problems(new) + schema_problems(schema, new)
     problems += table_check.check_package(apart / "release" / "datapackage.json", "")
     return problems + table_check.check_package(apart / "hsds" / "datapackage.json", "hsds/")
