@@ -1133,6 +1133,11 @@ class Release:
     #: the files taken as they were from the release before it (``Reusable``)
     reused: tuple[str, ...] = ()
 
+    @property
+    def locations_taken(self) -> list[str]:
+        """The codes of the locations whose files were taken from the release before (not the other files taken)."""
+        return sorted({rel.removeprefix("locations/").rsplit(".", 1)[0] for rel in self.reused if rel.startswith("locations/")})
+
 
 def current_release(exports_dir: Path) -> str | None:
     link = exports_dir / "current"

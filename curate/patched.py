@@ -604,9 +604,8 @@ def _published(
     regions = changed_regions(listed, cut, put_in)
     count = compared.count + len(put_in) - len(cut)
 
-    # the HSDS package first (its check, the longest, then starts in a worker beside the rest): the parts that
-    # changed built here, the others taken from the release before's tables, and a table none of whose bytes
-    # changed taken as it is
+    # the HSDS package: the parts that changed built here, the others taken from the release before's tables, and a
+    # table none of whose bytes changed taken as it is
     record = verified.built.get("hsds")
     if not isinstance(record, dict):
         raise NotPatched("no record of the HSDS parts")

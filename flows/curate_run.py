@@ -365,9 +365,8 @@ def export_release(settings: Settings, now: dt.datetime, run_id: str, sources: l
             "UPDATE runs SET finished_at = ?, outcome = 'published', release_id = ? WHERE run_id = ?",
             [dt.datetime.now(dt.UTC).replace(tzinfo=None), release.release_id, run_id],
         )
-        if release.reused:
-            kept = len({rel.rsplit("/", 1)[-1].split(".")[0] for rel in release.reused})
-            get_run_logger().info("%d locations' files taken unchanged from release %s", kept, release.previous)
+        if release.locations_taken:
+            get_run_logger().info("%d locations' files taken unchanged from release %s", len(release.locations_taken), release.previous)
         return release
     finally:
         con.close()

@@ -209,7 +209,9 @@ def test_an_hsds_part_built_wrong_is_not_patched(con, tmp_path, monkeypatch):  #
     monkeypatch.setattr(patched.hsds, "part_bodies", repeated)
     _not_patched(con, tmp_path, compared)
     monkeypatch.setattr(patched.hsds, "part_bodies", built)
-    assert patched.publish_patched(con, tmp_path, LATER, 14, {}, compared) is not None
+    release = patched.publish_patched(con, tmp_path, LATER, 14, {}, compared)
+    assert release is not None and release.locations_taken == ["IE", "NO", "NO-03", "NO-30", "WW"]  # (GB's patched)
+    assert "hsds/taxonomies.csv" in release.reused
 
 
 def test_a_csv_record_written_wrong_is_not_patched(con, tmp_path, monkeypatch):  # noqa: F811
