@@ -186,7 +186,7 @@ def one(work: Path) -> dict[str, Any]:
     from prefect import flow
 
     from curate.settings import Settings
-    from flows.curate_run import configured
+    from flows.curate_run import configured, on_local_server
 
     sources = work / "sources"
     files = sorted(sources.glob("*.csv"))
@@ -203,7 +203,8 @@ def one(work: Path) -> dict[str, Any]:
             renamed(*changed)
         with MemorySampler() as memory:
             started = time.perf_counter()
-            state = runner(settings, skip_links=True, return_state=True)
+            with on_local_server():  # (as ``curate run`` makes a run)
+                state = runner(settings, skip_links=True, return_state=True)
             wall = time.perf_counter() - started
         summary = state.result()
         stages, busy = _stages(state.state_details.flow_run_id)

@@ -127,11 +127,11 @@ def run(
     except ValueError as exc:  # a bad CURATE_* value
         console.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from exc
-    from flows.curate_run import configured
+    from flows.curate_run import configured, on_local_server
 
     start = dt.datetime.now(dt.UTC)
     try:
-        with console.status("Running the pipeline (ingest, validate, links, dedupe, export)..."):
+        with console.status("Running the pipeline (ingest, validate, links, dedupe, export)..."), on_local_server():
             summary = configured(settings)(settings, skip_links=skip_links)
     except Exception as exc:  # a failed run must say so and exit 1, never publish
         console.print(f"[red]The run failed:[/red] {exc}")

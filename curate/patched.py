@@ -603,6 +603,9 @@ def _published(
     put_in = [(listed.bound(order_key(x), after=True), order_key(x), listing_text(x)) for x in new]
     regions = changed_regions(listed, cut, put_in)
     count = compared.count + len(put_in) - len(cut)
+    put("listings.json", listed.spliced(data[: listed.first], cut, put_in))  # (written first, beside the rest: the largest)
+    del data, listed
+    checkpoint("writing")
 
     # the HSDS package: the parts that changed built here, the others taken from the release before's tables, and a
     # table none of whose bytes changed taken as it is
@@ -648,9 +651,6 @@ def _published(
         (apart / "hsds" / table).write_bytes(b"".join([heads[table], *(fresh[k][0][table] for k in keys if k in fresh)]))
     (apart / "hsds" / "datapackage.json").write_bytes(descriptor)
     del fresh
-    put("listings.json", listed.spliced(data[: listed.first], cut, put_in))  # (written first: the largest)
-    del data, listed
-    checkpoint("writing")
     for rel, table_bytes in hsds_files.items():  # (a table none of whose bytes changed is taken)
         put(rel, table_bytes if table_bytes is not None else taken(rel))
     del hsds_files

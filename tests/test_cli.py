@@ -79,3 +79,18 @@ def test_sources_toml_defaults_apply_to_check(tmp_path):
 def test_bad_arguments_exit_2():
     assert runner.invoke(app, ["check", "--format", "yaml", "x.csv"]).exit_code == 2
     assert runner.invoke(app, ["run", "--no-such-flag"]).exit_code == 2
+
+
+def test_a_run_on_the_temporary_server_sends_no_heartbeats():
+    """``curate run`` on Prefect's temporary server turns flow run heartbeats off (their thread made every run's end
+    wait up to a second); on a server of its own, a run keeps them."""
+    from prefect.settings import PREFECT_API_URL, PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+
+    from flows.curate_run import on_local_server
+
+    with temporary_settings({PREFECT_API_URL: None, PREFECT_FLOWS_HEARTBEAT_FREQUENCY: 180}):
+        with on_local_server():
+            assert PREFECT_FLOWS_HEARTBEAT_FREQUENCY.value() is None
+        assert PREFECT_FLOWS_HEARTBEAT_FREQUENCY.value() == 180
+    with temporary_settings({PREFECT_API_URL: "http://127.0.0.1:4200/api", PREFECT_FLOWS_HEARTBEAT_FREQUENCY: 180}), on_local_server():
+        assert PREFECT_FLOWS_HEARTBEAT_FREQUENCY.value() == 180
