@@ -86,27 +86,25 @@ def deeper(text: bytes) -> bytes:
 class Listed:
     """A file's list of listings: the objects from ``first`` to ``last_end`` in ``data``, each two parted by ``sep``.
 
-    ``mark`` is found between two objects and nowhere else (``mark_end``: from where it is found to the end of the
-    object before it): a listing's place is then found by bisection, parsing the objects met (``parse``)."""
+    When ``sep`` is found between two objects and nowhere else (a JSON file's, with its line breaks), a listing's
+    place is found by bisection, parsing the objects met (``parse``)."""
 
     data: bytes
     first: int
     last_end: int
     sep: bytes
-    mark: bytes = b""
-    mark_end: int = 0
     parse: Callable[[bytes], Any] | None = None
 
     def start_from(self, pos: int) -> int | None:
         """The first object's start at or after ``pos`` (None: there is none)."""
         if pos <= self.first:
             return self.first
-        found = self.data.find(self.mark, max(pos - self.mark_end - len(self.sep), 0), self.last_end)
-        return None if found < 0 else found + self.mark_end + len(self.sep)
+        found = self.data.find(self.sep, max(pos - len(self.sep), 0), self.last_end)
+        return None if found < 0 else found + len(self.sep)
 
     def end_of(self, start: int) -> int:
-        found = self.data.find(self.mark, start, self.last_end)
-        return self.last_end if found < 0 else found + self.mark_end
+        found = self.data.find(self.sep, start, self.last_end)
+        return self.last_end if found < 0 else found
 
     def object_at(self, start: int) -> Any:
         assert self.parse is not None
@@ -188,7 +186,7 @@ def listings_listed(data: bytes) -> Listed:
     """``listings.json`` (``json_bytes`` of a list of listings)."""
     if not (data.startswith(OPENS) and data.endswith(CLOSES)) or len(data) <= len(OPENS) + len(CLOSES):
         raise NotPatched("listings.json is not written as expected")
-    return Listed(data, len(OPENS), len(data) - len(CLOSES), BETWEEN, BETWEEN, 0, _listing_of)
+    return Listed(data, len(OPENS), len(data) - len(CLOSES), BETWEEN, _listing_of)
 
 
 def location_opening(head: Mapping[str, object], count: int) -> bytes:
@@ -203,7 +201,7 @@ def location_listed(data: bytes, head: Mapping[str, object], count: int) -> List
     if count < 1 or not (data.startswith(opening) and data.endswith(LOCATION_CLOSES)):
         raise NotPatched(f"locations/{head['code']}.json is not written as expected")
     between = export.DEEPER_BETWEEN
-    return Listed(data, len(opening), len(data) - len(LOCATION_CLOSES), between, between, 0, _listing_of)
+    return Listed(data, len(opening), len(data) - len(LOCATION_CLOSES), between, _listing_of)
 
 
 def found_once(data: bytes, text: bytes, start: int, end: int) -> int:
