@@ -175,30 +175,119 @@ def test_the_raw_rows_a_run_keeps_for_its_reports_give_the_reports_every_row_giv
 
 
 def test_the_curator_reports_are_written_while_entity_resolution_runs(prefect_harness, fixture_sources, tmp_path, monkeypatch):
-    """The reports (Python, one core) are written in a thread beside ``build_core`` (DuckDB), not before it: a
-    report waits here for entity resolution to start.  Written one after the other, it would wait in vain."""
+    """The reports (Python, one core) are written in a thread beside the warehouse's commit of the sources and
+    ``build_core`` (DuckDB), not before them: a report begins before the load has ended, then waits here for entity
+    resolution to start.  Written one after the other, it would wait in vain."""
     import threading
 
     import flows.curate_run as cr
 
-    core_started, seen = threading.Event(), []
-    build_core, write_reports = cr.build_core.fn, cr.report.write_reports
+    core_started, loaded, seen = threading.Event(), threading.Event(), []
+    build_core, load_warehouse, write_reports = cr.build_core.fn, cr.load_warehouse.fn, cr.report.write_reports
 
     def core(*args, **kwargs):
         core_started.set()
         return build_core(*args, **kwargs)
 
+    def load(*args, **kwargs):
+        try:
+            return load_warehouse(*args, **kwargs)
+        finally:
+            loaded.set()
+
     def reports(*args, **kwargs):
-        seen.append(core_started.wait(timeout=20))
+        seen.append((loaded.is_set(), core_started.wait(timeout=20)))
         return write_reports(*args, **kwargs)
 
     monkeypatch.setattr(cr.build_core, "fn", core)
+    monkeypatch.setattr(cr.load_warehouse, "fn", load)
     monkeypatch.setattr(cr.report, "write_reports", reports)
     settings = settings_for(tmp_path, fixture_sources)
     summary = run(settings, NOW)
-    assert seen == [True, True]  # (both fixture sources' reports, each written once core had started)
+    # both fixture sources' reports, the first begun before the load had ended, both once entity resolution had begun
+    assert len(seen) == 2 and seen[0] == (False, True) and seen[1][1]
     assert summary.release_id is not None
     assert "a5,Broken Row" in (settings.reports_dir / "alpha_lines.rejected.csv").read_text(encoding="utf-8")
+
+
+def test_each_source_is_loaded_while_the_next_ones_are_checked(prefect_harness, fixture_sources, tmp_path, monkeypatch):
+    """``load_warehouse`` stages a source's rows once ``STAGED_AT_ONCE`` rows wait (here, every source), while the
+    next sources are checked: beta_lines' check waits here until alpha_lines' rows are staged.  Loaded once every
+    check had ended, it would wait in vain."""
+    import threading
+
+    import flows.curate_run as cr
+    from curate import warehouse as wh
+
+    alpha_staged, waited, staged = threading.Event(), [], []
+    ingest, replace_staged_many = cr.ingest, wh.replace_staged_many
+
+    def checked(source, *args, **kwargs):
+        if source.source_id == "beta_lines":
+            waited.append(alpha_staged.wait(timeout=20))
+        return ingest(source, *args, **kwargs)
+
+    def staging(con, sources):
+        staged.append([s.source_id for s in sources])
+        got = replace_staged_many(con, sources)
+        if any(s.source_id == "alpha_lines" for s in sources):
+            alpha_staged.set()
+        return got
+
+    monkeypatch.setattr(cr, "ingest", checked)
+    monkeypatch.setattr(wh, "replace_staged_many", staging)
+    monkeypatch.setattr(wh, "STAGED_AT_ONCE", 1)
+    summary = run(settings_for(tmp_path, fixture_sources), NOW)
+    assert waited == [True] and staged == [["alpha_lines"], ["beta_lines"]]
+    assert summary.release_id is not None and (summary.rows_accepted, summary.listings) == (9, 7)  # (as in one go)
+
+
+def test_a_source_whose_check_fails_leaves_the_warehouse_as_it_was(first_run, monkeypatch):
+    """The sources are loaded in one transaction as their checks end: when a later source's check raises (a bug), the
+    run fails and the warehouse keeps the last run's rows, reads and problems of the sources loaded before it (the
+    next run parses them again); kept are the versions read, as every version is, and the run, shown as failed."""
+    import duckdb
+
+    import flows.curate_run as cr
+    from curate import status
+
+    settings, _ = first_run
+    tables = ("stg_listings", "source_reads", "problems", '"raw_alpha_lines"')
+
+    def contents() -> dict[str, list[tuple]]:
+        con = duckdb.connect(str(settings.warehouse_file), read_only=True)
+        try:
+            return {t: sorted(map(repr, con.execute(f"SELECT * FROM {t}").fetchall())) for t in tables}  # type: ignore[arg-type]
+        finally:
+            con.close()
+
+    before = contents()
+    alpha = settings.sources_dir / "alpha_lines.csv"
+    alpha.write_bytes(alpha.read_bytes().replace(b"Fjord Night Chat", b"Fjord Evening Chat"))
+    (settings.sources_dir / "beta_lines.tsv").write_bytes((settings.sources_dir / "beta_lines.tsv").read_bytes() + b"\n")
+    whole = cr.ingest
+
+    def ingest(source, *args, **kwargs):
+        if source.source_id == "beta_lines":
+            raise RuntimeError("a bug in checking beta_lines")
+        return whole(source, *args, **kwargs)
+
+    monkeypatch.setattr(cr, "ingest", ingest)
+    monkeypatch.setattr(cr.ingest_source, "retries", 0)
+    with pytest.raises(RuntimeError, match="a bug in checking beta_lines"):
+        run(settings, LATER)
+    assert contents() == before  # (alpha_lines was staged, then rolled back)
+    con = duckdb.connect(str(settings.warehouse_file), read_only=True)
+    try:
+        kept = {r[0] for r in con.execute("SELECT sha256 FROM source_files").fetchall()}
+    finally:
+        con.close()
+    assert hashlib.sha256(alpha.read_bytes()).hexdigest() in kept  # the new version is kept all the same
+    assert [r.outcome for r in status.last_runs(settings.warehouse_file, 5, running=False)[0]] == ["failed (did not finish)", "published"]
+    monkeypatch.setattr(cr, "ingest", whole)
+    again = run(settings, LATER + dt.timedelta(hours=1))
+    assert {x["source"] for x in again.sources if not x["unchanged"]} == {"alpha_lines", "beta_lines"}
+    assert "Fjord Evening Chat" in {x["name"] for x in load(settings.exports_dir / "current" / "listings.json")}
 
 
 def test_unchanged_input_gives_byte_identical_release(first_run):
