@@ -158,13 +158,13 @@ def iter_preview_files(
     yield "index.html", index_html(index)
     for name in ASSETS:
         yield f"preview/{name}", _asset(name)
-    shown: dict[int, str] = {}
-    for code, chosen in listings_by_code.items():
-        if code not in kept:
-            for x in chosen:
-                if id(x) not in shown:
-                    shown[id(x)] = _shown_json(x)
+    shown: dict[int, str] = {}  # each listing's, made once, when the first script it is in is (not all before the
+    # first script: at 534k listings, 3 s in which the caller gave nothing, ``publish``'s HSDS check waiting)
     for code, chosen in listings_by_code.items():
         rel = script_path(code)
         data = take(rel) if take is not None and code in kept else None
+        if data is None:
+            for x in chosen:
+                if id(x) not in shown:
+                    shown[id(x)] = _shown_json(x)
         yield rel, data if data is not None else location_script(code, chosen, shown)

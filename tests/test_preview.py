@@ -256,3 +256,23 @@ def test_the_preview_records_held_take_about_their_length():
     length = sum(map(len, held))
     assert length > 2000 * 250
     assert grown < length + 2000 * 120, (grown, length)  # (an object's header and the list's slot)
+
+
+def test_each_script_is_given_once_its_own_records_are_made(monkeypatch):
+    """A location's script is given as soon as its listings' records are made, each record once for every script it
+    is in: ``publish`` gives the HSDS package between two scripts, and its check then starts that much sooner."""
+    made: list[str] = []
+    shown_json = preview._shown_json
+    monkeypatch.setattr(preview, "_shown_json", lambda x: made.append(str(x["id"])) or shown_json(x))
+    world = listing("4", "World Forum", ["WW"], kind="forum")
+    norway, sweden = listing("1", "Fjord Helpline", ["NO"]), listing("5", "Lake Line", ["SE"])
+    by_code = {"WW": [world], "NO": [world, norway], "SE": [world, sweden]}
+    index = [{"code": c, "name": c, "type": "country", "parent": None, "count": len(x)} for c, x in by_code.items()]
+    given: dict[str, list[str]] = {}
+    for rel, data in preview.iter_preview_files(index, by_code):
+        given[rel] = list(made)
+    assert given["preview/data/WW.js"] == [str(world["id"])]
+    assert given["preview/data/NO.js"] == [str(world["id"]), str(norway["id"])]
+    assert made == [str(x["id"]) for x in (world, norway, sweden)]  # (each once)
+    scripts = {rel: data for rel, data in preview.iter_preview_files(index, by_code) if rel.startswith("preview/data/")}
+    assert scripts["preview/data/SE.js"] == preview.location_script("SE", by_code["SE"])
