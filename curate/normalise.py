@@ -27,6 +27,11 @@ from phonenumbers import shortnumberinfo
 from schemas import vocabularies
 from schemas.fields import LIST_SEPARATOR
 
+# phonenumbers compiles its metadata's patterns on each use (``re.compile``, whose cache is found by a lookup that
+# costs more than a match): kept compiled once instead, a source's checks took 8% less (11 files of 10k rows, five
+# times each way: 3.39-3.72 s against 3.58-4.35 s), most of it in parsing and typing phone numbers
+phonenumbers.enable_pattern_cache()
+
 TAG = re.compile(r"</?[a-zA-Z!][^<>]*>")
 #: A character reference.  A named one without ``;`` counts only when no letter, digit or ``=`` follows (the HTML
 #: rule for attribute values), so that query strings such as ``?lang=en&region=NO`` keep their ``&region``.

@@ -473,3 +473,17 @@ def test_shorten(value, max_length, expected):
     assert out == expected
     assert out is None or len(out) <= max_length
     assert n.shorten(out, max_length) == out  # idempotent
+
+
+def test_phone_metadata_patterns_are_compiled_once():
+    """phonenumbers' pattern cache is on once numbers are normalised here (in worker processes too, which import this
+    module): a metadata pattern is the same compiled object after more patterns than ``re`` keeps have been compiled."""
+    import re
+
+    from phonenumbers import re_util
+
+    pattern = re_util.re_compile("(?:9[0-8]\\\\d|7[1-9])\\\\d{5}")
+    for i in range(re._MAXCACHE + 10):
+        re_util.re_compile(f"(?:{i})\\\\d{{3}}")
+    assert re_util.re_compile("(?:9[0-8]\\\\d|7[1-9])\\\\d{5}") is pattern
+    assert n.phone("22 40 00 40", "NO") == "+4722400040"  # (and numbers are what they were)

@@ -269,7 +269,7 @@ def test_each_script_is_given_once_its_own_records_are_made(monkeypatch):
     by_code = {"WW": [world], "NO": [world, norway], "SE": [world, sweden]}
     index = [{"code": c, "name": c, "type": "country", "parent": None, "count": len(x)} for c, x in by_code.items()]
     given: dict[str, list[str]] = {}
-    for rel, data in preview.iter_preview_files(index, by_code):
+    for rel, _ in preview.iter_preview_files(index, by_code):
         given[rel] = list(made)
     assert given["preview/data/WW.js"] == [str(world["id"])]
     assert given["preview/data/NO.js"] == [str(world["id"]), str(norway["id"])]
