@@ -511,11 +511,14 @@ def csv_records(listings: list[Listing]) -> list[bytes]:
 @dataclass(frozen=True)
 class Writers:
     """What writes the files of a release that take every listing of theirs apart: the location CSV files' records
-    (the header and those of the listings given) and ``listings.parquet``.  The pure ones by default;
-    ``warehouse_writers`` has DuckDB write the same bytes from the table the listings were read from."""
+    (the header and those of the listings given), ``listings.parquet`` and the HSDS package's parts (``hsds``:
+    ``hsds.part_bodies`` of each piece of listings wanted, by its number; None: built by it, in worker processes when
+    there are).  The pure ones by default; ``warehouse_writers`` has DuckDB write the same bytes from the table the
+    listings were read from."""
 
     records: Callable[[list[Listing]], list[bytes]] = csv_records
     parquet: Callable[[list[Listing]], bytes] = parquet_bytes
+    hsds: Callable[[list[list[Listing]], list[int], dict[str, str]], dict[int, hsds.Part]] | None = None
 
 
 def _cell_text_sql(name: str) -> str:
@@ -561,9 +564,16 @@ def warehouse_writers(con: duckdb.DuckDBPyConnection, table: str = "out_listings
     """``Writers`` for listings as ``public_listings`` read them from ``table``, written by DuckDB from the table (in
     parallel, and without a Python object per cell): the CSV records in a third of the time (2.7 s against 6.9-8.8 s
     for 535k listings), ``listings.parquet`` from the table's Arrow columns in half the time (1.7-3.0 s against
-    3.4-4.4 s).  Each gives the bytes the pure writer gives (property tests hold them to each other); listings that
-    are not the table's are written by the pure one."""
-    return Writers(functools.partial(_warehouse_records, con, table), functools.partial(_warehouse_parquet, con, table))
+    3.4-4.4 s), the HSDS package's parts in a third of the CPU time (``hsds_sql``: 8.5 s against about 25 s).  Each
+    gives the bytes the pure writer gives (property tests hold them to each other); listings that are not the table's
+    are written by the pure one."""
+    from curate import hsds_sql  # (which reads this module's SQL of cells)
+
+    return Writers(
+        functools.partial(_warehouse_records, con, table),
+        functools.partial(_warehouse_parquet, con, table),
+        functools.partial(hsds_sql.warehouse_parts, con, table),
+    )
 
 
 #: the order of ``public_listings`` (kind, name, id, as Python's ``str`` sorts them), as SQL
@@ -900,12 +910,12 @@ def iter_release_files(
     """``release_files`` one file at a time (``publish`` writes each as it comes: a big release is never all in memory).
 
     ``pool``: worker processes (``table_check.workers``); the HSDS package's rows are then built in parts
-    (``hsds_pieces``), in them, while this process builds the rest.  ``changes``: ``changes_between(previous, listings)`` when
-    already made (``previous`` is then not needed).  ``reuse``: the previous release's files of the locations whose
-    listings did not change, taken as they are instead of built again (the same bytes).  ``listings_json``: the
-    bytes ``json_bytes(listings)`` gives, when already made.  ``hsds_made``: filled with what a rerun needs to take
-    this release's HSDS parts (``hsds_record``).  ``writers``: what writes the location CSV files' records and
-    ``listings.parquet``."""
+    (``hsds_pieces``), in them (by DuckDB when ``writers`` has it build them), while this process builds the rest.
+    ``changes``: ``changes_between(previous, listings)`` when already made (``previous`` is then not needed).
+    ``reuse``: the previous release's files of the locations whose listings did not change, taken as they are instead
+    of built again (the same bytes).  ``listings_json``: the bytes ``json_bytes(listings)`` gives, when already made.
+    ``hsds_made``: filled with what a rerun needs to take this release's HSDS parts (``hsds_record``).  ``writers``:
+    what writes the location CSV files' records, ``listings.parquet`` and the HSDS parts."""
     sources = sources or []
     locations = locations_of(listings)
     names = {loc.code: loc.name for loc in locations}
@@ -920,27 +930,29 @@ def iter_release_files(
     # few parts are built here (``_hsds_files``), sooner than a worker starts
     sent = todo if len(todo) > PARTS_BUILT_HERE else []
     building: dict[int, Future[hsds.Part] | None] = dict.fromkeys(todo)
-    building.update(
-        zip(
-            sent,
-            table_check.submitted_in_turn(pool, hsds.part_bodies_of_json, [functools.partial(_part_args, pieces[i], names) for i in sent]),
-            strict=True,
-        )
-    )
-    # the HSDS package is given as soon as the workers have built its parts, between two of the other files: its check
-    # can then start in a worker beside the rest of the build (``publish``), not after it
+    by_duckdb = bool(sent) and writers.hsds is not None
+    if sent and writers.hsds is not None:  # (in a thread of its own, beside the rest of the build)
+        building.update(_built_beside(functools.partial(writers.hsds, pieces, sent, names), sent))
+    else:
+        args: list[Callable[[], tuple[Any, ...]]] = [functools.partial(_part_args, pieces[i], names) for i in sent]
+        building.update(zip(sent, table_check.submitted_in_turn(pool, hsds.part_bodies_of_json, args), strict=True))
+    elsewhere = pool is not None or by_duckdb  # (else each is built when needed, here)
+    # the HSDS package is given as soon as its parts are built, between two of the other files: its check can then
+    # start in a worker beside the rest of the build (``publish``), not after it
     known = reuse.hsds_sha256 if reuse is not None else {}
     hsds_files = _hsds_files(pieces, keys, ready, building, names, licences, sources, hsds_made, known)
 
-    def hsds_if_built() -> Iterator[tuple[str, bytes]]:
-        if pool is not None and all(f is None or f.done() for f in building.values()):
+    def hsds_if_built(held: bool = True) -> Iterator[tuple[str, bytes]]:
+        # held: the location files' records and texts are held; DuckDB's parts, all built 10 s in at 534k listings,
+        # are not joined into the package's tables beside them (the release's peak was then 0.5 GB higher)
+        if elsewhere and not (held and by_duckdb) and all(f is None or f.done() for f in building.values()):
             yield from hsds_files  # (nothing, once given)
 
     yield "listings.json", listings_json
-    yield from hsds_if_built()  # (before ``listings.parquet``, which may still be being built: the package's check,
-    # the longest, then starts in a worker that much sooner)
+    yield from hsds_if_built(held=False)  # (before ``listings.parquet``, which may still be being built: the
+    # package's check, the longest, then starts in a worker that much sooner)
     yield "listings.parquet", writers.parquet(listings)
-    yield from hsds_if_built()
+    yield from hsds_if_built(held=False)
     yield "changes.json", json_bytes(changes if changes is not None else changes_between(previous, listings))
     index = []
     places = places_by_location(listings, locations)
@@ -979,13 +991,14 @@ def iter_release_files(
         index.append({**head, "count": len(chosen), **paths})
         yield from hsds_if_built()
     del records, record_at, rows, texts
+    yield from hsds_if_built(held=False)
     yield "index.json", json_bytes({"schema_version": SCHEMA_VERSION, "locations": index})
     yield "schema/listing.schema.json", json_bytes(to_json_schema())
     yield TABLE_SCHEMA_PATH, json_bytes(to_table_schema())
     yield "datapackage.json", json_bytes(datapackage(sorted(str(x["csv"]) for x in index), sources))
     for item in preview.iter_preview_files(index, chosen_by_code, kept, take):
         yield item
-        yield from hsds_if_built()
+        yield from hsds_if_built(held=False)
     yield from hsds_files
 
 
@@ -1019,6 +1032,25 @@ def _hsds_files(
     del parts
     for rel in list(built):  # each let go of once written
         yield rel, built.pop(rel)
+
+
+def _built_beside(build: Callable[[], dict[int, hsds.Part]], wanted: list[int]) -> dict[int, Future[hsds.Part]]:
+    """``build()`` begun in a thread of its own (DuckDB lets go of the GIL), the future of each part it makes set when
+    it ends; an error is each future's (the caller then builds the parts itself)."""
+    futures: dict[int, Future[hsds.Part]] = {i: Future() for i in wanted}
+
+    def run() -> None:
+        try:
+            parts = build()
+        except Exception as exc:
+            for f in futures.values():
+                f.set_exception(exc)
+            return
+        for i, f in futures.items():
+            f.set_result(parts.pop(i))
+
+    threading.Thread(target=run, name="hsds-parts", daemon=True).start()
+    return futures
 
 
 def _part_args(piece: list[Listing], names: dict[str, str]) -> tuple[object, ...]:
