@@ -520,6 +520,12 @@ class Writers:
     parquet: Callable[[list[Listing]], bytes] = parquet_bytes
     hsds: Callable[[list[list[Listing]], list[int], dict[str, str]], dict[int, hsds.Part]] | None = None
 
+    def close(self) -> None:
+        """Stops, and waits for, what the writers have going on (``warehouse_writers``' HSDS builds)."""
+        close = getattr(self.hsds, "close", None)
+        if close is not None:
+            close()
+
 
 def _cell_text_sql(name: str) -> str:
     """The text ``csv_cell`` makes of a field's value, before its formula guard, as SQL of ``out_listings``' column."""
@@ -566,13 +572,13 @@ def warehouse_writers(con: duckdb.DuckDBPyConnection, table: str = "out_listings
     for 535k listings), ``listings.parquet`` from the table's Arrow columns in half the time (1.7-3.0 s against
     3.4-4.4 s), the HSDS package's parts in a third of the CPU time (``hsds_sql``: 8.5 s against about 25 s).  Each
     gives the bytes the pure writer gives (property tests hold them to each other); listings that are not the table's
-    are written by the pure one."""
+    are written by the pure one.  The caller closes them (``Writers.close``) before the connection."""
     from curate import hsds_sql  # (which reads this module's SQL of cells)
 
     return Writers(
         functools.partial(_warehouse_records, con, table),
         functools.partial(_warehouse_parquet, con, table),
-        functools.partial(hsds_sql.warehouse_parts, con, table),
+        hsds_sql.WarehouseHsds(con, table),
     )
 
 

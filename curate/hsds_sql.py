@@ -3,11 +3,14 @@
 ``warehouse_parts`` gives the bytes ``hsds.part_bodies`` gives of the same listings (a property test holds them to each
 other), from ``warehouse/sql/hsds_rows.sql``: at 534k listings, building the 2.6M rows in Python took about 25 s of
 the worker processes' time (reading each part's listings, making each cell, the ``csv`` module writing them).
+``WarehouseHsds`` is the release's writer of them (``export.warehouse_writers``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import itertools
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -32,11 +35,19 @@ def warehouse_parts(
     ``table`` (on a connection of its own): the listings of the pieces must be the table's, as ``public_listings``
     read them.  Raises ``LookupError`` when a piece's listings are not all found there once, ``ValueError`` when
     one holds what only Python writes (a missing language, topic or audience)."""
-    made: dict[int, hsds.Part] = {}
     with con.cursor() as cur:
-        _inputs(cur, table, names)
-        for batch in _batches(pieces, wanted):
-            made.update(_batch_parts(cur, pieces, batch))
+        return parts_of_ids(cur, table, [[str(x["id"]) for x in piece] for piece in pieces], wanted, names)
+
+
+def parts_of_ids(
+    cur: duckdb.DuckDBPyConnection, table: str, ids: list[list[str]], wanted: list[int], names: dict[str, str]
+) -> dict[int, hsds.Part]:
+    """``warehouse_parts`` of the pieces whose listings' ids are ``ids``, on ``cur`` (a connection of the caller's,
+    which its temporary tables are left on)."""
+    _inputs(cur, table, names)
+    made: dict[int, hsds.Part] = {}
+    for batch in _batches(ids, wanted):
+        made.update(_batch_parts(cur, ids, batch))
     return made
 
 
@@ -45,7 +56,7 @@ def warehouse_parts(
 BATCH_LISTINGS = 128_000
 
 
-def _batches(pieces: list[list[Listing]], wanted: list[int]) -> Iterator[list[int]]:
+def _batches(pieces: list[list[str]], wanted: list[int]) -> Iterator[list[int]]:
     """``wanted`` in batches of consecutive parts holding about ``BATCH_LISTINGS`` listings (one part at least)."""
     batch: list[int] = []
     held = 0
@@ -59,13 +70,13 @@ def _batches(pieces: list[list[Listing]], wanted: list[int]) -> Iterator[list[in
         yield batch
 
 
-def _batch_parts(cur: duckdb.DuckDBPyConnection, pieces: list[list[Listing]], wanted: list[int]) -> dict[int, hsds.Part]:
-    """``warehouse_parts``' parts ``wanted``, on ``cur`` (``_inputs`` made)."""
+def _batch_parts(cur: duckdb.DuckDBPyConnection, pieces: list[list[str]], wanted: list[int]) -> dict[int, hsds.Part]:
+    """``warehouse_parts``' parts ``wanted`` of the pieces of these ids, on ``cur`` (``_inputs`` made)."""
     import pyarrow as pa
 
     sql = sections("hsds_rows")
     starts = list(itertools.accumulate((len(p) for p in pieces), initial=0))
-    ids = [str(x["id"]) for i in wanted for x in pieces[i]]
+    ids = [x for i in wanted for x in pieces[i]]
     order = pa.array([n for i in wanted for n in range(starts[i], starts[i + 1])], pa.int64())
     part = pa.array([i for i in wanted for _ in pieces[i]], pa.int32())
     cur.register("hsds_order", pa.table({"id": pa.array(ids, pa.string()), "ord": order, "part": part}))
@@ -141,3 +152,38 @@ def records_query(cur: duckdb.DuckDBPyConnection, query: str, columns: list[str]
         f"SELECT part, ord, g, k{', ' + keep if keep else ''}{', ' + guarded if guarded else ''} FROM ({query.strip().rstrip(';')}))) "
         f"GROUP BY part"
     )
+
+
+class WarehouseHsds:
+    """``Writers.hsds`` from ``table`` (``warehouse_parts``, each build on a cursor of its own), whose builds ``close``
+    stops and waits for: a release that fails while its parts are built does not close the connection under them."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, table: str) -> None:
+        self.con, self.table = con, table
+        self._cursors: list[duckdb.DuckDBPyConnection] = []  # of the builds going on
+        self._idle = threading.Condition()
+        self._closed = False
+
+    def __call__(self, pieces: list[list[Listing]], wanted: list[int], names: dict[str, str]) -> dict[int, hsds.Part]:
+        with self._idle:
+            if self._closed:
+                raise RuntimeError("the warehouse's connection is closing")
+            cur = self.con.cursor()
+            self._cursors.append(cur)
+        try:
+            return parts_of_ids(cur, self.table, [[str(x["id"]) for x in piece] for piece in pieces], wanted, names)
+        finally:
+            with self._idle:
+                self._cursors.remove(cur)
+                cur.close()
+                self._idle.notify_all()
+
+    def close(self) -> None:
+        """Stops the builds going on (their callers get an error) and waits for them to end."""
+        with self._idle:
+            self._closed = True
+            while self._cursors:  # (each statement of a build interrupted, until it ends)
+                for cur in self._cursors:
+                    with contextlib.suppress(duckdb.Error):
+                        cur.interrupt()
+                self._idle.wait(0.05)

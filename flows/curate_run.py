@@ -337,6 +337,7 @@ def export_release(settings: Settings, now: dt.datetime, run_id: str, sources: l
     """Publish ``out_listings`` as a release and switch ``exports/current`` to it; a mass removal is held instead."""
     options = {s.source_id: s.options for s in sources}
     con = wh.connect(settings.warehouse_file, settings.duckdb_memory)
+    writers = export.warehouse_writers(con)  # (of the table ``listings`` are read from)
     try:
         compared = export.compared_in_warehouse(con, settings.exports_dir)  # (None: the release before is read instead)
         used = sorted(str(r[0]) for r in wh.run(con, "SELECT DISTINCT source_id FROM stg_listings"))
@@ -368,7 +369,7 @@ def export_release(settings: Settings, now: dt.datetime, run_id: str, sources: l
                     guard,
                     checkpoint,
                     let_go_of_listings=True,  # (not used here after)
-                    writers=export.warehouse_writers(con),  # (from the table ``listings`` were read from)
+                    writers=writers,
                     compared=compared,
                 )
         except export.ReleaseHeld as held:
@@ -389,6 +390,7 @@ def export_release(settings: Settings, now: dt.datetime, run_id: str, sources: l
             get_run_logger().info("%d locations' files taken unchanged from release %s", len(release.locations_taken), release.previous)
         return release
     finally:
+        writers.close()  # (its builds, stopped, not going on as the connection closes)
         con.close()
 
 

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import threading
+import time
 
+import duckdb
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -143,3 +146,42 @@ def test_a_release_has_duckdb_write_its_hsds_parts_and_python_those_it_refuses(o
 
     got = {rel: data for rel, data in export.iter_release_files(listings, writers=export.Writers(hsds=failing)) if rel.startswith("hsds/")}
     assert built[-1] == "failed" and got == pure
+
+
+def test_closing_the_writers_stops_and_waits_for_their_hsds_builds(out, monkeypatch):
+    """``Writers.close`` stops the HSDS build going on (its caller gets an error, and builds the parts in Python) and
+    returns once it has ended: the connection can then be closed; a build asked for after it is refused."""
+    con = out
+    listings = _filled(con, [{"name": f"S{n}", "kind": "chat", "topics": ["grief"]} for n in range(300)])
+    writers = export.warehouse_writers(con)
+    started, ended, real = threading.Event(), [], hsds_sql.parts_of_ids
+
+    def slow(cur, *a):
+        cur.execute("CREATE TEMP MACRO slow() AS TABLE SELECT max(hash(i)) FROM range(20000000000) t(i)")
+        started.set()
+        try:
+            cur.execute("SELECT * FROM slow()").fetchall()  # (about a minute, unless interrupted)
+        except duckdb.Error as exc:
+            ended.append(type(exc).__name__)
+            raise
+        return real(cur, *a)
+
+    monkeypatch.setattr(hsds_sql, "parts_of_ids", slow)
+    raised = []
+
+    def build():
+        try:
+            writers.hsds([listings], [0], {})  # type: ignore[misc]
+        except duckdb.Error as exc:
+            raised.append(exc)
+
+    building = threading.Thread(target=build)
+    building.start()
+    assert started.wait(30)
+    t = time.perf_counter()
+    writers.close()
+    assert time.perf_counter() - t < 20 and ended == ["InterruptException"]
+    building.join()
+    assert len(raised) == 1 and not writers.hsds._cursors  # type: ignore[union-attr]
+    with pytest.raises(RuntimeError):
+        writers.hsds([listings], [0], {})  # type: ignore[misc]
