@@ -809,6 +809,13 @@ def checked_apart(
     return problems
 
 
+def locations_checked_apart(
+    descriptor: Path, label: str, unchanged: frozenset[str], previous: Path | None, previous_sha256: dict[str, str] | None
+) -> list[str]:
+    """``checked_apart`` of a release's own package (its location files), told apart from its HSDS package's."""
+    return checked_apart(descriptor, label, unchanged, previous, previous_sha256)
+
+
 def _previous_records(previous: Path, rel: str, sha256: dict[str, str]) -> list[Record] | None:
     """The records (header first) of a file of the verified release, if it is still the file that was verified."""
     try:

@@ -7,6 +7,7 @@ import functools
 import io
 import json
 import shutil
+import threading
 from concurrent.futures import Future
 from pathlib import Path
 from unittest import mock
@@ -254,16 +255,46 @@ def test_with_workers_the_hsds_package_is_checked_in_one_and_what_it_finds_is_re
     assert there == here
 
 
-class _Inline:
-    """A pool that runs what it is given at once, here, and keeps what it was given and when."""
+def test_the_location_files_go_to_a_worker_once_the_hsds_check_has_ended(release: Path, tmp_path: Path) -> None:
+    """With worker processes, the location files are checked by one of them when the HSDS package's check has ended
+    by the time the listings are (its worker's memory let go of), and what it finds is reported; while that check
+    goes on, they are checked here, after the listings are let go of. The problems are those found without workers."""
+    folder = tmp_path / "release"
+    shutil.copytree(release, folder)
+    for path, mutate, _ in (MUTATIONS[0], MUTATIONS[7]):  # a location file and an HSDS file broken
+        (folder / path).chmod(0o644)
+        _write(folder / path, mutate(_rows(folder / path)))
+    here = export.validate_against_schemas(folder)
+    in_hsds = table_check.check_package(folder / "hsds" / "datapackage.json", "hsds/")
+    assert any(p.startswith("locations/SE.csv") for p in here) and in_hsds and set(in_hsds) < set(here)
+    ended: Future = Future()
+    ended.set_result(in_hsds)
+    events: list[str] = []
+    assert export.validate_against_schemas(folder, pool=_Inline(events), hsds_check=ended) == here
+    assert events == ["submit locations_checked_apart"]
+    events.clear()
+    planted = ["locations/SE.csv: row 2: planted by the test"]
+    answering = _Inline(events, {"locations_checked_apart": planted})
+    assert export.validate_against_schemas(folder, pool=answering, hsds_check=ended) == planted + in_hsds
+    going_on: Future = Future()
+    threading.Timer(0.3, going_on.set_result, [in_hsds]).start()
+    steps: list[str] = []
+    events.clear()
+    assert export.validate_against_schemas(folder, pool=_Inline(events), hsds_check=going_on, let_go=lambda: steps.append("let go")) == here
+    assert events == [] and steps == ["let go"]
 
-    def __init__(self, events: list[str], answer: list[str] | None = None) -> None:
-        self.events, self.answer = events, answer
+
+class _Inline:
+    """A pool that runs what it is given at once, here, and keeps what it was given and when (``answers``: what a
+    function given answers instead, by its name)."""
+
+    def __init__(self, events: list[str], answers: dict[str, list[str]] | None = None) -> None:
+        self.events, self.answers = events, answers or {}
 
     def submit(self, fn, *args):
         self.events.append(f"submit {fn.__name__}")
         future: Future = Future()
-        future.set_result(self.answer if self.answer is not None else fn(*args))
+        future.set_result(self.answers[fn.__name__] if fn.__name__ in self.answers else fn(*args))
         return future
 
 
@@ -285,7 +316,7 @@ def test_verify_starts_the_hsds_check_before_reading_the_files_and_reports_what_
     assert events.count("read") == len(man["files"])
     events.clear()
     planted = ["hsds/phones.csv: row 2: planted by the test"]
-    assert export.verify(folder, man, pool=_Inline(events, planted)) == planted  # its answer is what is reported
+    assert export.verify(folder, man, pool=_Inline(events, {"checked_apart": planted})) == planted  # its answer is reported
     events.clear()
     (folder / "listings.json").chmod(0o644)
     (folder / "listings.json").write_bytes(b"[]")
