@@ -207,15 +207,21 @@ def test_worker_processes_find_what_this_process_finds(release: Path, tmp_path: 
     assert there == here and len(here) >= 5
 
 
+def _two_files_broken(release: Path, tmp_path: Path) -> Path:
+    """A copy of the release with a location file and an HSDS file broken."""
+    folder = tmp_path / "release"
+    shutil.copytree(release, folder)
+    for path, mutate, _ in (MUTATIONS[0], MUTATIONS[7]):
+        (folder / path).chmod(0o644)
+        _write(folder / path, mutate(_rows(folder / path)))
+    return folder
+
+
 def test_with_workers_the_hsds_package_is_checked_in_one_and_what_it_finds_is_reported(release: Path, tmp_path: Path, monkeypatch) -> None:
     """A release's checks with worker processes give the HSDS package to one of them, and this process checks the
     location files beside it, once the listings are let go of (``let_go``), before it waits for the worker: the
     problems are those found without workers, in the same order."""
-    folder = tmp_path / "release"
-    shutil.copytree(release, folder)
-    for path, mutate, _ in (MUTATIONS[0], MUTATIONS[7]):  # a location file and an HSDS file broken
-        (folder / path).chmod(0o644)
-        _write(folder / path, mutate(_rows(folder / path)))
+    folder = _two_files_broken(release, tmp_path)
     here = export.validate_against_schemas(folder)
     steps: list[str] = []
 
@@ -259,11 +265,7 @@ def test_the_location_files_go_to_a_worker_once_the_hsds_check_has_ended(release
     """With worker processes, the location files are checked by one of them when the HSDS package's check has ended
     by the time the listings are (its worker's memory let go of), and what it finds is reported; while that check
     goes on, they are checked here, after the listings are let go of. The problems are those found without workers."""
-    folder = tmp_path / "release"
-    shutil.copytree(release, folder)
-    for path, mutate, _ in (MUTATIONS[0], MUTATIONS[7]):  # a location file and an HSDS file broken
-        (folder / path).chmod(0o644)
-        _write(folder / path, mutate(_rows(folder / path)))
+    folder = _two_files_broken(release, tmp_path)
     here = export.validate_against_schemas(folder)
     in_hsds = table_check.check_package(folder / "hsds" / "datapackage.json", "hsds/")
     assert any(p.startswith("locations/SE.csv") for p in here) and in_hsds and set(in_hsds) < set(here)
