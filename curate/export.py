@@ -1048,12 +1048,18 @@ def _built_beside(build: Callable[[], dict[int, hsds.Part]], wanted: list[int]) 
     def run() -> None:
         try:
             parts = build()
-        except Exception as exc:
+        except BaseException as exc:  # (no future is left waiting)
             for f in futures.values():
                 f.set_exception(exc)
+            if not isinstance(exc, Exception):
+                raise
             return
         for i, f in futures.items():
-            f.set_result(parts.pop(i))
+            part = parts.pop(i, None)
+            if part is None:
+                f.set_exception(LookupError(f"HSDS part {i} was not built"))
+            else:
+                f.set_result(part)
 
     threading.Thread(target=run, name="hsds-parts", daemon=True).start()
     return futures
