@@ -555,15 +555,22 @@ def csv_records_sql(table: str = "out_listings") -> str:
     quote or a line break); the record ends with CRLF."""
     n = range(len(LISTING_FIELDS))
     texts = ", ".join(f"{_cell_text_sql(name)} AS t{i}" for i, name in zip(n, LISTING_FIELDS, strict=True))
-    guarded = ", ".join(
-        f"CASE WHEN regexp_matches(t{i}, '^{FORMULA_CLASS}') AND NOT regexp_full_match(t{i}, '\\+[0-9]+') "
-        f"THEN '''' || t{i} ELSE coalesce(t{i}, '') END AS g{i}"
-        for i in n
-    )
-    quoted = " || ',' || ".join(
-        f"""CASE WHEN regexp_matches(g{i}, '[,"\\r\\n]') THEN '"' || replace(g{i}, '"', '""') || '"' ELSE g{i} END""" for i in n
-    )
+    guarded = ", ".join(f"{guarded_sql(f't{i}')} AS g{i}" for i in n)
+    quoted = " || ',' || ".join(quoted_sql(f"g{i}") for i in n)
     return f"SELECT id, {quoted} || chr(13) || chr(10) AS record FROM (SELECT id, {guarded} FROM (SELECT id, {texts} FROM {table}))"
+
+
+def guarded_sql(column: str) -> str:
+    """SQL of a text column's cell guarded against formulas as ``csv_cell`` guards it (NULL: empty)."""
+    return (
+        f"CASE WHEN regexp_matches({column}, '^{FORMULA_CLASS}') AND NOT regexp_full_match({column}, '\\+[0-9]+') "
+        f"THEN '''' || {column} ELSE coalesce({column}, '') END"
+    )
+
+
+def quoted_sql(column: str) -> str:
+    """SQL of a column's cell (guarded already) quoted as the ``csv`` module's minimal quoting quotes it."""
+    return f"""CASE WHEN regexp_matches({column}, '[,"\\r\\n]') THEN '"' || replace({column}, '"', '""') || '"' ELSE {column} END"""
 
 
 def warehouse_writers(con: duckdb.DuckDBPyConnection, table: str = "out_listings") -> Writers:
@@ -936,13 +943,13 @@ def iter_release_files(
     # few parts are built here (``_hsds_files``), sooner than a worker starts
     sent = todo if len(todo) > PARTS_BUILT_HERE else []
     building: dict[int, Future[hsds.Part] | None] = dict.fromkeys(todo)
-    by_duckdb = bool(sent) and writers.hsds is not None
-    if sent and writers.hsds is not None:  # (in a thread of its own, beside the rest of the build)
-        building.update(_built_beside(functools.partial(writers.hsds, pieces, sent, names), sent))
+    by_duckdb = writers.hsds if sent else None
+    if by_duckdb is not None:  # (in a thread of its own, beside the rest of the build)
+        building.update(_built_beside(functools.partial(by_duckdb, pieces, sent, names), sent))
     else:
         args: list[Callable[[], tuple[Any, ...]]] = [functools.partial(_part_args, pieces[i], names) for i in sent]
         building.update(zip(sent, table_check.submitted_in_turn(pool, hsds.part_bodies_of_json, args), strict=True))
-    elsewhere = pool is not None or by_duckdb  # (else each is built when needed, here)
+    elsewhere = pool is not None or by_duckdb is not None  # (else each is built when needed, here)
     # the HSDS package is given as soon as its parts are built, between two of the other files: its check can then
     # start in a worker beside the rest of the build (``publish``), not after it
     known = reuse.hsds_sha256 if reuse is not None else {}
@@ -951,7 +958,7 @@ def iter_release_files(
     def hsds_if_built(held: bool = True) -> Iterator[tuple[str, bytes]]:
         # held: the location files' records and texts are held; DuckDB's parts, all built 10 s in at 534k listings,
         # are not joined into the package's tables beside them (the release's peak was then 0.5 GB higher)
-        if elsewhere and not (held and by_duckdb) and all(f is None or f.done() for f in building.values()):
+        if elsewhere and not (held and by_duckdb is not None) and all(f is None or f.done() for f in building.values()):
             yield from hsds_files  # (nothing, once given)
 
     yield "listings.json", listings_json

@@ -17,7 +17,7 @@ from typing import Any
 import duckdb
 
 from curate import hsds
-from curate.export import FORMULA_CLASS, _cell_text_sql
+from curate.export import _cell_text_sql, guarded_sql, quoted_sql
 from curate.warehouse import sections
 from schemas import hsds as m
 from schemas import vocabularies as v
@@ -44,10 +44,11 @@ def parts_of_ids(
 ) -> dict[int, hsds.Part]:
     """``warehouse_parts`` of the pieces whose listings' ids are ``ids``, on ``cur`` (a connection of the caller's,
     which its temporary tables are left on)."""
-    _inputs(cur, table, names)
+    sql = sections("hsds_rows")
+    _inputs(cur, table, names, sql)
     made: dict[int, hsds.Part] = {}
     for batch in _batches(ids, wanted):
-        made.update(_batch_parts(cur, ids, batch))
+        made.update(_batch_parts(cur, ids, batch, sql))
     return made
 
 
@@ -70,11 +71,11 @@ def _batches(pieces: list[list[str]], wanted: list[int]) -> Iterator[list[int]]:
         yield batch
 
 
-def _batch_parts(cur: duckdb.DuckDBPyConnection, pieces: list[list[str]], wanted: list[int]) -> dict[int, hsds.Part]:
-    """``warehouse_parts``' parts ``wanted`` of the pieces of these ids, on ``cur`` (``_inputs`` made)."""
+def _batch_parts(cur: duckdb.DuckDBPyConnection, pieces: list[list[str]], wanted: list[int], sql: dict[str, str]) -> dict[int, hsds.Part]:
+    """``warehouse_parts``' parts ``wanted`` of the pieces of these ids, on ``cur`` (``_inputs`` made; ``sql``: the
+    sections of ``hsds_rows.sql``)."""
     import pyarrow as pa
 
-    sql = sections("hsds_rows")
     starts = list(itertools.accumulate((len(p) for p in pieces), initial=0))
     ids = [x for i in wanted for x in pieces[i]]
     order = pa.array([n for i in wanted for n in range(starts[i], starts[i + 1])], pa.int64())
@@ -107,14 +108,14 @@ def _batch_parts(cur: duckdb.DuckDBPyConnection, pieces: list[list[str]], wanted
     return {i: (bodies.pop(i), terms.pop(i)) for i in wanted}
 
 
-def _inputs(cur: duckdb.DuckDBPyConnection, table: str, names: dict[str, str]) -> None:
+def _inputs(cur: duckdb.DuckDBPyConnection, table: str, names: dict[str, str], sql: dict[str, str]) -> None:
     """The tables and the macro ``hsds_rows.sql`` expects, on ``cur``."""
     import pyarrow as pa
 
     texts = ", ".join(f"{_cell_text_sql(name)} AS {name}" for name in ("verified_at", "updated_at"))  # (as ``_iso`` writes them)
     cur.execute(f"CREATE OR REPLACE TEMP VIEW hsds_listings AS SELECT * REPLACE ({texts}) FROM {table}")
     cur.execute(f"CREATE OR REPLACE TEMP MACRO hsds_namespace() AS unhex('{m.NAMESPACE.bytes.hex()}')")
-    for statement in cur.extract_statements(sections("hsds_rows")["macros"]):
+    for statement in cur.extract_statements(sql["macros"]):
         cur.execute(statement)
     cur.register("hsds_places", pa.table({"code": list(names), "name": list(names.values())}))
     costs = {k: term.description for k, term in v.COSTS.items() if k != "unknown"}
@@ -131,17 +132,13 @@ def records_query(cur: duckdb.DuckDBPyConnection, query: str, columns: list[str]
     given = set(cur.sql(query).columns)
     plain = {c for c in given if c == "id" or c.endswith("_id")}
     texts = [c for c in columns if c in given and c not in plain]
-    guarded = ", ".join(
-        f"CASE WHEN regexp_matches(\"{c}\", '^{FORMULA_CLASS}') AND NOT regexp_full_match(\"{c}\", '\\+[0-9]+') "
-        f"THEN '''' || \"{c}\" ELSE coalesce(\"{c}\", '') END AS \"{c}\""
-        for c in texts
-    )
+    guarded = ", ".join(guarded_sql(f'"{c}"') + f' AS "{c}"' for c in texts)
     cells = []
     for c in columns:
         if c in plain:
             cells.append(f"coalesce(\"{c}\", '')")
         elif c in given:
-            cells.append(f"""CASE WHEN regexp_matches("{c}", '[,"\\r\\n]') THEN '"' || replace("{c}", '"', '""') || '"' ELSE "{c}" END""")
+            cells.append(quoted_sql(f'"{c}"'))
         else:
             cells.append("''")
     record = " || ',' || ".join(cells) + " || chr(13) || chr(10)"
